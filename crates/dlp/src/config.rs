@@ -1,0 +1,166 @@
+//! The pipeline YAML: one file, one section per phase crate, checked before any work starts.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use data_ingest::DataConfig;
+use models::ModelConfig;
+use pipeline_core::config::{Issue, KEY_MARK};
+use preprocess::PreprocessConfig;
+use serde::{Deserialize, Serialize};
+use train::TrainConfig;
+
+use crate::locate::KeyIndex;
+
+/// A whole pipeline. Each section is owned and validated by its crate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The pipeline's name: run directories are called `<name>-<timestamp>`.
+    pub name: String,
+    /// The base seed of every random choice (split, initialisation, shuffling, dropout).
+    #[serde(default)]
+    pub seed: u64,
+    /// Where the data comes from (`data-ingest`).
+    pub data: DataConfig,
+    /// Scaling and splitting (`preprocess`).
+    #[serde(default)]
+    pub preprocess: PreprocessConfig,
+    /// The architecture (`models`).
+    pub model: ModelConfig,
+    /// The fit loop (`train`).
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+impl PipelineConfig {
+    fn validate(&self) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        let name_ok = !self.name.is_empty()
+            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !self.name.starts_with('.');
+        if !name_ok {
+            issues.push(Issue::new(
+                "name",
+                format!("must be letters, digits, '-', '_' or '.' (it names run directories), got {:?}", self.name),
+            ));
+        }
+        issues.extend(self.data.validate());
+        issues.extend(self.preprocess.validate());
+        issues.extend(self.model.validate());
+        issues.extend(self.train.validate());
+        issues
+    }
+
+    /// The config as YAML, with every default filled in.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot serialize the config: {e}\n"))
+    }
+}
+
+/// One problem in a config file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+    /// Dotted key path; empty for the document itself.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, col)) = self.position {
+            write!(f, ":{line}:{col}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a config file; displayed one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<Located>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, l) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{l}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads, parses and validates the pipeline config at `path`. Relative data paths are resolved
+/// against the config file's directory, so the returned config means the same from anywhere.
+pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
+    let one = |position, key: &str, message: String| {
+        ConfigError(vec![Located { file: path.into(), position, key: key.into(), message }])
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| one(None, "", format!("cannot read the config: {e}")))?;
+    let index = KeyIndex::new(&text);
+    let de = serde_yaml::Deserializer::from_str(&text);
+    let mut config: PipelineConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut key = e.path().to_string();
+        if key == "." || key == "?" {
+            key.clear();
+        }
+        let inner = e.into_inner();
+        let mut message = inner.to_string();
+        // serde_yaml appends " at line L column C" and may prefix a path of its own; the key
+        // and position are reported in our own format instead.
+        if let Some(cut) = message.rfind(" at line ") {
+            message.truncate(cut);
+        }
+        // A tagged section (`model:`, `train.optimizer:`, …) marks the key inside it.
+        if let Some((inner_key, rest)) = message.split_once(KEY_MARK).and_then(|(_, r)| r.split_once(KEY_MARK)) {
+            key = match (key.is_empty(), inner_key.starts_with('[')) {
+                (true, _) => inner_key.to_string(),
+                (false, true) => format!("{key}{inner_key}"),
+                (false, false) => format!("{key}.{inner_key}"),
+            };
+            message = rest.trim_start().to_string();
+        } else if let Some((prefix, rest)) = message.split_once(": ")
+            && !prefix.contains(' ')
+            && (key.is_empty()
+                || prefix == key
+                || prefix.starts_with(&format!("{key}."))
+                || key.starts_with(&format!("{prefix}.")))
+        {
+            // serde_yaml's own path: keep the more precise of the two.
+            if prefix.len() > key.len() {
+                key = prefix.to_string();
+            }
+            message = rest.to_string();
+        }
+        let position = match index.find(&key) {
+            Some(p) if !key.is_empty() => Some(p),
+            _ => inner.location().map(|l| (l.line(), l.column() + 1)),
+        };
+        one(position, &key, message)
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = std::path::absolute(&base).unwrap_or(base);
+    config.data.resolve_paths(&base);
+    let issues = config.validate();
+    if !issues.is_empty() {
+        return Err(ConfigError(
+            issues
+                .into_iter()
+                .map(|i| Located { file: path.into(), position: index.find(&i.key), key: i.key, message: i.message })
+                .collect(),
+        ));
+    }
+    Ok(config)
+}

@@ -1,0 +1,131 @@
+//! The `dlp` command-line interface: one binary that parses the pipeline YAML into each phase
+//! crate's config, wires the phases together, and prints what a person needs to see.
+//!
+//! - `dlp run <config.yaml>`: ingest → preprocess → train → evaluate → bundle, into a new run
+//!   directory ([`pipeline`]);
+//! - `dlp check <config.yaml>`: validate a config without running it;
+//! - `dlp predict <bundle> --input <file> --output <file.csv>`: batch prediction with a bundle.
+//!
+//! Config problems are reported one per line as `file:line:column: key: message`, with exit
+//! code 2; other failures as one `error:` line (the cause chain joined by `: `) with exit code
+//! 1. Nothing a user types makes it panic.
+//!
+//! What it must not do: hold pipeline logic. It only parses, wires and prints; the library is
+//! split so the end-to-end tests can run the same `main`.
+
+pub mod config;
+mod locate;
+pub mod pipeline;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::ConfigError;
+
+/// Deep learning pipelines from one YAML file: ingest, preprocess, train, evaluate, serve.
+#[derive(Debug, Parser)]
+#[command(name = "dlp", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline end to end into a new run directory.
+    Run {
+        /// The pipeline config (YAML).
+        config: PathBuf,
+        /// Where run directories are created.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+    },
+    /// Check a pipeline config without running it.
+    Check {
+        /// The pipeline config (YAML).
+        config: PathBuf,
+    },
+    /// Predict with a model bundle, writing one CSV row per input record.
+    Predict {
+        /// The bundle directory (`<run>/bundle`).
+        bundle: PathBuf,
+        /// Records to predict: IDX (gzip or plain) or CSV of feature columns.
+        #[arg(long)]
+        input: PathBuf,
+        /// The CSV file to write.
+        #[arg(long)]
+        output: PathBuf,
+        /// The input format; guessed from the file name when absent (`.csv` → CSV, else IDX).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Idx,
+    Csv,
+}
+
+/// Runs the CLI with the process arguments; the binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut err = std::io::stderr().lock();
+            if let Some(c) = e.downcast_ref::<ConfigError>() {
+                for line in &c.0 {
+                    let _ = writeln!(err, "error: {line}");
+                }
+                ExitCode::from(2)
+            } else {
+                let _ = writeln!(err, "error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Run { config: path, runs_dir } => {
+            let config = config::load(&path)?;
+            let summary = pipeline::run(&path, &config, &pipeline::RunOptions { runs_dir })?;
+            writeln!(out, "run directory: {}", summary.run_dir.display())?;
+            writeln!(
+                out,
+                "test accuracy: {:.4} ({} examples), macro F1: {:.4}",
+                summary.test.accuracy, summary.test.examples, summary.test.macro_avg.f1
+            )?;
+        }
+        Command::Check { config: path } => {
+            config::load(&path)?;
+            writeln!(out, "{}: ok", path.display())?;
+        }
+        Command::Predict { bundle, input, output, format } => {
+            let device = candle_core::Device::Cpu;
+            let b = serve::Bundle::load(&bundle, &device)?;
+            let format = match format {
+                Some(Format::Idx) => serve::InputFormat::Idx,
+                Some(Format::Csv) => serve::InputFormat::Csv,
+                None => serve::InputFormat::from_path(&input),
+            };
+            let n = serve::predict_file(&b, &input, format, &output)
+                .with_context(|| format!("predicting {}", input.display()))?;
+            writeln!(out, "wrote {n} predictions to {}", output.display())?;
+        }
+    }
+    Ok(())
+}

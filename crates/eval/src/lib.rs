@@ -1,0 +1,222 @@
+//! Evaluation: metrics on held-out data, computed as scikit-learn computes them.
+//!
+//! So far: accuracy ([`Accuracy`], also a [`Metric`]) and the
+//! [`ClassificationReport`] — per-class precision, recall, F1 and support, their macro and
+//! support-weighted averages, and the confusion matrix — matching
+//! `sklearn.metrics.precision_recall_fscore_support(..., labels=all classes, zero_division=0)`
+//! and `confusion_matrix`.
+//!
+//! What it must not do: train.
+
+use pipeline_core::{Direction, Metric, Predictions, Targets};
+use serde::{Deserialize, Serialize};
+
+/// What can go wrong evaluating.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Predictions and targets of different lengths.
+    #[error("{predictions} predictions for {targets} targets")]
+    Length {
+        /// Number of predictions.
+        predictions: usize,
+        /// Number of targets.
+        targets: usize,
+    },
+    /// A class id at or above the number of labels.
+    #[error("class id {id} is outside the {classes} labels")]
+    ClassId {
+        /// The id.
+        id: u32,
+        /// The number of labels.
+        classes: usize,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Precision, recall, F1 and support of one class (or an average of them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassScores {
+    /// Class name (or `macro avg` / `weighted avg`).
+    pub label: String,
+    /// `tp / (tp + fp)`, 0 when nothing was predicted as the class.
+    pub precision: f64,
+    /// `tp / (tp + fn)`, 0 when the class has no examples.
+    pub recall: f64,
+    /// Harmonic mean of precision and recall, 0 when both are 0.
+    pub f1: f64,
+    /// Number of true examples of the class.
+    pub support: u64,
+}
+
+/// The evaluation of a classifier on one set of examples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationReport {
+    /// Number of examples.
+    pub examples: usize,
+    /// Fraction predicted correctly.
+    pub accuracy: f64,
+    /// One entry per class, in class-id order.
+    pub per_class: Vec<ClassScores>,
+    /// Unweighted mean over all classes.
+    pub macro_avg: ClassScores,
+    /// Mean over classes weighted by support.
+    pub weighted_avg: ClassScores,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+impl ClassificationReport {
+    /// Scores `predicted` class ids against `actual` ones; `labels` names the classes.
+    pub fn compute(actual: &[u32], predicted: &[u32], labels: &[String]) -> Result<Self> {
+        if actual.len() != predicted.len() {
+            return Err(Error::Length { predictions: predicted.len(), targets: actual.len() });
+        }
+        let k = labels.len();
+        let mut confusion = vec![vec![0u64; k]; k];
+        for (&a, &p) in actual.iter().zip(predicted) {
+            for id in [a, p] {
+                if id as usize >= k {
+                    return Err(Error::ClassId { id, classes: k });
+                }
+            }
+            confusion[a as usize][p as usize] += 1;
+        }
+        let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        let per_class: Vec<ClassScores> = (0..k)
+            .map(|c| {
+                let tp = confusion[c][c];
+                let support: u64 = confusion[c].iter().sum();
+                let predicted: u64 = confusion.iter().map(|row| row[c]).sum();
+                let precision = ratio(tp, predicted);
+                let recall = ratio(tp, support);
+                let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+                ClassScores { label: labels[c].clone(), precision, recall, f1, support }
+            })
+            .collect();
+        let total: u64 = per_class.iter().map(|s| s.support).sum();
+        let avg = |label: &str, weight: &dyn Fn(&ClassScores) -> f64| {
+            let wsum: f64 = per_class.iter().map(weight).sum();
+            let mean = |f: fn(&ClassScores) -> f64| {
+                if wsum == 0.0 { 0.0 } else { per_class.iter().map(|s| weight(s) * f(s)).sum::<f64>() / wsum }
+            };
+            ClassScores {
+                label: label.into(),
+                precision: mean(|s| s.precision),
+                recall: mean(|s| s.recall),
+                f1: mean(|s| s.f1),
+                support: total,
+            }
+        };
+        let macro_avg = avg("macro avg", &|_| 1.0);
+        let weighted_avg = avg("weighted avg", &|s| s.support as f64);
+        let correct: u64 = (0..k).map(|c| confusion[c][c]).sum();
+        Ok(Self {
+            examples: actual.len(),
+            accuracy: ratio(correct, total),
+            per_class,
+            macro_avg,
+            weighted_avg,
+            confusion,
+        })
+    }
+}
+
+/// The fraction of examples whose most probable class is the true one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Accuracy;
+
+impl Metric for Accuracy {
+    fn name(&self) -> &str {
+        "accuracy"
+    }
+
+    fn direction(&self) -> Direction {
+        Direction::Maximize
+    }
+
+    fn compute(&self, targets: &Targets, predictions: &Predictions) -> pipeline_core::Result<f64> {
+        let (Some(actual), Some(predicted)) = (targets.classes(), predictions.argmax()) else {
+            return Err(pipeline_core::Error::KindMismatch { expected: "class predictions and class targets" });
+        };
+        if actual.len() != predicted.len() {
+            return Err(pipeline_core::Error::SizeMismatch {
+                what: "predictions per target",
+                expected: actual.len(),
+                found: predicted.len(),
+            });
+        }
+        let correct = actual.iter().zip(&predicted).filter(|(a, p)| a == p).count();
+        Ok(if actual.is_empty() { 0.0 } else { correct as f64 / actual.len() as f64 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    }
+
+    /// scikit-learn 1.9.1:
+    /// ```python
+    /// y_true = [0,0,0,0,1,1,1,2,2,2,2,2,0,1]
+    /// y_pred = [0,0,1,3,1,1,0,2,2,0,0,1,0,1]
+    /// labels = [0,1,2,3,4]
+    /// precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    /// precision_recall_fscore_support(..., average='macro' / 'weighted')
+    /// accuracy_score(y_true, y_pred); confusion_matrix(y_true, y_pred, labels=labels)
+    /// ```
+    /// Class 3 is predicted but never true; class 4 is absent from both.
+    #[test]
+    fn matches_scikit_learn_with_absent_classes() {
+        let y_true = [0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 0, 1];
+        let y_pred = [0, 0, 1, 3, 1, 1, 0, 2, 2, 0, 0, 1, 0, 1];
+        let labels: Vec<String> = (0..5).map(|i| i.to_string()).collect();
+        let r = ClassificationReport::compute(&y_true, &y_pred, &labels).unwrap();
+        close(r.accuracy, 0.5714285714285714);
+        let p = [0.5, 0.6, 1.0, 0.0, 0.0];
+        let rc = [0.6, 0.75, 0.4, 0.0, 0.0];
+        let f = [0.5454545454545454, 0.6666666666666666, 0.5714285714285714, 0.0, 0.0];
+        let s = [5, 4, 5, 0, 0];
+        for (i, c) in r.per_class.iter().enumerate() {
+            close(c.precision, p[i]);
+            close(c.recall, rc[i]);
+            close(c.f1, f[i]);
+            assert_eq!(c.support, s[i]);
+        }
+        close(r.macro_avg.precision, 0.42000000000000004);
+        close(r.macro_avg.recall, 0.35);
+        close(r.macro_avg.f1, 0.35670995670995664);
+        close(r.weighted_avg.precision, 0.7071428571428572);
+        close(r.weighted_avg.recall, 0.5714285714285714);
+        close(r.weighted_avg.f1, 0.5893630179344465);
+        assert_eq!(
+            r.confusion,
+            vec![vec![3, 1, 0, 1, 0], vec![1, 3, 0, 0, 0], vec![2, 1, 2, 0, 0], vec![0; 5], vec![0; 5]]
+        );
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let labels = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(
+            ClassificationReport::compute(&[0], &[0, 1], &labels).unwrap_err().to_string(),
+            "2 predictions for 1 targets"
+        );
+        assert_eq!(
+            ClassificationReport::compute(&[0], &[2], &labels).unwrap_err().to_string(),
+            "class id 2 is outside the 2 labels"
+        );
+    }
+
+    #[test]
+    fn accuracy_metric_uses_argmax() {
+        let preds = Predictions::Classes { probs: vec![0.9, 0.1, 0.3, 0.7, 0.6, 0.4], classes: 2 };
+        let acc = Accuracy.compute(&Targets::Classes(vec![0, 1, 1]), &preds).unwrap();
+        close(acc, 2.0 / 3.0);
+        assert!(Accuracy.compute(&Targets::Values(vec![1.0]), &preds).is_err());
+    }
+}

@@ -1,0 +1,250 @@
+//! Model architectures, built from the `model:` section of the config.
+//!
+//! [`ModelConfig`] is a tagged enum (`arch: mlp`, …): an unknown architecture or option is a
+//! config error for free. [`build`] turns it into a [`Model`](pipeline_core::Model) through
+//! candle's `VarBuilder`, so the same code trains from fresh, seeded weights ([`Params`]) and
+//! serves from a safetensors file ([`load_weights`]). [`predict`] runs a model over rows in
+//! batches at inference.
+//!
+//! Architectures so far: the [`Mlp`](mlp::Mlp).
+//!
+//! What it must not do: own the training loop (that is `train`).
+
+mod init;
+pub mod layers;
+pub mod mlp;
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use pipeline_core::config::{Issue, Tagged};
+use pipeline_core::{Ctx, Model, Predictions, Task};
+use serde::{Deserialize, Serialize};
+
+pub use init::{InitScheme, Params};
+pub use layers::Activation;
+pub use mlp::MlpConfig;
+
+/// What can go wrong building, loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A tensor operation failed (shapes that do not fit, a missing weight).
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// A weights file could not be read or written.
+    #[error("{}: {message}", path.display())]
+    Weights {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Input rows of the wrong width.
+    #[error("expected rows of {expected} values, got {found} values (not a whole number of rows)")]
+    Width {
+        /// Values per row the model takes.
+        expected: usize,
+        /// Values given.
+        found: usize,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The `model:` section: the architecture and its options, tagged by `arch`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "arch", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// A multi-layer perceptron.
+    Mlp(MlpConfig),
+}
+
+impl<'de> Deserialize<'de> for ModelConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let t = Tagged::read(d, "arch", &["mlp"])?;
+        match t.variant.as_str() {
+            "mlp" => t.parse().map(ModelConfig::Mlp),
+            other => unreachable!("Tagged::read admits only listed variants, got {other}"),
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Checks the values serde cannot (positive widths, dropout in range).
+    pub fn validate(&self) -> Vec<Issue> {
+        match self {
+            ModelConfig::Mlp(c) => c.validate("model"),
+        }
+    }
+}
+
+/// What the data asks of a model: the shape of one input example and the number of outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// Shape of one example (`[features]` or `[channels, height, width]`).
+    pub input_shape: Vec<usize>,
+    /// Outputs per example: classes, or 1 for regression.
+    pub outputs: usize,
+}
+
+impl ModelSpec {
+    /// Values per input example.
+    pub fn input_width(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+}
+
+/// Builds the model `config` describes for `spec`, with weights from `vb`.
+pub fn build(config: &ModelConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<Box<dyn Model>> {
+    Ok(match config {
+        ModelConfig::Mlp(c) => Box::new(mlp::Mlp::new(c, spec, vb)?),
+    })
+}
+
+/// Saves `params` as a safetensors file at `path`, atomically. Tensor names are the
+/// `VarBuilder` paths (e.g. `layers.0.weight`).
+pub fn save_weights(params: &Params, path: &Path) -> Result<()> {
+    let vars = params.named_vars();
+    let tensors: Vec<(String, Tensor)> = vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+    let bytes = safetensors::serialize(tensors, None)
+        .map_err(|e| Error::Weights { path: path.into(), message: e.to_string() })?;
+    pipeline_core::run::write_atomic(path, &bytes)
+        .map_err(|e| Error::Weights { path: path.into(), message: e.to_string() })
+}
+
+/// Builds the model `config` describes with the weights of the safetensors file at `path`.
+pub fn load_weights(config: &ModelConfig, spec: &ModelSpec, path: &Path, device: &Device) -> Result<Box<dyn Model>> {
+    let wrap = |e: candle_core::Error| Error::Weights { path: path.into(), message: e.to_string() };
+    let bytes = std::fs::read(path).map_err(|e| Error::Weights { path: path.into(), message: e.to_string() })?;
+    let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(wrap)?;
+    match build(config, spec, vb) {
+        Err(Error::Candle(e)) => Err(wrap(e)),
+        other => other,
+    }
+}
+
+/// Runs `model` at inference over row-major `rows` (each `input_shape` values), `batch_size`
+/// rows at a time: class probabilities (softmax) for classification, values for regression.
+pub fn predict(
+    model: &dyn Model,
+    rows: &[f32],
+    input_shape: &[usize],
+    task: &Task,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Predictions> {
+    let width: usize = input_shape.iter().product();
+    if width == 0 || !rows.len().is_multiple_of(width) {
+        return Err(Error::Width { expected: width, found: rows.len() });
+    }
+    let mut out = Vec::with_capacity(rows.len() / width * task.outputs().max(1));
+    for chunk in rows.chunks(batch_size.max(1) * width) {
+        let mut shape = vec![chunk.len() / width];
+        shape.extend_from_slice(input_shape);
+        let xs = Tensor::from_slice(chunk, shape, device)?;
+        let ys = model.forward(&xs, &mut Ctx::infer())?;
+        let ys = match task {
+            Task::Classification { .. } => candle_nn::ops::softmax_last_dim(&ys)?,
+            _ => ys,
+        };
+        out.extend(ys.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok(match task {
+        Task::Classification { labels } => Predictions::Classes { probs: out, classes: labels.len() },
+        _ => Predictions::Values(out),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use pipeline_core::rng;
+
+    use super::*;
+
+    fn spec() -> ModelSpec {
+        ModelSpec { input_shape: vec![1, 2, 3], outputs: 4 }
+    }
+
+    fn mlp() -> ModelConfig {
+        ModelConfig::Mlp(MlpConfig {
+            hidden: vec![5],
+            activation: Activation::Relu,
+            dropout: 0.1,
+            init: InitScheme::Torch,
+        })
+    }
+
+    #[test]
+    fn mlp_shapes_and_parameter_count() {
+        let params = Params::new(rng(0, "init"));
+        let model = build(&mlp(), &spec(), params.var_builder(&Device::Cpu)).unwrap();
+        // (6*5 + 5) + (5*4 + 4)
+        assert_eq!(params.count(), 59);
+        let names: Vec<String> = params.named_vars().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(names, vec!["layers.0.bias", "layers.0.weight", "layers.1.bias", "layers.1.weight"]);
+        let xs = Tensor::zeros((7, 1, 2, 3), DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(model.forward(&xs, &mut Ctx::infer()).unwrap().dims(), &[7, 4]);
+    }
+
+    #[test]
+    fn mlp_forward_matches_pytorch() {
+        // torch: lin1 = nn.Linear(3, 2); lin2 = nn.Linear(2, 2) with
+        //   lin1.weight = [[0.1, -0.2, 0.3], [0.4, 0.5, -0.6]], lin1.bias = [0.01, -0.02]
+        //   lin2.weight = [[1.0, -1.0], [0.5, 0.25]], lin2.bias = [0.1, 0.2]
+        //   x = [[1., 2., 3.], [-1., 0.5, 2.]]; lin2(F.relu(lin1(x))).tolist()   (PyTorch 2.15)
+        //   -> [[0.7100000381469727, 0.5049999952316284], [0.5100000500679016, 0.4050000309944153]]
+        let dev = Device::Cpu;
+        let mut ts = std::collections::HashMap::new();
+        ts.insert("layers.0.weight".to_string(), Tensor::new(&[[0.1f32, -0.2, 0.3], [0.4, 0.5, -0.6]], &dev).unwrap());
+        ts.insert("layers.0.bias".to_string(), Tensor::new(&[0.01f32, -0.02], &dev).unwrap());
+        ts.insert("layers.1.weight".to_string(), Tensor::new(&[[1.0f32, -1.0], [0.5, 0.25]], &dev).unwrap());
+        ts.insert("layers.1.bias".to_string(), Tensor::new(&[0.1f32, 0.2], &dev).unwrap());
+        let vb = VarBuilder::from_tensors(ts, DType::F32, &dev);
+        let cfg = ModelConfig::Mlp(MlpConfig { hidden: vec![2], ..MlpConfig::default() });
+        let model = build(&cfg, &ModelSpec { input_shape: vec![3], outputs: 2 }, vb).unwrap();
+        let x = Tensor::new(&[[1f32, 2., 3.], [-1., 0.5, 2.]], &dev).unwrap();
+        let y = model.forward(&x, &mut Ctx::infer()).unwrap().to_vec2::<f32>().unwrap();
+        let want = [[0.71f32, 0.505], [0.51, 0.405]];
+        for (row, w) in y.iter().zip(want) {
+            for (a, b) in row.iter().zip(w) {
+                assert!((a - b).abs() < 1e-6, "{y:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn weights_round_trip_through_safetensors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let params = Params::new(rng(0, "init"));
+        let model = build(&mlp(), &spec(), params.var_builder(&Device::Cpu)).unwrap();
+        save_weights(&params, &path).unwrap();
+        let loaded = load_weights(&mlp(), &spec(), &path, &Device::Cpu).unwrap();
+        let rows: Vec<f32> = (0..18).map(|i| i as f32 / 10.0).collect();
+        let task = Task::Classification { labels: (0..4).map(|i| i.to_string()).collect() };
+        let a = predict(model.as_ref(), &rows, &spec().input_shape, &task, 2, &Device::Cpu).unwrap();
+        let b = predict(loaded.as_ref(), &rows, &spec().input_shape, &task, 3, &Device::Cpu).unwrap();
+        assert_eq!(a, b);
+        let Predictions::Classes { probs, .. } = a else { panic!() };
+        for row in probs.chunks(4) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+        // A bundle whose config does not match its weights fails with the file named.
+        let other = ModelConfig::Mlp(MlpConfig { hidden: vec![6], ..MlpConfig::default() });
+        let err = load_weights(&other, &spec(), &path, &Device::Cpu).err().unwrap().to_string();
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(err.contains("layers.0"), "{err}");
+    }
+
+    #[test]
+    fn validate_names_keys() {
+        let bad = ModelConfig::Mlp(MlpConfig { hidden: vec![4, 0], dropout: 1.0, ..MlpConfig::default() });
+        let issues: Vec<String> = bad.validate().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            issues,
+            vec!["model.hidden[1]: a layer needs at least 1 unit, got 0", "model.dropout: must be in [0, 1), got 1"]
+        );
+    }
+}

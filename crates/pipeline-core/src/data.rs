@@ -1,0 +1,376 @@
+//! Datasets, examples, batches and the schema that describes them.
+//!
+//! A [`Dataset`] is dense and in memory: one `f32` row per example, in the order the
+//! [`InputSchema`] gives, and one target per example. Phases hand datasets to each other; the
+//! training loop turns index lists into [`Batch`]es of tensors.
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// What the model is asked to do with an example.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Task {
+    /// Assign one of a fixed set of classes; `labels[i]` is the name of class `i`.
+    Classification {
+        /// Class names, indexed by class id.
+        labels: Vec<String>,
+    },
+    /// Predict one real number.
+    Regression,
+    /// Produce new examples (generative models); there is no target.
+    Generation,
+}
+
+impl Task {
+    /// The number of model outputs the task needs: one per class, or one value.
+    pub fn outputs(&self) -> usize {
+        match self {
+            Task::Classification { labels } => labels.len(),
+            Task::Regression => 1,
+            Task::Generation => 0,
+        }
+    }
+
+    /// The class names of a classification task, `None` otherwise.
+    pub fn labels(&self) -> Option<&[String]> {
+        match self {
+            Task::Classification { labels } => Some(labels),
+            _ => None,
+        }
+    }
+}
+
+/// The kind of values a tabular column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// Real numbers.
+    Numeric,
+    /// One of a set of categories.
+    Categorical,
+    /// Free text.
+    Text,
+    /// True or false.
+    Boolean,
+}
+
+/// One named input column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feature {
+    /// Column name, as in the source header (or a generated `f<i>` where there is none).
+    pub name: String,
+    /// What its values are.
+    pub kind: FeatureKind,
+}
+
+/// The layout of one example's input row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum InputSchema {
+    /// Named columns, one value each.
+    Tabular {
+        /// The columns, in row order.
+        features: Vec<Feature>,
+    },
+    /// An image stored channel-first (`channels × height × width`), row-major.
+    Image {
+        /// Number of channels (1 for grey, 3 for RGB).
+        channels: usize,
+        /// Height in pixels.
+        height: usize,
+        /// Width in pixels.
+        width: usize,
+    },
+}
+
+impl InputSchema {
+    /// The number of `f32` values in one example's row.
+    pub fn width(&self) -> usize {
+        match self {
+            InputSchema::Tabular { features } => features.len(),
+            InputSchema::Image { channels, height, width } => channels * height * width,
+        }
+    }
+
+    /// The shape of one example as a tensor: `[width]` for tables, `[c, h, w]` for images.
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            InputSchema::Tabular { features } => vec![features.len()],
+            InputSchema::Image { channels, height, width } => vec![*channels, *height, *width],
+        }
+    }
+
+    /// One name per row value: the column names, or `pixel_<i>` for images (the convention of
+    /// MNIST CSV exports), so that a CSV header can be matched against the schema.
+    pub fn feature_names(&self) -> Vec<String> {
+        match self {
+            InputSchema::Tabular { features } => features.iter().map(|f| f.name.clone()).collect(),
+            InputSchema::Image { .. } => (0..self.width()).map(|i| format!("pixel_{i}")).collect(),
+        }
+    }
+}
+
+/// The target column and the task it defines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// Column name of the target (`label` for datasets without one).
+    pub name: String,
+    /// The task.
+    pub task: Task,
+}
+
+/// Everything needed to interpret a dataset's rows and targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schema {
+    /// The input row layout.
+    pub input: InputSchema,
+    /// The target.
+    pub target: Target,
+}
+
+/// The targets of a dataset, one per example.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Targets {
+    /// Class ids, each below the number of labels of the task.
+    Classes(Vec<u32>),
+    /// Real values for regression.
+    Values(Vec<f32>),
+}
+
+impl Targets {
+    /// The number of targets.
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Classes(c) => c.len(),
+            Targets::Values(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no targets.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The targets at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Targets {
+        match self {
+            Targets::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i]).collect()),
+            Targets::Values(v) => Targets::Values(indices.iter().map(|&i| v[i]).collect()),
+        }
+    }
+
+    /// The class ids, if these are classification targets.
+    pub fn classes(&self) -> Option<&[u32]> {
+        match self {
+            Targets::Classes(c) => Some(c),
+            Targets::Values(_) => None,
+        }
+    }
+}
+
+/// One example: a borrowed input row and its target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Example<'a> {
+    /// The input row, `schema.input.width()` values.
+    pub features: &'a [f32],
+    /// The target.
+    pub target: TargetValue,
+}
+
+/// The target of one [`Example`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TargetValue {
+    /// A class id.
+    Class(u32),
+    /// A real value.
+    Value(f32),
+}
+
+/// A dense in-memory dataset: `len()` rows of `schema.input.width()` values, and their targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    schema: Schema,
+    features: Vec<f32>,
+    targets: Targets,
+}
+
+impl Dataset {
+    /// Builds a dataset, checking that `features` holds exactly one row per target and that
+    /// class ids are within the task's labels.
+    pub fn new(schema: Schema, features: Vec<f32>, targets: Targets) -> Result<Self> {
+        let width = schema.input.width();
+        let rows = targets.len();
+        if features.len() != rows * width {
+            return Err(Error::SizeMismatch {
+                what: "feature values (rows x width)",
+                expected: rows * width,
+                found: features.len(),
+            });
+        }
+        if let (Targets::Classes(ids), Task::Classification { labels }) = (&targets, &schema.target.task)
+            && let Some(&bad) = ids.iter().find(|&&id| id as usize >= labels.len())
+        {
+            return Err(Error::SizeMismatch {
+                what: "class id below the number of labels",
+                expected: labels.len(),
+                found: bad as usize,
+            });
+        }
+        Ok(Self { schema, features, targets })
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The number of examples.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Whether the dataset has no examples.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Values per row.
+    pub fn width(&self) -> usize {
+        self.schema.input.width()
+    }
+
+    /// All feature values, row-major.
+    pub fn features(&self) -> &[f32] {
+        &self.features
+    }
+
+    /// All feature values, mutable, for in-place transforms that keep the width.
+    pub fn features_mut(&mut self) -> &mut [f32] {
+        &mut self.features
+    }
+
+    /// The targets.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// Row `i`.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        let w = self.width();
+        &self.features[i * w..(i + 1) * w]
+    }
+
+    /// Example `i`.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn example(&self, i: usize) -> Example<'_> {
+        let target = match &self.targets {
+            Targets::Classes(c) => TargetValue::Class(c[i]),
+            Targets::Values(v) => TargetValue::Value(v[i]),
+        };
+        Example { features: self.row(i), target }
+    }
+
+    /// A new dataset with the examples at `indices`, in that order.
+    ///
+    /// # Panics
+    /// If an index is out of range.
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        let w = self.width();
+        let mut features = Vec::with_capacity(indices.len() * w);
+        for &i in indices {
+            features.extend_from_slice(self.row(i));
+        }
+        Dataset { schema: self.schema.clone(), features, targets: self.targets.select(indices) }
+    }
+
+    /// Stacks the examples at `indices` into a [`Batch`] on `device`.
+    ///
+    /// # Panics
+    /// If an index is out of range.
+    pub fn batch(&self, indices: &[usize], device: &Device) -> Result<Batch> {
+        let w = self.width();
+        let mut xs = Vec::with_capacity(indices.len() * w);
+        for &i in indices {
+            xs.extend_from_slice(self.row(i));
+        }
+        let mut shape = vec![indices.len()];
+        shape.extend(self.schema.input.shape());
+        let inputs = Tensor::from_vec(xs, shape, device)?;
+        let targets = match &self.targets {
+            Targets::Classes(c) => {
+                Tensor::from_vec(indices.iter().map(|&i| c[i]).collect::<Vec<u32>>(), indices.len(), device)?
+            }
+            Targets::Values(v) => {
+                Tensor::from_vec(indices.iter().map(|&i| v[i]).collect::<Vec<f32>>(), indices.len(), device)?
+            }
+        };
+        Ok(Batch { inputs, targets })
+    }
+}
+
+/// A mini-batch on a device: inputs `[batch, ..example shape]` and targets `[batch]`
+/// (`u32` class ids or `f32` values).
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The stacked input rows.
+    pub inputs: Tensor,
+    /// The stacked targets.
+    pub targets: Tensor,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Dataset {
+        let schema = Schema {
+            input: InputSchema::Tabular {
+                features: vec![
+                    Feature { name: "a".into(), kind: FeatureKind::Numeric },
+                    Feature { name: "b".into(), kind: FeatureKind::Numeric },
+                ],
+            },
+            target: Target { name: "y".into(), task: Task::Classification { labels: vec!["n".into(), "p".into()] } },
+        };
+        Dataset::new(schema, vec![1., 2., 3., 4., 5., 6.], Targets::Classes(vec![0, 1, 1])).unwrap()
+    }
+
+    #[test]
+    fn new_rejects_wrong_sizes_and_bad_class_ids() {
+        let ds = tiny();
+        let err = Dataset::new(ds.schema().clone(), vec![1.0; 5], Targets::Classes(vec![0, 1, 1])).unwrap_err();
+        assert_eq!(err.to_string(), "feature values (rows x width): expected 6, found 5");
+        let err = Dataset::new(ds.schema().clone(), vec![1.0; 6], Targets::Classes(vec![0, 2, 1])).unwrap_err();
+        assert_eq!(err.to_string(), "class id below the number of labels: expected 2, found 2");
+    }
+
+    #[test]
+    fn select_and_batch_keep_rows_with_their_targets() {
+        let ds = tiny();
+        let sub = ds.select(&[2, 0]);
+        assert_eq!(sub.features(), &[5., 6., 1., 2.]);
+        assert_eq!(sub.targets(), &Targets::Classes(vec![1, 0]));
+        assert_eq!(ds.example(1).target, TargetValue::Class(1));
+        let b = ds.batch(&[1, 2], &Device::Cpu).unwrap();
+        assert_eq!(b.inputs.dims(), &[2, 2]);
+        assert_eq!(b.inputs.to_vec2::<f32>().unwrap(), vec![vec![3., 4.], vec![5., 6.]]);
+        assert_eq!(b.targets.to_vec1::<u32>().unwrap(), vec![1, 1]);
+    }
+
+    #[test]
+    fn image_schema_shape_and_names() {
+        let s = InputSchema::Image { channels: 1, height: 2, width: 3 };
+        assert_eq!(s.width(), 6);
+        assert_eq!(s.shape(), vec![1, 2, 3]);
+        assert_eq!(s.feature_names()[5], "pixel_5");
+    }
+}

@@ -1,0 +1,101 @@
+//! The [`Metric`] trait, model [`Predictions`], and the [`Direction`] in which a metric improves.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, Targets};
+
+/// Whether larger or smaller values of a metric are better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Larger is better (accuracy, F1).
+    Maximize,
+    /// Smaller is better (loss, RMSE).
+    Minimize,
+}
+
+impl Direction {
+    /// Whether `a` is strictly better than `b` in this direction.
+    pub fn better(self, a: f64, b: f64) -> bool {
+        match self {
+            Direction::Maximize => a > b,
+            Direction::Minimize => a < b,
+        }
+    }
+}
+
+/// What a model predicted for a set of examples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Predictions {
+    /// Class probabilities, row-major `rows × classes`.
+    Classes {
+        /// The probabilities; each row sums to one.
+        probs: Vec<f32>,
+        /// The number of classes (row width).
+        classes: usize,
+    },
+    /// One predicted value per example.
+    Values(Vec<f32>),
+}
+
+impl Predictions {
+    /// The number of examples predicted.
+    pub fn len(&self) -> usize {
+        match self {
+            Predictions::Classes { probs, classes } => probs.len().checked_div(*classes).unwrap_or(0),
+            Predictions::Values(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no predictions.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most probable class of each example (the first one on ties), for classification.
+    pub fn argmax(&self) -> Option<Vec<u32>> {
+        match self {
+            Predictions::Classes { probs, classes } => Some(
+                probs
+                    .chunks_exact(*classes)
+                    .map(|row| {
+                        let mut best = 0;
+                        for (j, &p) in row.iter().enumerate() {
+                            if p > row[best] {
+                                best = j;
+                            }
+                        }
+                        best as u32
+                    })
+                    .collect(),
+            ),
+            Predictions::Values(_) => None,
+        }
+    }
+}
+
+/// A score of predictions against targets.
+pub trait Metric {
+    /// The name it is logged under, e.g. `accuracy`.
+    fn name(&self) -> &str;
+    /// Whether larger or smaller is better.
+    fn direction(&self) -> Direction;
+    /// The score. Errors when the predictions and targets do not fit this metric (wrong task,
+    /// different lengths).
+    fn compute(&self, targets: &Targets, predictions: &Predictions) -> Result<f64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_takes_first_on_ties() {
+        let p = Predictions::Classes { probs: vec![0.2, 0.5, 0.3, 0.4, 0.4, 0.2], classes: 3 };
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.argmax(), Some(vec![1, 0]));
+        assert!(Direction::Minimize.better(0.1, 0.2));
+        assert!(!Direction::Maximize.better(0.1, 0.2));
+    }
+}

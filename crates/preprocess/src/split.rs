@@ -1,0 +1,208 @@
+//! Seeded train / validation / test splits, stratified by class when asked.
+
+use std::collections::BTreeMap;
+
+use pipeline_core::config::Issue;
+use pipeline_core::{Rng, Targets};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// `preprocess.split`: the fractions of the data in each part.
+///
+/// The test part is held out: it is never used for training or for model selection (that is
+/// what the validation part is for).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    /// Fraction for training.
+    #[serde(default = "default_train")]
+    pub train: f64,
+    /// Fraction for validation (per-epoch metrics, model selection); may be 0.
+    #[serde(default = "default_validation")]
+    pub validation: f64,
+    /// Fraction held out for the final evaluation.
+    #[serde(default = "default_test")]
+    pub test: f64,
+    /// Keep each class's proportion in every part (classification only).
+    #[serde(default = "default_true")]
+    pub stratify: bool,
+}
+
+fn default_train() -> f64 {
+    0.8
+}
+fn default_validation() -> f64 {
+    0.1
+}
+fn default_test() -> f64 {
+    0.1
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        Self { train: default_train(), validation: default_validation(), test: default_test(), stratify: true }
+    }
+}
+
+impl SplitConfig {
+    /// Fractions in `[0, 1]`, train and test above 0, and a sum of 1. `key` is this section's
+    /// dotted path, for the messages.
+    pub fn validate(&self, key: &str) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        for (name, v, min_exclusive) in
+            [("train", self.train, true), ("validation", self.validation, false), ("test", self.test, true)]
+        {
+            let ok = v.is_finite() && v <= 1.0 && if min_exclusive { v > 0.0 } else { v >= 0.0 };
+            if !ok {
+                let range = if min_exclusive { "in (0, 1]" } else { "in [0, 1]" };
+                issues.push(Issue::new(format!("{key}.{name}"), format!("must be a fraction {range}, got {v}")));
+            }
+        }
+        // Rounded for the message: 0.7 + 0.1 + 0.1 reads as 0.9, not 0.8999999999999999.
+        let sum = ((self.train + self.validation + self.test) * 1e9).round() / 1e9;
+        if issues.is_empty() && (sum - 1.0).abs() > 1e-6 {
+            issues.push(Issue::new(
+                key,
+                format!(
+                    "train + validation + test must sum to 1, got {sum} ({} + {} + {})",
+                    self.train, self.validation, self.test
+                ),
+            ));
+        }
+        issues
+    }
+}
+
+/// Example indices of each part, each in ascending order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    /// Training examples.
+    pub train: Vec<usize>,
+    /// Validation examples (possibly none).
+    pub validation: Vec<usize>,
+    /// Held-out test examples.
+    pub test: Vec<usize>,
+}
+
+/// Splits the examples of `targets` as `config` says, drawing from `rng`.
+///
+/// Stratified (classification with `stratify: true`): each class is shuffled and cut on its own,
+/// `round(n_class × fraction)` examples to test and validation and the rest to train, so every
+/// part keeps each class's proportion to within one example. Otherwise the whole set is
+/// shuffled and cut. Fails when a part with a non-zero fraction would be empty.
+pub fn split(targets: &Targets, config: &SplitConfig, rng: &mut Rng) -> Result<Split> {
+    let n = targets.len();
+    let groups: Vec<Vec<usize>> = match (targets, config.stratify) {
+        (Targets::Classes(classes), true) => {
+            let mut by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+            for (i, &c) in classes.iter().enumerate() {
+                by_class.entry(c).or_default().push(i);
+            }
+            by_class.into_values().collect()
+        }
+        _ => vec![(0..n).collect()],
+    };
+    let mut out = Split { train: Vec::new(), validation: Vec::new(), test: Vec::new() };
+    for mut group in groups {
+        group.shuffle(rng);
+        let m = group.len() as f64;
+        let n_test = ((m * config.test).round() as usize).min(group.len());
+        let n_val = ((m * config.validation).round() as usize).min(group.len() - n_test);
+        out.test.extend_from_slice(&group[..n_test]);
+        out.validation.extend_from_slice(&group[n_test..n_test + n_val]);
+        out.train.extend_from_slice(&group[n_test + n_val..]);
+    }
+    for part in [&mut out.train, &mut out.validation, &mut out.test] {
+        part.sort_unstable();
+    }
+    for (part, v, frac) in [
+        ("train", &out.train, config.train),
+        ("validation", &out.validation, config.validation),
+        ("test", &out.test, config.test),
+    ] {
+        if frac > 0.0 && v.is_empty() {
+            return Err(Error::EmptySplit { part, examples: n });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use pipeline_core::rng;
+
+    use super::*;
+
+    fn cfg(train: f64, validation: f64, test: f64) -> SplitConfig {
+        SplitConfig { train, validation, test, stratify: true }
+    }
+
+    #[test]
+    fn validate_reports_the_key() {
+        assert!(cfg(0.8, 0.1, 0.1).validate("p").is_empty());
+        assert_eq!(
+            cfg(0.7, 0.1, 0.1).validate("preprocess.split")[0].to_string(),
+            "preprocess.split: train + validation + test must sum to 1, got 0.9 (0.7 + 0.1 + 0.1)"
+        );
+        assert_eq!(
+            cfg(1.2, 0.0, -0.2).validate("s").iter().map(ToString::to_string).collect::<Vec<_>>(),
+            vec!["s.train: must be a fraction in (0, 1], got 1.2", "s.test: must be a fraction in (0, 1], got -0.2"]
+        );
+    }
+
+    #[test]
+    fn stratified_split_keeps_class_proportions_and_partitions() {
+        // 3 classes of 50, 30 and 20 examples.
+        let classes: Vec<u32> = (0..100)
+            .map(|i| {
+                if i < 50 {
+                    0
+                } else if i < 80 {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
+        let t = Targets::Classes(classes.clone());
+        let s = split(&t, &cfg(0.6, 0.2, 0.2), &mut rng(1, "split")).unwrap();
+        let mut all: Vec<usize> = s.train.iter().chain(&s.validation).chain(&s.test).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        for (part, frac) in [(&s.train, 0.6), (&s.validation, 0.2), (&s.test, 0.2)] {
+            for (c, total) in [(0u32, 50.0), (1, 30.0), (2, 20.0)] {
+                let got = part.iter().filter(|&&i| classes[i] == c).count() as f64;
+                assert!((got - total * frac).abs() <= 1.0, "class {c}: {got} vs {}", total * frac);
+            }
+        }
+    }
+
+    #[test]
+    fn same_seed_same_split_other_seed_other_split() {
+        let t = Targets::Classes((0..200).map(|i| i % 4).collect());
+        let c = cfg(0.8, 0.1, 0.1);
+        let a = split(&t, &c, &mut rng(1, "split")).unwrap();
+        let b = split(&t, &c, &mut rng(1, "split")).unwrap();
+        let d = split(&t, &c, &mut rng(2, "split")).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a.test, d.test);
+    }
+
+    #[test]
+    fn plain_split_of_values_and_empty_parts() {
+        let t = Targets::Values((0..10).map(|i| i as f32).collect());
+        let s = split(&t, &cfg(0.5, 0.0, 0.5), &mut rng(3, "split")).unwrap();
+        assert_eq!((s.train.len(), s.validation.len(), s.test.len()), (5, 0, 5));
+        let tiny = Targets::Values(vec![1.0, 2.0]);
+        let err = split(&tiny, &cfg(0.9, 0.0, 0.1), &mut rng(3, "split")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the split leaves the test part empty (2 examples in all): use a larger fraction or more data"
+        );
+    }
+}
