@@ -31,6 +31,19 @@ pub struct EpochMetrics {
     pub samples_per_sec: f64,
 }
 
+/// What [`Callback::on_batch_end`] is told after each optimizer step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchEnd {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// 1-based batch within the epoch.
+    pub batch: usize,
+    /// Training examples seen so far in this epoch.
+    pub samples: usize,
+    /// This batch's loss.
+    pub loss: f32,
+}
+
 /// A callback's verdict after an epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -45,7 +58,7 @@ pub trait Callback {
     /// Before the first epoch.
     fn on_fit_begin(&mut self, _epochs: usize, _batches_per_epoch: usize) {}
     /// After each optimizer step, with that batch's loss.
-    fn on_batch_end(&mut self, _epoch: usize, _batch: usize, _loss: f32) {}
+    fn on_batch_end(&mut self, _batch: &BatchEnd) {}
     /// After each epoch's validation; an error aborts training.
     fn on_epoch_end(&mut self, metrics: &EpochMetrics) -> Result<Control>;
     /// After the last epoch (also when stopped early).
@@ -130,7 +143,7 @@ fn fit(
         }
         opt.set_learning_rate(config.schedule.lr(base_lr, epoch - 1, config.epochs));
         let start = Instant::now();
-        let (mut loss_sum, mut correct) = (0f64, 0usize);
+        let (mut loss_sum, mut correct, mut samples) = (0f64, 0usize, 0usize);
         for (b, idx) in order.chunks(batch).enumerate() {
             let data = train.batch(idx, device)?;
             let out = model.forward(&data.inputs, &mut Ctx::train(&mut dropout_rng))?;
@@ -141,13 +154,14 @@ fn fit(
                 return Err(Error::Diverged { epoch, batch: b + 1, loss: l });
             }
             loss_sum += f64::from(l) * idx.len() as f64;
+            samples += idx.len();
             if matches!(task, Task::Classification { .. }) {
                 let pred = out.argmax(D::Minus1)?;
                 correct +=
                     pred.eq(&data.targets)?.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize;
             }
             for cb in callbacks.iter_mut() {
-                cb.on_batch_end(epoch, b + 1, l);
+                cb.on_batch_end(&BatchEnd { epoch, batch: b + 1, samples, loss: l });
             }
         }
         let train_seconds = start.elapsed().as_secs_f64();
@@ -309,7 +323,7 @@ mod tests {
 
     struct StopAt(usize, usize);
     impl Callback for StopAt {
-        fn on_batch_end(&mut self, _: usize, _: usize, _: f32) {
+        fn on_batch_end(&mut self, _: &BatchEnd) {
             self.1 += 1;
         }
         fn on_epoch_end(&mut self, m: &EpochMetrics) -> Result<Control> {

@@ -19,7 +19,7 @@ mod progress;
 
 pub use config::{AdamWConfig, CosineConfig, LossConfig, OptimizerConfig, Schedule, TrainConfig};
 pub use fit::loss;
-pub use fit::{Callback, Control, EpochMetrics, FitReport, Trainer};
+pub use fit::{BatchEnd, Callback, Control, EpochMetrics, FitReport, Trainer};
 pub use log::MetricsLog;
 pub use progress::Progress;
 

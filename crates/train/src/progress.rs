@@ -1,14 +1,16 @@
 use std::io::{IsTerminal, Write};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::{Callback, Control, EpochMetrics, Result};
+use crate::{BatchEnd, Callback, Control, EpochMetrics, Result};
 
 /// Shows training progress on standard error: a progress bar with the running loss,
 /// throughput and ETA when it is a terminal, one plain line per epoch otherwise (logs, CI).
 pub struct Progress {
     bar: Option<ProgressBar>,
     epochs: usize,
+    epoch_start: Instant,
 }
 
 impl Progress {
@@ -22,13 +24,13 @@ impl Progress {
         let bar = interactive.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches {msg} ({per_sec}, ETA {eta})")
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches, {msg}, ETA {eta}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
             bar
         });
-        Self { bar, epochs: 0 }
+        Self { bar, epochs: 0, epoch_start: Instant::now() }
     }
 }
 
@@ -54,15 +56,16 @@ impl Callback for Progress {
         }
     }
 
-    fn on_batch_end(&mut self, epoch: usize, batch: usize, loss: f32) {
-        if let Some(bar) = &self.bar {
-            if batch == 1 {
-                bar.reset();
-                bar.set_prefix(format!("epoch {epoch}/{}", self.epochs));
-            }
-            bar.set_position(batch as u64);
-            bar.set_message(format!("loss {loss:.4}"));
+    fn on_batch_end(&mut self, b: &BatchEnd) {
+        let Some(bar) = &self.bar else { return };
+        if b.batch == 1 {
+            bar.reset();
+            bar.set_prefix(format!("epoch {}/{}", b.epoch, self.epochs));
+            self.epoch_start = Instant::now();
         }
+        bar.set_position(b.batch as u64);
+        let rate = b.samples as f64 / self.epoch_start.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("loss {:.4}, {rate:.0} samples/s", b.loss));
     }
 
     fn on_epoch_end(&mut self, metrics: &EpochMetrics) -> Result<Control> {
