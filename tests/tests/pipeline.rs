@@ -32,6 +32,7 @@ fn small_config(dir: &Path, seed: u64) -> PathBuf {
     let text = format!(
         "name: e2e-mnist
 seed: {seed}
+threads: 1
 data:
   format: idx
   images: {}/t10k-images-idx3-ubyte.gz

@@ -21,6 +21,13 @@ pub struct PipelineConfig {
     /// The base seed of every random choice (split, initialisation, shuffling, dropout).
     #[serde(default)]
     pub seed: u64,
+    /// Where tensors live: `cpu`, `cuda`, `cuda:<n>` or `metal` (the GPU ones need a build with
+    /// that cargo feature).
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// CPU threads for tensor kernels; 0 uses every core.
+    #[serde(default)]
+    pub threads: usize,
     /// Where the data comes from (`data-ingest`).
     pub data: DataConfig,
     /// Scaling and splitting (`preprocess`).
@@ -31,6 +38,10 @@ pub struct PipelineConfig {
     /// The fit loop (`train`).
     #[serde(default)]
     pub train: TrainConfig,
+}
+
+fn default_device() -> String {
+    "cpu".into()
 }
 
 impl PipelineConfig {
@@ -45,10 +56,13 @@ impl PipelineConfig {
                 format!("must be letters, digits, '-', '_' or '.' (it names run directories), got {:?}", self.name),
             ));
         }
+        if let Err(e) = crate::device::parse(&self.device) {
+            issues.push(Issue::new("device", e));
+        }
         issues.extend(self.data.validate());
         issues.extend(self.preprocess.validate());
         issues.extend(self.model.validate());
-        issues.extend(self.train.validate());
+        issues.extend(self.train.validate(self.preprocess.split.validation > 0.0));
         issues
     }
 

@@ -2,7 +2,8 @@
 //! crate's config, wires the phases together, and prints what a person needs to see.
 //!
 //! - `dlp run <config.yaml>`: ingest → preprocess → train → evaluate → bundle, into a new run
-//!   directory ([`pipeline`]);
+//!   directory ([`pipeline`]); `dlp train --resume <run-dir>` (`train` is an alias of `run`)
+//!   continues an interrupted run from its newest checkpoint;
 //! - `dlp check <config.yaml>`: validate a config without running it;
 //! - `dlp predict <bundle> --input <file> --output <file.csv>`: batch prediction with a bundle.
 //!
@@ -14,6 +15,7 @@
 //! split so the end-to-end tests can run the same `main`.
 
 pub mod config;
+pub mod device;
 mod locate;
 pub mod pipeline;
 
@@ -36,13 +38,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a pipeline end to end into a new run directory.
+    /// Run a pipeline end to end into a new run directory, or resume an interrupted run.
+    #[command(visible_alias = "train")]
     Run {
         /// The pipeline config (YAML).
-        config: PathBuf,
+        #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+        config: Option<PathBuf>,
         /// Where run directories are created.
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
+        /// Continue the interrupted run in this directory from its newest checkpoint.
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
+        /// With --resume: the checkpoint to continue from instead of the newest.
+        #[arg(long, requires = "resume")]
+        checkpoint: Option<PathBuf>,
     },
     /// Check a pipeline config without running it.
     Check {
@@ -100,9 +110,20 @@ pub fn main() -> ExitCode {
 fn dispatch(command: Command) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::Run { config: path, runs_dir } => {
-            let config = config::load(&path)?;
-            let summary = pipeline::run(&path, &config, &pipeline::RunOptions { runs_dir })?;
+        Command::Run { config: path, runs_dir, resume, checkpoint } => {
+            let summary = match (path, resume) {
+                (_, Some(run_dir)) => {
+                    let config = config::load(&run_dir.join("config.yaml"))?;
+                    device::set_threads(config.threads);
+                    pipeline::resume(&run_dir, &config, checkpoint.as_deref())?
+                }
+                (Some(path), None) => {
+                    let config = config::load(&path)?;
+                    device::set_threads(config.threads);
+                    pipeline::run(&path, &config, &pipeline::RunOptions { runs_dir })?
+                }
+                (None, None) => unreachable!("clap requires a config or --resume"),
+            };
             writeln!(out, "run directory: {}", summary.run_dir.display())?;
             writeln!(
                 out,

@@ -1,20 +1,21 @@
-//! `dlp run`: one pipeline, end to end, into one run directory.
+//! `dlp run` and `dlp train --resume`: one pipeline, end to end, into one run directory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use candle_core::Device;
 use eval::ClassificationReport;
+use eval::plot::{Chart, Series};
 use models::{ModelSpec, Params};
-use pipeline_core::run::{Host, Manifest, PhaseTiming, write_atomic, write_json};
+use pipeline_core::run::{Host, Manifest, PhaseTiming, read_json, write_atomic, write_json};
 use pipeline_core::{BundleIndex, RunDir, Task, rng};
 use preprocess::Preprocessor;
 use serde::Serialize;
-use train::{MetricsLog, Progress};
+use train::{Checkpoint, EpochMetrics, MetricsLog, Progress, Trainer};
 
 use crate::config::PipelineConfig;
+use crate::device;
 
 /// Where and how to run.
 #[derive(Debug, Clone)]
@@ -41,18 +42,19 @@ struct EvalFile<'a> {
     report: &'a ClassificationReport,
 }
 
-/// Runs the pipeline `config` (read from `config_path`).
+/// Runs the pipeline `config` (read from `config_path`) into a new run directory.
 pub fn run(config_path: &Path, config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary> {
     let now = chrono::Utc::now();
     let stem = format!("{}-{}", config.name, now.format("%Y%m%d-%H%M%S"));
     let run = RunDir::create(&options.runs_dir, &stem).context("creating the run directory")?;
     write_atomic(&run.config(), config.to_yaml().as_bytes())?;
-    let mut manifest = Manifest {
+    let manifest = Manifest {
         pipeline: config.name.clone(),
         config_file: config_path.display().to_string(),
         seed: config.seed,
-        started_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        started_at: timestamp(now),
         finished_at: None,
+        resumed_at: Vec::new(),
         inputs: Vec::new(),
         versions: BTreeMap::from([
             ("dlp".to_string(), pipeline_core::VERSION.to_string()),
@@ -63,10 +65,78 @@ pub fn run(config_path: &Path, config: &PipelineConfig, options: &RunOptions) ->
         timings: Vec::new(),
     };
     write_json(&run.manifest(), &manifest)?;
+    execute(&run, config, manifest, None)
+}
+
+/// Continues the run in `run_dir` (whose resolved `config.yaml` is `config`) from its newest
+/// checkpoint, or from `checkpoint`.
+pub fn resume(run_dir: &Path, config: &PipelineConfig, checkpoint: Option<&Path>) -> Result<RunSummary> {
+    let run = RunDir::open(run_dir)?;
+    if run.bundle().root().exists() {
+        bail!("{}: this run is complete (it has a bundle); there is nothing to resume", run_dir.display());
+    }
+    let mut manifest: Manifest = read_json(&run.manifest())?;
+    manifest.resumed_at.push(timestamp(chrono::Utc::now()));
+    let device = device::open(device::parse(&config.device).map_err(anyhow::Error::msg)?)?;
+    let ck = match checkpoint {
+        Some(p) => train::checkpoint::read(p, &device)?,
+        None => newest_checkpoint(&run, &device)?,
+    };
+    execute(&run, config, manifest, Some(ck))
+}
+
+/// Reads the newest checkpoint of `run`; if it is damaged, the error names the newest one that
+/// reads correctly, to resume from explicitly.
+fn newest_checkpoint(run: &RunDir, device: &candle_core::Device) -> Result<Checkpoint> {
+    let all = train::checkpoint::list(&run.checkpoints());
+    let Some(newest) = all.last() else {
+        bail!("{}: no checkpoint to resume from", run.checkpoints().display());
+    };
+    match train::checkpoint::read(newest, device) {
+        Ok(ck) => Ok(ck),
+        Err(e) => {
+            let previous = all.iter().rev().skip(1).find(|p| train::checkpoint::read(p, device).is_ok());
+            match previous {
+                Some(p) => bail!(
+                    "{e}; the previous checkpoint {} is intact: resume from it with `dlp train --resume {} --checkpoint {}`",
+                    p.display(),
+                    run.root().display(),
+                    p.display()
+                ),
+                None => bail!("{e}; no earlier checkpoint is intact"),
+            }
+        }
+    }
+}
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The phases, for a fresh run or (with `resume`) a continued one.
+fn execute(
+    run: &RunDir,
+    config: &PipelineConfig,
+    mut manifest: Manifest,
+    resume: Option<Checkpoint>,
+) -> Result<RunSummary> {
     let mut clock = Clock::start();
     let seed = config.seed;
+    let device = device::open(device::parse(&config.device).map_err(anyhow::Error::msg)?)?;
 
     let ingested = data_ingest::load(&config.data).context("reading the data")?;
+    if resume.is_some() {
+        for (now, then) in ingested.inputs.iter().zip(&manifest.inputs) {
+            if now.sha256 != then.sha256 {
+                bail!(
+                    "{}: the data changed since the run started (sha256 {} then, {} now); start a new run instead",
+                    now.path,
+                    then.sha256,
+                    now.sha256
+                );
+            }
+        }
+    }
     manifest.inputs = ingested.inputs;
     let data = ingested.dataset;
     clock.lap("ingest");
@@ -82,24 +152,39 @@ pub fn run(config_path: &Path, config: &PipelineConfig, options: &RunOptions) ->
     }
     clock.lap("preprocess");
 
-    let device = Device::Cpu;
     let schema = train_part.schema().clone();
-    let spec = ModelSpec { input_shape: schema.input.shape(), outputs: schema.target.task.outputs() };
+    let head = Trainer::head(&config.train, &schema.target.task)?;
+    let spec = ModelSpec { input_shape: schema.input.shape(), outputs: head.outputs(&schema.target.task) };
     let params = Params::new(rng(seed, "init"));
     let model = models::build(&config.model, &spec, params.var_builder(&device)).context("building the model")?;
     let mut progress = Progress::auto();
-    let mut log = MetricsLog::create(&run.metrics_log()).with_context(|| run.metrics_log().display().to_string())?;
+    let mut log = match &resume {
+        Some(ck) => MetricsLog::resume(&run.metrics_log(), &ck.state.history),
+        None => MetricsLog::create(&run.metrics_log()),
+    }
+    .with_context(|| run.metrics_log().display().to_string())?;
     let validation = (!val_part.is_empty()).then_some(&val_part);
-    let trainer =
-        train::Trainer { model: model.as_ref(), params: &params, config: &config.train, seed, device: &device };
-    trainer.fit(&train_part, validation, &mut [&mut progress, &mut log])?;
+    let checkpoints = run.checkpoints();
+    let trainer = Trainer {
+        model: model.as_ref(),
+        params: &params,
+        config: &config.train,
+        seed,
+        device: &device,
+        checkpoint_dir: Some(&checkpoints),
+    };
+    let callbacks: &mut [&mut dyn train::Callback] = &mut [&mut progress, &mut log];
+    let report = match resume {
+        Some(ck) => trainer.resume(ck, &train_part, validation, callbacks)?,
+        None => trainer.fit(&train_part, validation, callbacks)?,
+    };
+    training_curves(&report.history, &run.curves())?;
     clock.lap("train");
 
     let Task::Classification { labels } = &schema.target.task else {
         bail!("only classification pipelines are supported so far");
     };
-    let preds =
-        models::predict(model.as_ref(), test_part.features(), &spec.input_shape, &schema.target.task, 512, &device)?;
+    let preds = models::predict(model.as_ref(), test_part.features(), &spec.input_shape, head, 512, &device)?;
     let predicted = preds.argmax().unwrap_or_default();
     let actual = test_part.targets().classes().unwrap_or_default();
     let report = ClassificationReport::compute(actual, &predicted, labels)?;
@@ -111,18 +196,47 @@ pub fn run(config_path: &Path, config: &PipelineConfig, options: &RunOptions) ->
         format_version: pipeline_core::run::BUNDLE_FORMAT_VERSION,
         name: config.name.clone(),
         schema,
+        head,
         pipeline_version: pipeline_core::VERSION.to_string(),
-        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        created_at: timestamp(chrono::Utc::now()),
         seed,
     };
     serve::write_bundle(&staged, &index, &config.model, &preprocessor, &params)?;
     run.publish_bundle(staged)?;
     clock.lap("bundle");
 
-    manifest.timings = clock.laps;
-    manifest.finished_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    manifest.timings.extend(clock.laps);
+    manifest.finished_at = Some(timestamp(chrono::Utc::now()));
     write_json(&run.manifest(), &manifest)?;
     Ok(RunSummary { run_dir: run.root().to_path_buf(), test: report })
+}
+
+/// `training_curves.png`: loss, accuracy (classification) and learning rate by epoch.
+fn training_curves(history: &[EpochMetrics], path: &Path) -> Result<()> {
+    let series = |name: &str, f: &dyn Fn(&EpochMetrics) -> Option<f64>| Series {
+        name: name.into(),
+        points: history.iter().filter_map(|m| f(m).map(|v| (m.epoch as f64, v))).collect(),
+    };
+    let chart = |title: &str, y: &str, series: Vec<Series>| Chart {
+        title: title.into(),
+        x_label: "epoch".into(),
+        y_label: y.into(),
+        series: series.into_iter().filter(|s| !s.points.is_empty()).collect(),
+    };
+    let mut charts = vec![chart(
+        "Loss",
+        "loss",
+        vec![series("train", &|m| Some(m.train_loss)), series("validation", &|m| m.val_loss)],
+    )];
+    if history.iter().any(|m| m.train_accuracy.is_some()) {
+        charts.push(chart(
+            "Accuracy",
+            "accuracy",
+            vec![series("train", &|m| m.train_accuracy), series("validation", &|m| m.val_accuracy)],
+        ));
+    }
+    charts.push(chart("Learning rate", "learning rate", vec![series("lr", &|m| Some(m.lr))]));
+    Ok(eval::plot::charts_png(&charts, (480, 360), path)?)
 }
 
 /// Wall time per phase, for the manifest.

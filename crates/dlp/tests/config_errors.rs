@@ -74,7 +74,8 @@ fn unknown_key() {
         "  epochs: 2",
         "  epochz: 2",
         "14:3: train.epochz: unknown field `epochz`, expected one of `epochs`, `batch_size`, `shuffle`, \
-         `optimizer`, `schedule`, `loss`",
+         `optimizer`, `schedule`, `warmup`, `loss`, `penalty`, `clip_norm`, `clip_value`, `accumulate`, \
+         `early_stopping`, `checkpoint`",
     );
 }
 
@@ -84,7 +85,7 @@ fn unknown_key_inside_a_tagged_section() {
         "    lr: 0.001",
         "    lrate: 0.001",
         "17:5: train.optimizer.lrate: unknown field `lrate`, expected one of `lr`, `beta1`, `beta2`, `eps`, \
-         `weight_decay`",
+         `weight_decay`, `amsgrad`",
     );
 }
 
@@ -93,7 +94,8 @@ fn unknown_top_level_key() {
     Case::new().expect(
         "seed: 1",
         "seeds: 1",
-        "2:1: seeds: unknown field `seeds`, expected one of `name`, `seed`, `data`, `preprocess`, `model`, `train`",
+        "2:1: seeds: unknown field `seeds`, expected one of `name`, `seed`, `device`, `threads`, `data`, \
+         `preprocess`, `model`, `train`",
     );
 }
 

@@ -6,7 +6,11 @@
 //! `sklearn.metrics.precision_recall_fscore_support(..., labels=all classes, zero_division=0)`
 //! and `confusion_matrix`.
 //!
+//! [`plot`] draws PNG charts (training curves so far) with an embedded font.
+//!
 //! What it must not do: train.
+
+pub mod plot;
 
 use pipeline_core::{Direction, Metric, Predictions, Targets};
 use serde::{Deserialize, Serialize};

@@ -19,7 +19,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use pipeline_core::config::{Issue, Tagged};
-use pipeline_core::{Ctx, Model, Predictions, Task};
+use pipeline_core::{Ctx, Head, Model, Predictions};
 use serde::{Deserialize, Serialize};
 
 pub use init::{InitScheme, Params};
@@ -126,12 +126,13 @@ pub fn load_weights(config: &ModelConfig, spec: &ModelSpec, path: &Path, device:
 }
 
 /// Runs `model` at inference over row-major `rows` (each `input_shape` values), `batch_size`
-/// rows at a time: class probabilities (softmax) for classification, values for regression.
+/// rows at a time, and reads its outputs through `head`: class probabilities for
+/// [`Head::Softmax`] and [`Head::Sigmoid`], values for [`Head::Identity`].
 pub fn predict(
     model: &dyn Model,
     rows: &[f32],
     input_shape: &[usize],
-    task: &Task,
+    head: Head,
     batch_size: usize,
     device: &Device,
 ) -> Result<Predictions> {
@@ -139,21 +140,25 @@ pub fn predict(
     if width == 0 || !rows.len().is_multiple_of(width) {
         return Err(Error::Width { expected: width, found: rows.len() });
     }
-    let mut out = Vec::with_capacity(rows.len() / width * task.outputs().max(1));
+    let mut out = Vec::new();
+    let mut outputs = 1;
     for chunk in rows.chunks(batch_size.max(1) * width) {
         let mut shape = vec![chunk.len() / width];
         shape.extend_from_slice(input_shape);
         let xs = Tensor::from_slice(chunk, shape, device)?;
         let ys = model.forward(&xs, &mut Ctx::infer())?;
-        let ys = match task {
-            Task::Classification { .. } => candle_nn::ops::softmax_last_dim(&ys)?,
-            _ => ys,
+        outputs = ys.dims().last().copied().unwrap_or(1);
+        let ys = match head {
+            Head::Softmax => candle_nn::ops::softmax_last_dim(&ys)?,
+            Head::Sigmoid => candle_nn::ops::sigmoid(&ys)?,
+            Head::Identity => ys,
         };
         out.extend(ys.flatten_all()?.to_vec1::<f32>()?);
     }
-    Ok(match task {
-        Task::Classification { labels } => Predictions::Classes { probs: out, classes: labels.len() },
-        _ => Predictions::Values(out),
+    Ok(match head {
+        Head::Softmax => Predictions::Classes { probs: out, classes: outputs },
+        Head::Sigmoid => Predictions::Classes { probs: out.iter().flat_map(|&p| [1.0 - p, p]).collect(), classes: 2 },
+        Head::Identity => Predictions::Values(out),
     })
 }
 
@@ -223,9 +228,8 @@ mod tests {
         save_weights(&params, &path).unwrap();
         let loaded = load_weights(&mlp(), &spec(), &path, &Device::Cpu).unwrap();
         let rows: Vec<f32> = (0..18).map(|i| i as f32 / 10.0).collect();
-        let task = Task::Classification { labels: (0..4).map(|i| i.to_string()).collect() };
-        let a = predict(model.as_ref(), &rows, &spec().input_shape, &task, 2, &Device::Cpu).unwrap();
-        let b = predict(loaded.as_ref(), &rows, &spec().input_shape, &task, 3, &Device::Cpu).unwrap();
+        let a = predict(model.as_ref(), &rows, &spec().input_shape, Head::Softmax, 2, &Device::Cpu).unwrap();
+        let b = predict(loaded.as_ref(), &rows, &spec().input_shape, Head::Softmax, 3, &Device::Cpu).unwrap();
         assert_eq!(a, b);
         let Predictions::Classes { probs, .. } = a else { panic!() };
         for row in probs.chunks(4) {

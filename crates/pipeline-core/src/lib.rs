@@ -5,7 +5,8 @@
 //! only the phases it needs. It holds plain data and traits:
 //!
 //! - [`data`]: [`Dataset`], [`Example`], [`Batch`], the feature [`Schema`] and the [`Task`] kind;
-//! - [`model`]: the [`Model`] trait every architecture implements, and its forward [`Ctx`];
+//! - [`model`]: the [`Model`] trait every architecture implements, its forward [`Ctx`], and
+//!   the output [`Head`] that turns outputs into predictions;
 //! - [`metric`]: the [`Metric`] trait, [`Predictions`] and the optimisation [`Direction`];
 //! - [`config`]: the [`Issue`](config::Issue) a config section's validation reports;
 //! - [`seed`]: how one configured seed becomes independent random streams, one per purpose;
@@ -27,7 +28,7 @@ pub use data::{
 };
 pub use error::{Error, Result};
 pub use metric::{Direction, Metric, Predictions};
-pub use model::{Ctx, Model};
+pub use model::{Ctx, Head, Model};
 pub use run::{BundleDir, BundleIndex, Manifest, RunDir};
 pub use seed::{Rng, derive_seed, rng};
 

@@ -1,8 +1,40 @@
 //! The [`Model`] trait every architecture implements, and the context of a forward pass.
 
 use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
 
-use crate::Rng;
+use crate::{Rng, Task};
+
+/// How a model's raw outputs become predictions, and so how many outputs it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Head {
+    /// One logit per class; class probabilities are their softmax (trained with cross-entropy).
+    Softmax,
+    /// One logit for the second class of a binary task: `p = sigmoid(z)`, probabilities
+    /// `[1 - p, p]` (trained with binary cross-entropy on logits).
+    Sigmoid,
+    /// The outputs are the predicted values (regression).
+    Identity,
+}
+
+impl Head {
+    /// The usual head of `task`: softmax for classification, identity otherwise.
+    pub fn default_for(task: &Task) -> Self {
+        match task {
+            Task::Classification { .. } => Head::Softmax,
+            _ => Head::Identity,
+        }
+    }
+
+    /// The number of model outputs this head reads for `task`.
+    pub fn outputs(self, task: &Task) -> usize {
+        match self {
+            Head::Softmax => task.outputs(),
+            Head::Sigmoid | Head::Identity => 1,
+        }
+    }
+}
 
 /// The context of one forward pass: training (with the random stream that dropout and other
 /// stochastic layers draw from) or inference (deterministic, no randomness).

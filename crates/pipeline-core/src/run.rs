@@ -4,7 +4,10 @@
 //! runs/<name>-<timestamp>/
 //!   config.yaml        the resolved config (defaults filled in, paths absolute)
 //!   manifest.json      inputs and their sha256, seed, versions, git revision, host, timings
+//!   split.json         the example indices of each part
 //!   metrics.jsonl      one JSON object per training epoch
+//!   training_curves.png  loss, accuracy and learning rate by epoch
+//!   checkpoints/       epoch-NNNN[-batch-NNNNN].ckpt and best.ckpt, to resume from
 //!   eval.json          test-set evaluation
 //!   bundle/            everything needed to serve: nothing is re-fitted at serving time
 //!     bundle.json      format version, schema (inputs, task, label names), provenance
@@ -25,7 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, Schema};
+use crate::{Error, Head, Result, Schema};
 
 /// The current bundle format; readers refuse other versions.
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
@@ -90,6 +93,11 @@ impl RunDir {
     /// `checkpoints/`.
     pub fn checkpoints(&self) -> PathBuf {
         self.root.join("checkpoints")
+    }
+
+    /// `training_curves.png`.
+    pub fn curves(&self) -> PathBuf {
+        self.root.join("training_curves.png")
     }
 
     /// The published bundle, `bundle/`.
@@ -166,6 +174,8 @@ pub struct BundleIndex {
     pub name: String,
     /// Inputs, target and task (with label names) of the model.
     pub schema: Schema,
+    /// How the model's outputs become predictions.
+    pub head: Head,
     /// The pipeline version that wrote it.
     pub pipeline_version: String,
     /// When it was written (RFC 3339).
@@ -231,6 +241,9 @@ pub struct Manifest {
     pub started_at: String,
     /// End time (RFC 3339), once finished.
     pub finished_at: Option<String>,
+    /// When the run was resumed after an interruption (RFC 3339), if ever.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_at: Vec<String>,
     /// Every data file read, with its hash.
     pub inputs: Vec<InputFile>,
     /// Versions of the pipeline and of the libraries that compute results.

@@ -108,8 +108,10 @@ impl Bundle {
                 ),
             });
         }
-        let spec =
-            models::ModelSpec { input_shape: index.schema.input.shape(), outputs: index.schema.target.task.outputs() };
+        let spec = models::ModelSpec {
+            input_shape: index.schema.input.shape(),
+            outputs: index.head.outputs(&index.schema.target.task),
+        };
         let model = models::load_weights(&model_config, &spec, &b.weights(), device)?;
         Ok(Self { index, model_config, preprocess, model, device: device.clone() })
     }
@@ -126,7 +128,7 @@ impl Bundle {
             self.model.as_ref(),
             &rows,
             &self.index.schema.input.shape(),
-            self.task(),
+            self.index.head,
             256,
             &self.device,
         )?)

@@ -8,7 +8,7 @@ use std::path::Path;
 use candle_core::Device;
 use models::{MlpConfig, ModelConfig, ModelSpec, Params};
 use pipeline_core::run::{BUNDLE_FORMAT_VERSION, read_json, write_json};
-use pipeline_core::{BundleDir, BundleIndex, InputSchema, Predictions, Schema, Target, Task, rng};
+use pipeline_core::{BundleDir, BundleIndex, Head, InputSchema, Predictions, Schema, Target, Task, rng};
 use preprocess::{FittedScaler, Preprocessor};
 use serve::{Bundle, InputFormat, predict_file};
 
@@ -30,6 +30,7 @@ fn write(dir: &Path) -> BundleDir {
         format_version: BUNDLE_FORMAT_VERSION,
         name: "tiny".into(),
         schema,
+        head: Head::Softmax,
         pipeline_version: "test".into(),
         created_at: "2026-01-01T00:00:00Z".into(),
         seed: 1,
@@ -64,10 +65,10 @@ fn predictions_apply_the_saved_preprocessing() {
     // The same model fed the scaled rows by hand gives the same probabilities.
     let model = models::load_weights(&bundle.model_config, &spec(), &b.weights(), &Device::Cpu).unwrap();
     let scaled: Vec<f32> = raw().iter().map(|v| v / 255.0).collect();
-    let direct = models::predict(model.as_ref(), &scaled, &[1, 2, 3], bundle.task(), 256, &Device::Cpu).unwrap();
+    let direct = models::predict(model.as_ref(), &scaled, &[1, 2, 3], Head::Softmax, 256, &Device::Cpu).unwrap();
     assert_eq!(preds, direct);
     // Without the scaling the outputs differ: the preprocessing is really applied.
-    let unscaled = models::predict(model.as_ref(), &raw(), &[1, 2, 3], bundle.task(), 256, &Device::Cpu).unwrap();
+    let unscaled = models::predict(model.as_ref(), &raw(), &[1, 2, 3], Head::Softmax, 256, &Device::Cpu).unwrap();
     assert_ne!(preds, unscaled);
 }
 

@@ -1,7 +1,11 @@
 //! The `train:` section.
 
 use pipeline_core::config::{Issue, Tagged};
+use pipeline_core::{Direction, Head, Task};
 use serde::{Deserialize, Serialize};
+
+use crate::optim::OptimizerConfig;
+use crate::schedule::{Schedule, Warmup};
 
 /// `train:`: how long and how to fit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -10,7 +14,7 @@ pub struct TrainConfig {
     /// Passes over the training part.
     #[serde(default = "default_epochs")]
     pub epochs: usize,
-    /// Examples per optimizer step.
+    /// Examples per forward / backward pass.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// Reshuffle the training part every epoch (seeded).
@@ -19,72 +23,34 @@ pub struct TrainConfig {
     /// The optimizer and its hyperparameters.
     #[serde(default)]
     pub optimizer: OptimizerConfig,
-    /// How the learning rate changes over epochs.
+    /// How the learning rate changes over the run.
     #[serde(default)]
     pub schedule: Schedule,
-    /// The loss minimised; the default fits the task (cross-entropy or mean squared error).
+    /// A linear warm-up before the schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Warmup>,
+    /// The loss minimised; absent, the task's usual one (cross-entropy or mean squared error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<LossConfig>,
+    /// L1 / L2 penalties on the weights, added to the loss.
     #[serde(default)]
-    pub loss: LossConfig,
-}
-
-/// `train.loss`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LossConfig {
-    /// Cross-entropy label smoothing in `[0, 1)`: the target puts `1 - ε` on the true class and
-    /// spreads `ε` uniformly over all classes, as PyTorch's `CrossEntropyLoss(label_smoothing=ε)`.
+    pub penalty: Penalty,
+    /// Rescale the gradients so that their global L2 norm is at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_norm: Option<f64>,
+    /// Clamp every gradient component to `[-v, v]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_value: Option<f64>,
+    /// Sum the gradients of this many batches before each optimizer step (each batch's loss is
+    /// divided by it, so the step sees their mean).
+    #[serde(default = "default_one")]
+    pub accumulate: usize,
+    /// Stop when a monitored metric stops improving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
+    /// When to write checkpoints.
     #[serde(default)]
-    pub label_smoothing: f64,
-}
-
-/// `train.schedule`: the learning rate of each epoch, tagged by `kind`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Schedule {
-    /// The optimizer's learning rate throughout.
-    #[default]
-    Constant,
-    /// Cosine annealing from the optimizer's learning rate to `min_lr` over the run, stepped
-    /// once per epoch, as PyTorch's `CosineAnnealingLR(T_max=epochs, eta_min=min_lr)`.
-    Cosine(CosineConfig),
-}
-
-/// `kind: cosine`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CosineConfig {
-    /// The learning rate reached at the end.
-    #[serde(default)]
-    pub min_lr: f64,
-}
-
-impl<'de> Deserialize<'de> for Schedule {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let t = Tagged::read(d, "kind", &["constant", "cosine"])?;
-        match t.variant.as_str() {
-            "constant" => t.parse::<Empty, _>().map(|_| Schedule::Constant),
-            "cosine" => t.parse().map(Schedule::Cosine),
-            other => unreachable!("Tagged::read admits only listed variants, got {other}"),
-        }
-    }
-}
-
-/// A variant without options: any key besides the tag is an error.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
-
-impl Schedule {
-    /// The learning rate of 0-based `epoch` of `epochs`, from the base rate `lr`.
-    pub fn lr(&self, lr: f64, epoch: usize, epochs: usize) -> f64 {
-        match self {
-            Schedule::Constant => lr,
-            Schedule::Cosine(c) => {
-                let t = epoch as f64 / epochs.max(1) as f64;
-                c.min_lr + (lr - c.min_lr) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0
-            }
-        }
-    }
+    pub checkpoint: CheckpointConfig,
 }
 
 fn default_epochs() -> usize {
@@ -96,6 +62,9 @@ fn default_batch_size() -> usize {
 fn default_true() -> bool {
     true
 }
+fn default_one() -> usize {
+    1
+}
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -103,164 +72,383 @@ impl Default for TrainConfig {
             epochs: default_epochs(),
             batch_size: default_batch_size(),
             shuffle: true,
-            optimizer: Default::default(),
-            schedule: Default::default(),
-            loss: Default::default(),
+            optimizer: OptimizerConfig::default(),
+            schedule: Schedule::default(),
+            warmup: None,
+            loss: None,
+            penalty: Penalty::default(),
+            clip_norm: None,
+            clip_value: None,
+            accumulate: 1,
+            early_stopping: None,
+            checkpoint: CheckpointConfig::default(),
         }
     }
 }
 
-/// `train.optimizer`, tagged by `kind`.
+/// `train.loss`, tagged by `kind`. The reductions and formulas are PyTorch's.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum OptimizerConfig {
-    /// Adam with decoupled weight decay (Loshchilov & Hutter), as PyTorch's `torch.optim.AdamW`.
-    #[serde(rename = "adamw")]
-    AdamW(AdamWConfig),
+pub enum LossConfig {
+    /// Cross-entropy on logits (`nn.CrossEntropyLoss`), for classification.
+    CrossEntropy(CrossEntropyConfig),
+    /// Binary cross-entropy on one logit (`nn.BCEWithLogitsLoss`), for two-class tasks: the
+    /// model gets a single output and a sigmoid head.
+    BceWithLogits(BceConfig),
+    /// Mean squared error, for regression.
+    Mse(NoOptions),
+    /// Mean absolute error (`nn.L1Loss`), for regression.
+    Mae(NoOptions),
+    /// Huber loss (`nn.HuberLoss`), for regression.
+    Huber(HuberConfig),
 }
 
-impl<'de> Deserialize<'de> for OptimizerConfig {
+/// `kind: cross_entropy`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossEntropyConfig {
+    /// In `[0, 1)`: the target puts `1 - ε` on the true class and spreads `ε` over all classes.
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// One weight per class (rescales each class's contribution); absent, all 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weights: Option<Vec<f64>>,
+}
+
+/// `kind: bce_with_logits`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BceConfig {
+    /// Weight of the positive (second) class's examples; absent, 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos_weight: Option<f64>,
+}
+
+/// `kind: huber`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HuberConfig {
+    /// Where the loss turns from quadratic to linear.
+    #[serde(default = "default_delta")]
+    pub delta: f64,
+}
+
+fn default_delta() -> f64 {
+    1.0
+}
+
+/// A variant without options: any key besides the tag is an error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoOptions {}
+
+impl<'de> Deserialize<'de> for LossConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let t = Tagged::read(d, "kind", &["adamw"])?;
+        let t = Tagged::read(d, "kind", &["cross_entropy", "bce_with_logits", "mse", "mae", "huber"])?;
         match t.variant.as_str() {
-            "adamw" => t.parse().map(OptimizerConfig::AdamW),
+            "cross_entropy" => t.parse().map(LossConfig::CrossEntropy),
+            "bce_with_logits" => t.parse().map(LossConfig::BceWithLogits),
+            "mse" => t.parse().map(LossConfig::Mse),
+            "mae" => t.parse().map(LossConfig::Mae),
+            "huber" => t.parse().map(LossConfig::Huber),
             other => unreachable!("Tagged::read admits only listed variants, got {other}"),
         }
     }
 }
 
-impl Default for OptimizerConfig {
-    fn default() -> Self {
-        Self::AdamW(AdamWConfig::default())
+impl LossConfig {
+    /// The task's usual loss: cross-entropy for classification, mean squared error otherwise.
+    pub fn default_for(task: &Task) -> Self {
+        match task {
+            Task::Classification { .. } => LossConfig::CrossEntropy(CrossEntropyConfig::default()),
+            _ => LossConfig::Mse(NoOptions {}),
+        }
+    }
+
+    /// The output head this loss trains, or why it does not fit `task`.
+    pub fn head(&self, task: &Task) -> Result<Head, Issue> {
+        let key = "train.loss.kind";
+        match (self, task) {
+            (LossConfig::CrossEntropy(c), Task::Classification { labels }) => {
+                if let Some(w) = &c.class_weights
+                    && w.len() != labels.len()
+                {
+                    return Err(Issue::new(
+                        "train.loss.class_weights",
+                        format!("has {} weights for {} classes", w.len(), labels.len()),
+                    ));
+                }
+                Ok(Head::Softmax)
+            }
+            (LossConfig::BceWithLogits(_), Task::Classification { labels }) if labels.len() == 2 => Ok(Head::Sigmoid),
+            (LossConfig::BceWithLogits(_), Task::Classification { labels }) => Err(Issue::new(
+                key,
+                format!("bce_with_logits needs a two-class task, the data has {} classes", labels.len()),
+            )),
+            (LossConfig::Mse(_) | LossConfig::Mae(_) | LossConfig::Huber(_), Task::Regression) => Ok(Head::Identity),
+            (l, t) => Err(Issue::new(key, format!("{} does not fit a {} task", l.name(), task_name(t)))),
+        }
+    }
+
+    /// The `kind` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LossConfig::CrossEntropy(_) => "cross_entropy",
+            LossConfig::BceWithLogits(_) => "bce_with_logits",
+            LossConfig::Mse(_) => "mse",
+            LossConfig::Mae(_) => "mae",
+            LossConfig::Huber(_) => "huber",
+        }
     }
 }
 
-/// `kind: adamw`. Defaults are PyTorch's.
+fn task_name(task: &Task) -> &'static str {
+    match task {
+        Task::Classification { .. } => "classification",
+        Task::Regression => "regression",
+        Task::Generation => "generation",
+    }
+}
+
+/// `train.penalty`: `l1 · Σ|w| + l2 · Σw²` over the weight tensors (names ending in `weight`;
+/// biases and normalisation offsets are not penalised), added to the loss.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Penalty {
+    /// L1 coefficient.
+    #[serde(default)]
+    pub l1: f64,
+    /// L2 coefficient.
+    #[serde(default)]
+    pub l2: f64,
+}
+
+/// A per-epoch metric that early stopping, best checkpoints and reduce-on-plateau can watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Monitor {
+    /// Loss on the validation part.
+    ValLoss,
+    /// Accuracy on the validation part.
+    ValAccuracy,
+    /// Mean training loss of the epoch.
+    TrainLoss,
+    /// Training accuracy of the epoch.
+    TrainAccuracy,
+}
+
+impl Monitor {
+    /// Whether the metric improves upwards or downwards.
+    pub fn direction(self) -> Direction {
+        match self {
+            Monitor::ValLoss | Monitor::TrainLoss => Direction::Minimize,
+            Monitor::ValAccuracy | Monitor::TrainAccuracy => Direction::Maximize,
+        }
+    }
+
+    /// Whether it needs a validation part.
+    pub fn needs_validation(self) -> bool {
+        matches!(self, Monitor::ValLoss | Monitor::ValAccuracy)
+    }
+
+    /// The metric's name in `metrics.jsonl`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Monitor::ValLoss => "val_loss",
+            Monitor::ValAccuracy => "val_accuracy",
+            Monitor::TrainLoss => "train_loss",
+            Monitor::TrainAccuracy => "train_accuracy",
+        }
+    }
+}
+
+/// `train.early_stopping`, as Keras' `EarlyStopping`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AdamWConfig {
-    /// Learning rate.
-    #[serde(default = "default_lr")]
-    pub lr: f64,
-    /// Decay of the first-moment estimate.
-    #[serde(default = "default_beta1")]
-    pub beta1: f64,
-    /// Decay of the second-moment estimate.
-    #[serde(default = "default_beta2")]
-    pub beta2: f64,
-    /// Term added to the denominator for stability.
-    #[serde(default = "default_eps")]
-    pub eps: f64,
-    /// Decoupled weight decay.
-    #[serde(default = "default_weight_decay")]
-    pub weight_decay: f64,
+pub struct EarlyStopping {
+    /// The metric watched.
+    #[serde(default = "default_monitor")]
+    pub monitor: Monitor,
+    /// Epochs without improvement before stopping.
+    #[serde(default = "default_patience")]
+    pub patience: usize,
+    /// The least change that counts as an improvement.
+    #[serde(default)]
+    pub min_delta: f64,
+    /// At the end, put back the weights of the best epoch.
+    #[serde(default = "default_true")]
+    pub restore_best: bool,
 }
 
-fn default_lr() -> f64 {
-    1e-3
+fn default_monitor() -> Monitor {
+    Monitor::ValLoss
 }
-fn default_beta1() -> f64 {
-    0.9
-}
-fn default_beta2() -> f64 {
-    0.999
-}
-fn default_eps() -> f64 {
-    1e-8
-}
-fn default_weight_decay() -> f64 {
-    0.01
+fn default_patience() -> usize {
+    5
 }
 
-impl Default for AdamWConfig {
+/// `train.checkpoint`: checkpoints go to the run directory's `checkpoints/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Write one after every this many epochs (0: only the last).
+    #[serde(default = "default_one")]
+    pub every_epochs: usize,
+    /// Also write one every this many optimizer steps inside an epoch (0: never).
+    #[serde(default)]
+    pub every_steps: usize,
+    /// How many periodic checkpoints to keep (the best one, `best.ckpt`, is kept besides).
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+}
+
+fn default_keep() -> usize {
+    2
+}
+
+impl Default for CheckpointConfig {
     fn default() -> Self {
-        Self {
-            lr: default_lr(),
-            beta1: default_beta1(),
-            beta2: default_beta2(),
-            eps: default_eps(),
-            weight_decay: default_weight_decay(),
-        }
+        Self { every_epochs: 1, every_steps: 0, keep: default_keep() }
+    }
+}
+
+fn positive(issues: &mut Vec<Issue>, key: &str, v: f64) {
+    if !(v.is_finite() && v > 0.0) {
+        issues.push(Issue::new(key, format!("must be a positive number, got {v}")));
+    }
+}
+
+fn non_negative(issues: &mut Vec<Issue>, key: &str, v: f64) {
+    if !(v.is_finite() && v >= 0.0) {
+        issues.push(Issue::new(key, format!("must be zero or positive, got {v}")));
+    }
+}
+
+fn fraction(issues: &mut Vec<Issue>, key: &str, v: f64) {
+    if !(0.0..1.0).contains(&v) {
+        issues.push(Issue::new(key, format!("must be in [0, 1), got {v}")));
     }
 }
 
 impl TrainConfig {
-    /// Checks the values serde cannot: at least one epoch, a positive batch, sane optimizer
-    /// hyperparameters.
-    pub fn validate(&self) -> Vec<Issue> {
+    /// Checks the values serde cannot. `has_validation` says whether the split leaves a
+    /// validation part (metrics named `val_*` need one).
+    pub fn validate(&self, has_validation: bool) -> Vec<Issue> {
         let mut issues = Vec::new();
-        if self.epochs == 0 {
-            issues.push(Issue::new("train.epochs", "must be at least 1, got 0"));
+        for (key, v) in [
+            ("train.epochs", self.epochs),
+            ("train.batch_size", self.batch_size),
+            ("train.accumulate", self.accumulate),
+        ] {
+            if v == 0 {
+                issues.push(Issue::new(key, "must be at least 1, got 0"));
+            }
         }
-        if self.batch_size == 0 {
-            issues.push(Issue::new("train.batch_size", "must be at least 1, got 0"));
+        self.optimizer.validate(&mut issues);
+        self.schedule.validate(&mut issues, has_validation);
+        if let Some(w) = &self.warmup {
+            w.validate(&mut issues, self.epochs);
         }
-        if !(0.0..1.0).contains(&self.loss.label_smoothing) {
-            issues.push(Issue::new(
-                "train.loss.label_smoothing",
-                format!("must be in [0, 1), got {}", self.loss.label_smoothing),
-            ));
+        match &self.loss {
+            Some(LossConfig::CrossEntropy(c)) => {
+                fraction(&mut issues, "train.loss.label_smoothing", c.label_smoothing);
+                for (i, &w) in c.class_weights.iter().flatten().enumerate() {
+                    non_negative(&mut issues, &format!("train.loss.class_weights[{i}]"), w);
+                }
+            }
+            Some(LossConfig::BceWithLogits(BceConfig { pos_weight: Some(w) })) => {
+                positive(&mut issues, "train.loss.pos_weight", *w);
+            }
+            Some(LossConfig::Huber(h)) => positive(&mut issues, "train.loss.delta", h.delta),
+            _ => {}
         }
-        if let Schedule::Cosine(c) = &self.schedule
-            && !(c.min_lr.is_finite() && c.min_lr >= 0.0)
-        {
-            issues.push(Issue::new("train.schedule.min_lr", format!("must be zero or positive, got {}", c.min_lr)));
+        non_negative(&mut issues, "train.penalty.l1", self.penalty.l1);
+        non_negative(&mut issues, "train.penalty.l2", self.penalty.l2);
+        if let Some(v) = self.clip_norm {
+            positive(&mut issues, "train.clip_norm", v);
         }
-        match &self.optimizer {
-            OptimizerConfig::AdamW(c) => {
-                let k = "train.optimizer";
-                if !(c.lr.is_finite() && c.lr > 0.0) {
-                    issues.push(Issue::new(format!("{k}.lr"), format!("must be a positive number, got {}", c.lr)));
-                }
-                for (name, v) in [("beta1", c.beta1), ("beta2", c.beta2)] {
-                    if !(0.0..1.0).contains(&v) {
-                        issues.push(Issue::new(format!("{k}.{name}"), format!("must be in [0, 1), got {v}")));
-                    }
-                }
-                if !(c.eps.is_finite() && c.eps > 0.0) {
-                    issues.push(Issue::new(format!("{k}.eps"), format!("must be a positive number, got {}", c.eps)));
-                }
-                if !(c.weight_decay.is_finite() && c.weight_decay >= 0.0) {
-                    issues.push(Issue::new(
-                        format!("{k}.weight_decay"),
-                        format!("must be zero or positive, got {}", c.weight_decay),
-                    ));
-                }
+        if let Some(v) = self.clip_value {
+            positive(&mut issues, "train.clip_value", v);
+        }
+        if let Some(es) = &self.early_stopping {
+            non_negative(&mut issues, "train.early_stopping.min_delta", es.min_delta);
+            if es.monitor.needs_validation() && !has_validation {
+                issues.push(Issue::new(
+                    "train.early_stopping.monitor",
+                    format!("{} needs a validation part, but preprocess.split.validation is 0", es.monitor.name()),
+                ));
             }
         }
         issues
+    }
+
+    /// The loss to train with on `task`: the configured one or the task's usual one.
+    pub fn loss_for(&self, task: &Task) -> LossConfig {
+        self.loss.clone().unwrap_or_else(|| LossConfig::default_for(task))
+    }
+
+    /// The metric that decides the "best" epoch: early stopping's, or the validation loss when
+    /// there is a validation part, else the training loss.
+    pub fn best_monitor(&self, has_validation: bool) -> Monitor {
+        match &self.early_stopping {
+            Some(es) => es.monitor,
+            None if has_validation => Monitor::ValLoss,
+            None => Monitor::TrainLoss,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cosine_matches_pytorch() {
-        // PyTorch 2.15: opt = AdamW([p], lr=0.1); s = CosineAnnealingLR(opt, T_max=5, eta_min=0.01)
-        // [opt.param_groups[0]["lr"] after 0..4 calls of s.step()]
-        let want = [0.1, 0.09140576474687263, 0.06890576474687263, 0.04109423525312736, 0.018594235253127367];
-        let s = Schedule::Cosine(CosineConfig { min_lr: 0.01 });
-        for (e, w) in want.iter().enumerate() {
-            assert!((s.lr(0.1, e, 5) - w).abs() < 1e-12, "epoch {e}: {} vs {w}", s.lr(0.1, e, 5));
-        }
-        assert_eq!(Schedule::Constant.lr(0.1, 3, 5), 0.1);
-    }
+    use crate::optim::AdamWConfig;
 
     #[test]
     fn validate_names_keys() {
-        let mut c = TrainConfig { epochs: 0, ..Default::default() };
-        c.optimizer = OptimizerConfig::AdamW(AdamWConfig { lr: -1.0, beta2: 1.0, ..Default::default() });
-        let got: Vec<String> = c.validate().iter().map(ToString::to_string).collect();
+        let c = TrainConfig {
+            epochs: 0,
+            optimizer: OptimizerConfig::AdamW(AdamWConfig { lr: -1.0, beta2: 1.0, ..Default::default() }),
+            early_stopping: Some(EarlyStopping {
+                monitor: Monitor::ValAccuracy,
+                patience: 3,
+                min_delta: 0.0,
+                restore_best: true,
+            }),
+            ..Default::default()
+        };
+        let got: Vec<String> = c.validate(false).iter().map(ToString::to_string).collect();
         assert_eq!(
             got,
             vec![
                 "train.epochs: must be at least 1, got 0",
                 "train.optimizer.lr: must be a positive number, got -1",
                 "train.optimizer.beta2: must be in [0, 1), got 1",
+                "train.early_stopping.monitor: val_accuracy needs a validation part, but preprocess.split.validation is 0",
             ]
         );
-        assert!(TrainConfig::default().validate().is_empty());
+        assert!(TrainConfig::default().validate(true).is_empty());
+    }
+
+    #[test]
+    fn losses_fit_their_tasks() {
+        let two = Task::Classification { labels: vec!["no".into(), "yes".into()] };
+        let three = Task::Classification { labels: vec!["a".into(), "b".into(), "c".into()] };
+        assert_eq!(LossConfig::default_for(&three).head(&three), Ok(Head::Softmax));
+        assert_eq!(LossConfig::BceWithLogits(BceConfig::default()).head(&two), Ok(Head::Sigmoid));
+        assert_eq!(
+            LossConfig::BceWithLogits(BceConfig::default()).head(&three).unwrap_err().to_string(),
+            "train.loss.kind: bce_with_logits needs a two-class task, the data has 3 classes"
+        );
+        assert_eq!(
+            LossConfig::Mse(NoOptions {}).head(&three).unwrap_err().to_string(),
+            "train.loss.kind: mse does not fit a classification task"
+        );
+        assert_eq!(LossConfig::Huber(HuberConfig { delta: 1.0 }).head(&Task::Regression), Ok(Head::Identity));
+        let weighted =
+            LossConfig::CrossEntropy(CrossEntropyConfig { label_smoothing: 0.0, class_weights: Some(vec![1.0]) });
+        assert_eq!(
+            weighted.head(&two).unwrap_err().to_string(),
+            "train.loss.class_weights: has 1 weights for 2 classes"
+        );
     }
 }

@@ -1,13 +1,21 @@
+//! The fit loop.
+
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{D, Device, Tensor};
-use candle_nn::Optimizer;
+use candle_core::{D, DType, Device, Tensor};
 use models::Params;
-use pipeline_core::{Ctx, Dataset, Model, Predictions, Targets, Task, rng};
+use pipeline_core::{Batch, Ctx, Dataset, Direction, Head, Model, rng};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::{Error, LossConfig, OptimizerConfig, Result, TrainConfig};
+use crate::checkpoint::{self, Best, Checkpoint, Partial, TrainState};
+use crate::config::{LossConfig, Monitor, TrainConfig};
+use crate::loss::{loss, penalty};
+use crate::optim::Optimizer;
+use crate::schedule::Scheduler;
+use crate::{Error, Result};
 
 /// What one epoch measured. Accuracies are `None` for regression; validation figures are
 /// `None` without a validation part.
@@ -15,7 +23,7 @@ use crate::{Error, LossConfig, OptimizerConfig, Result, TrainConfig};
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,
-    /// Mean training loss over the epoch's batches (weighted by batch size).
+    /// Mean training loss over the epoch's batches (weighted by batch size, penalty excluded).
     pub train_loss: f64,
     /// Training accuracy over the epoch (as the weights were at each batch).
     pub train_accuracy: Option<f64>,
@@ -23,7 +31,7 @@ pub struct EpochMetrics {
     pub val_loss: Option<f64>,
     /// Accuracy on the validation part after the epoch.
     pub val_accuracy: Option<f64>,
-    /// Learning rate used.
+    /// Learning rate of the epoch's first step.
     pub lr: f64,
     /// Wall time of the training batches (validation excluded).
     pub train_seconds: f64,
@@ -31,7 +39,19 @@ pub struct EpochMetrics {
     pub samples_per_sec: f64,
 }
 
-/// What [`Callback::on_batch_end`] is told after each optimizer step.
+impl EpochMetrics {
+    /// The value of a monitored metric, if this epoch has it.
+    pub fn get(&self, m: Monitor) -> Option<f64> {
+        match m {
+            Monitor::ValLoss => self.val_loss,
+            Monitor::ValAccuracy => self.val_accuracy,
+            Monitor::TrainLoss => Some(self.train_loss),
+            Monitor::TrainAccuracy => self.train_accuracy,
+        }
+    }
+}
+
+/// What [`Callback::on_batch_end`] is told after each batch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BatchEnd {
     /// 1-based epoch.
@@ -53,25 +73,32 @@ pub enum Control {
     Stop,
 }
 
-/// Something that watches training: progress display, logs, early stopping, pruning.
+/// Something that watches training: progress display, logs, the tuner's pruning. Early
+/// stopping and checkpoints are built into the loop, because they need the weights.
 pub trait Callback {
-    /// Before the first epoch.
-    fn on_fit_begin(&mut self, _epochs: usize, _batches_per_epoch: usize) {}
-    /// After each optimizer step, with that batch's loss.
+    /// Before the first epoch (of this process: `start_epoch` > 1 after a resume).
+    fn on_fit_begin(&mut self, _epochs: usize, _batches_per_epoch: usize, _start_epoch: usize) {}
+    /// After each batch.
     fn on_batch_end(&mut self, _batch: &BatchEnd) {}
-    /// After each epoch's validation; an error aborts training.
+    /// After each epoch's validation; [`Control::Stop`] ends training, an error aborts it.
     fn on_epoch_end(&mut self, metrics: &EpochMetrics) -> Result<Control>;
     /// After the last epoch (also when stopped early).
     fn on_fit_end(&mut self) {}
 }
 
-/// The outcome of [`fit`].
+/// The outcome of a fit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitReport {
-    /// One entry per epoch run.
+    /// One entry per epoch, from the first (including epochs before a resume).
     pub history: Vec<EpochMetrics>,
-    /// Whether a callback stopped training before `epochs`.
+    /// Whether training ended before `epochs`.
     pub stopped_early: bool,
+    /// The best epoch by the monitored metric (1-based).
+    pub best_epoch: usize,
+    /// The metric that defines "best".
+    pub monitor: Monitor,
+    /// Whether the best epoch's weights were put back at the end.
+    pub restored_best: bool,
 }
 
 /// What is trained, how, and where.
@@ -86,170 +113,386 @@ pub struct Trainer<'a> {
     pub seed: u64,
     /// Where the tensors live.
     pub device: &'a Device,
+    /// Where checkpoints go (`None`: none are written).
+    pub checkpoint_dir: Option<&'a Path>,
 }
 
 impl Trainer<'_> {
-    /// Trains on `train`, validating on `validation` after every epoch, calling `callbacks`.
+    /// Trains on `train` from the current weights, validating on `validation` after every epoch.
     pub fn fit(
         &self,
         train: &Dataset,
         validation: Option<&Dataset>,
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<FitReport> {
-        fit(self, train, validation, callbacks)
+        Run::new(self, train, validation)?.go(callbacks, None)
+    }
+
+    /// Continues the run that wrote `checkpoint`: weights, optimizer, schedule, random streams
+    /// and position are restored, so the result is the same as if it had never stopped.
+    pub fn resume(
+        &self,
+        checkpoint: Checkpoint,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<FitReport> {
+        Run::new(self, train, validation)?.go(callbacks, Some(checkpoint))
+    }
+
+    /// The head the configured loss trains for `task` (and so the model's output count).
+    pub fn head(config: &TrainConfig, task: &pipeline_core::Task) -> Result<Head> {
+        config.loss_for(task).head(task).map_err(|i| Error::Config(i.to_string()))
     }
 }
 
-fn fit(
-    trainer: &Trainer<'_>,
-    train: &Dataset,
-    validation: Option<&Dataset>,
-    callbacks: &mut [&mut dyn Callback],
-) -> Result<FitReport> {
-    let Trainer { model, params, config, seed, device } = *trainer;
-    if train.is_empty() {
-        return Err(Error::NoData);
-    }
-    let task = &train.schema().target.task;
-    let vars = params.named_vars().into_iter().map(|(_, v)| v).collect();
-    let (mut opt, base_lr) = match &config.optimizer {
-        OptimizerConfig::AdamW(c) => (
-            candle_nn::AdamW::new(
-                vars,
-                candle_nn::ParamsAdamW {
-                    lr: c.lr,
-                    beta1: c.beta1,
-                    beta2: c.beta2,
-                    eps: c.eps,
-                    weight_decay: c.weight_decay,
-                },
-            )?,
-            c.lr,
-        ),
-    };
-    let mut shuffle_rng = rng(seed, "shuffle");
-    let mut dropout_rng = rng(seed, "dropout");
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let batch = config.batch_size.max(1);
-    let batches = train.len().div_ceil(batch);
-    for cb in callbacks.iter_mut() {
-        cb.on_fit_begin(config.epochs, batches);
-    }
-    let mut history = Vec::new();
-    let mut stopped_early = false;
-    for epoch in 1..=config.epochs {
-        if config.shuffle {
-            order.shuffle(&mut shuffle_rng);
+struct Run<'t, 'a> {
+    t: &'t Trainer<'a>,
+    train: &'t Dataset,
+    validation: Option<&'t Dataset>,
+    loss: LossConfig,
+    head: Head,
+    monitor: Monitor,
+    vars: Vec<(String, candle_core::Var)>,
+    weights: Vec<Tensor>,
+    opt: Optimizer,
+    sched: Scheduler,
+    batches: usize,
+    fingerprint: String,
+}
+
+impl<'t, 'a> Run<'t, 'a> {
+    fn new(t: &'t Trainer<'a>, train: &'t Dataset, validation: Option<&'t Dataset>) -> Result<Self> {
+        let c = t.config;
+        if train.is_empty() {
+            return Err(Error::NoData);
         }
-        opt.set_learning_rate(config.schedule.lr(base_lr, epoch - 1, config.epochs));
-        let start = Instant::now();
-        let (mut loss_sum, mut correct, mut samples) = (0f64, 0usize, 0usize);
-        for (b, idx) in order.chunks(batch).enumerate() {
-            let data = train.batch(idx, device)?;
-            let out = model.forward(&data.inputs, &mut Ctx::train(&mut dropout_rng))?;
-            let loss = loss(task, &config.loss, &out, &data.targets)?;
-            opt.backward_step(&loss)?;
-            let l = loss.to_scalar::<f32>()?;
-            if !l.is_finite() {
-                return Err(Error::Diverged { epoch, batch: b + 1, loss: l });
-            }
-            loss_sum += f64::from(l) * idx.len() as f64;
-            samples += idx.len();
-            if matches!(task, Task::Classification { .. }) {
-                let pred = out.argmax(D::Minus1)?;
-                correct +=
-                    pred.eq(&data.targets)?.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize;
-            }
-            for cb in callbacks.iter_mut() {
-                cb.on_batch_end(&BatchEnd { epoch, batch: b + 1, samples, loss: l });
-            }
+        let task = &train.schema().target.task;
+        let loss = c.loss_for(task);
+        let head = Trainer::head(c, task)?;
+        let validation = validation.filter(|v| !v.is_empty());
+        let monitor = c.best_monitor(validation.is_some());
+        let vars = t.params.named_vars();
+        let weights = vars.iter().filter(|(n, _)| n.ends_with("weight")).map(|(_, v)| v.as_tensor().clone()).collect();
+        let opt = Optimizer::new(c.optimizer.clone(), vars.clone())?;
+        let batches = train.len().div_ceil(c.batch_size.max(1));
+        let steps_per_epoch = batches.div_ceil(c.accumulate.max(1));
+        let sched = Scheduler::new(c.schedule.clone(), c.warmup.clone(), c.optimizer.lr(), c.epochs, steps_per_epoch);
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(c).unwrap_or_default());
+        h.update(t.seed.to_le_bytes());
+        for (name, v) in &vars {
+            h.update(format!("{name}{:?}", v.dims()).as_bytes());
         }
-        let train_seconds = start.elapsed().as_secs_f64();
-        let n = train.len() as f64;
-        let (val_loss, val_accuracy) = match validation.filter(|v| !v.is_empty()) {
-            Some(v) => {
-                let (l, a) = evaluate(model, v, batch.max(256), device)?;
-                (Some(l), a)
+        let fingerprint = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+        Ok(Self { t, train, validation, loss, head, monitor, vars, weights, opt, sched, batches, fingerprint })
+    }
+
+    fn fresh_state(&self) -> TrainState {
+        TrainState {
+            epochs_done: 0,
+            batches_done: 0,
+            optimizer_steps: 0,
+            shuffle_rng: rng(self.t.seed, "shuffle"),
+            dropout_rng: rng(self.t.seed, "dropout"),
+            partial: Partial::default(),
+            schedule: Default::default(),
+            history: Vec::new(),
+            best: Best::default(),
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
+
+    /// Restores weights, optimizer and schedule from `ck`; returns its state and best weights.
+    fn restore(&mut self, ck: &Checkpoint) -> Result<(TrainState, Option<Vec<Tensor>>)> {
+        let bad = |reason: String| Error::Resume { path: ck.path.clone(), reason };
+        if ck.state.fingerprint != self.fingerprint {
+            return Err(bad("it was written by a different training configuration or model".into()));
+        }
+        for (name, var) in &self.vars {
+            let t = ck.tensors.get(&format!("param/{name}")).ok_or_else(|| bad(format!("no parameter {name}")))?;
+            var.set(t).map_err(|e| bad(e.to_string()))?;
+        }
+        let optim: std::collections::HashMap<String, Tensor> = ck
+            .tensors
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("optim/").map(|k| (k.to_string(), v.clone())))
+            .collect();
+        self.opt.load_state(&optim, ck.state.optimizer_steps).map_err(|e| bad(e.to_string()))?;
+        self.sched.state = ck.state.schedule.clone();
+        let best = self
+            .vars
+            .iter()
+            .map(|(name, _)| ck.tensors.get(&format!("best/{name}")).cloned())
+            .collect::<Option<Vec<_>>>();
+        Ok((ck.state.clone(), best))
+    }
+
+    fn go(mut self, callbacks: &mut [&mut dyn Callback], resume: Option<Checkpoint>) -> Result<FitReport> {
+        let c = self.t.config;
+        let (mut st, mut best_weights, mut last_ckpt) = match &resume {
+            Some(ck) => {
+                let (st, best) = self.restore(ck)?;
+                (st, best, Some(ck.path.clone()))
             }
-            None => (None, None),
+            None => (self.fresh_state(), None, None),
         };
-        let metrics = EpochMetrics {
-            epoch,
-            train_loss: loss_sum / n,
-            train_accuracy: matches!(task, Task::Classification { .. }).then(|| correct as f64 / n),
-            val_loss,
-            val_accuracy,
-            lr: opt.learning_rate(),
-            train_seconds,
-            samples_per_sec: n / train_seconds.max(1e-9),
-        };
-        let mut stop = false;
+        let restore_best = c.early_stopping.as_ref().is_some_and(|e| e.restore_best);
+        let n = self.train.len();
+        let accumulate = c.accumulate.max(1);
         for cb in callbacks.iter_mut() {
-            stop |= cb.on_epoch_end(&metrics)? == Control::Stop;
+            cb.on_fit_begin(c.epochs, self.batches, st.epochs_done + 1);
         }
-        history.push(metrics);
-        if stop && epoch < config.epochs {
-            stopped_early = true;
-            break;
+        let mut stopped_early = false;
+        for epoch in st.epochs_done + 1..=c.epochs {
+            let mut shuffle = st.shuffle_rng.clone();
+            let mut order: Vec<usize> = (0..n).collect();
+            if c.shuffle {
+                order.shuffle(&mut shuffle);
+            }
+            let started = Instant::now();
+            let seconds_before = st.partial.seconds;
+            let first_lr = self.sched.lr(epoch - 1, st.batches_done / accumulate);
+            let mut grads: Vec<Option<Tensor>> = vec![None; self.vars.len()];
+            let mut pending = 0;
+            for (b, idx) in order.chunks(c.batch_size.max(1)).enumerate().skip(st.batches_done) {
+                let lr = self.sched.lr(epoch - 1, b / accumulate);
+                let data = self.train.batch(idx, self.t.device)?;
+                let (value, correct) = self.forward_backward(&data, &mut st, &mut grads, accumulate)?;
+                if !value.is_finite() {
+                    return Err(Error::Diverged { epoch, batch: b + 1, loss: value, checkpoint: last_ckpt });
+                }
+                pending += 1;
+                st.partial.loss_sum += f64::from(value) * idx.len() as f64;
+                st.partial.correct += correct;
+                st.partial.samples += idx.len();
+                let last = b + 1 == self.batches;
+                if pending == accumulate || last {
+                    clip(&mut grads, c.clip_value, c.clip_norm)?;
+                    self.opt.step(&grads, lr)?;
+                    grads.iter_mut().for_each(|g| *g = None);
+                    pending = 0;
+                    st.batches_done = b + 1;
+                    st.optimizer_steps = self.opt.steps();
+                    let every = c.checkpoint.every_steps;
+                    if every > 0 && st.optimizer_steps.is_multiple_of(every as u64) && !last {
+                        st.partial.seconds = seconds_before + started.elapsed().as_secs_f64();
+                        last_ckpt = self.save(
+                            &st,
+                            best_weights.as_deref(),
+                            checkpoint::file_name(st.epochs_done, st.batches_done),
+                        )?;
+                    }
+                }
+                for cb in callbacks.iter_mut() {
+                    cb.on_batch_end(&BatchEnd { epoch, batch: b + 1, samples: st.partial.samples, loss: value });
+                }
+            }
+            let train_seconds = seconds_before + started.elapsed().as_secs_f64();
+            let (val_loss, val_accuracy) = match self.validation {
+                Some(v) => {
+                    let (l, a) = self.evaluate(v)?;
+                    (Some(l), a)
+                }
+                None => (None, None),
+            };
+            let p = std::mem::take(&mut st.partial);
+            let metrics = EpochMetrics {
+                epoch,
+                train_loss: p.loss_sum / p.samples.max(1) as f64,
+                train_accuracy: (self.head != Head::Identity).then(|| p.correct as f64 / p.samples.max(1) as f64),
+                val_loss,
+                val_accuracy,
+                lr: first_lr,
+                train_seconds,
+                samples_per_sec: p.samples as f64 / train_seconds.max(1e-9),
+            };
+            self.sched.on_epoch_end(&metrics);
+            let improved = self.update_best(&mut st.best, &metrics, epoch);
+            if improved && restore_best {
+                best_weights =
+                    Some(self.vars.iter().map(|(_, v)| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?);
+            }
+            let mut stop = false;
+            for cb in callbacks.iter_mut() {
+                stop |= cb.on_epoch_end(&metrics)? == Control::Stop;
+            }
+            if let Some(es) = &c.early_stopping
+                && st.best.bad_epochs >= es.patience.max(1)
+            {
+                stop = true;
+            }
+            st.history.push(metrics);
+            st.epochs_done = epoch;
+            st.batches_done = 0;
+            st.shuffle_rng = shuffle;
+            st.schedule = self.sched.state.clone();
+            let every = c.checkpoint.every_epochs;
+            if (every > 0 && epoch.is_multiple_of(every)) || epoch == c.epochs || stop {
+                last_ckpt = self.save(&st, best_weights.as_deref(), checkpoint::file_name(epoch, 0))?;
+            }
+            if improved {
+                self.save(&st, best_weights.as_deref(), checkpoint::BEST.to_string())?;
+            }
+            if stop {
+                stopped_early = epoch < c.epochs;
+                break;
+            }
         }
+        let restored_best = restore_best && best_weights.is_some();
+        if let Some(best) = best_weights.filter(|_| restore_best) {
+            for ((_, var), t) in self.vars.iter().zip(best) {
+                var.set(&t)?;
+            }
+        }
+        for cb in callbacks.iter_mut() {
+            cb.on_fit_end();
+        }
+        Ok(FitReport {
+            history: st.history,
+            stopped_early,
+            best_epoch: st.best.epoch,
+            monitor: self.monitor,
+            restored_best,
+        })
     }
-    for cb in callbacks.iter_mut() {
-        cb.on_fit_end();
+
+    /// Forward, loss, backward; adds the gradients into `grads`. Returns the batch loss (before
+    /// penalty and accumulation scaling) and the number of correct predictions.
+    fn forward_backward(
+        &self,
+        data: &Batch,
+        st: &mut TrainState,
+        grads: &mut [Option<Tensor>],
+        accumulate: usize,
+    ) -> Result<(f32, usize)> {
+        let out = self.t.model.forward(&data.inputs, &mut Ctx::train(&mut st.dropout_rng))?;
+        let l = loss(&self.loss, &out, &data.targets)?;
+        let value = l.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            return Ok((value, 0));
+        }
+        let mut total = l;
+        if let Some(p) = penalty(&self.t.config.penalty, &self.weights)? {
+            total = (total + p)?;
+        }
+        if accumulate > 1 {
+            total = (total / accumulate as f64)?;
+        }
+        let store = total.backward()?;
+        for (slot, (_, var)) in grads.iter_mut().zip(&self.vars) {
+            if let Some(g) = store.get(var.as_tensor()) {
+                *slot = Some(match slot.take() {
+                    Some(acc) => (acc + g)?,
+                    None => g.clone(),
+                });
+            }
+        }
+        Ok((value, correct(self.head, &out, &data.targets)?))
     }
-    Ok(FitReport { history, stopped_early })
+
+    /// Validation loss (the training loss, penalty excluded) and accuracy, at inference.
+    fn evaluate(&self, data: &Dataset) -> Result<(f64, Option<f64>)> {
+        let mut outs = Vec::new();
+        let mut targets = Vec::new();
+        let all: Vec<usize> = (0..data.len()).collect();
+        for idx in all.chunks(512) {
+            let b = data.batch(idx, self.t.device)?;
+            outs.push(self.t.model.forward(&b.inputs, &mut Ctx::infer())?);
+            targets.push(b.targets);
+        }
+        let out = Tensor::cat(&outs, 0)?;
+        let targets = Tensor::cat(&targets, 0)?;
+        let l = loss(&self.loss, &out, &targets)?.to_scalar::<f32>()?;
+        let acc = (self.head != Head::Identity).then(|| correct(self.head, &out, &targets)).transpose()?;
+        Ok((f64::from(l), acc.map(|c| c as f64 / data.len() as f64)))
+    }
+
+    fn update_best(&self, best: &mut Best, m: &EpochMetrics, epoch: usize) -> bool {
+        let Some(v) = m.get(self.monitor) else { return false };
+        let delta = self.t.config.early_stopping.as_ref().map_or(0.0, |e| e.min_delta);
+        let improved = match (best.value, self.monitor.direction()) {
+            (None, _) => true,
+            (Some(b), Direction::Minimize) => v < b - delta,
+            (Some(b), Direction::Maximize) => v > b + delta,
+        };
+        if improved {
+            *best = Best { value: Some(v), epoch, bad_epochs: 0 };
+        } else {
+            best.bad_epochs += 1;
+        }
+        improved
+    }
+
+    /// Writes a checkpoint named `name` (when checkpointing) and prunes old periodic ones.
+    fn save(&self, st: &TrainState, best: Option<&[Tensor]>, name: String) -> Result<Option<PathBuf>> {
+        let Some(dir) = self.t.checkpoint_dir else { return Ok(None) };
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Checkpoint(checkpoint::CheckpointError::Io { path: dir.into(), cause: e.to_string() })
+        })?;
+        let mut tensors: Vec<(String, Tensor)> =
+            self.vars.iter().map(|(n, v)| (format!("param/{n}"), v.as_tensor().clone())).collect();
+        tensors.extend(self.opt.state_tensors().into_iter().map(|(n, t)| (format!("optim/{n}"), t)));
+        if let Some(best) = best {
+            tensors.extend(self.vars.iter().zip(best).map(|((n, _), t)| (format!("best/{n}"), t.clone())));
+        }
+        let path = dir.join(&name);
+        checkpoint::write(&path, st, &tensors)?;
+        if name != checkpoint::BEST {
+            let all = checkpoint::list(dir);
+            let keep = self.t.config.checkpoint.keep.max(1);
+            for old in all.iter().take(all.len().saturating_sub(keep)) {
+                let _ = std::fs::remove_file(old);
+            }
+        }
+        Ok(Some(path))
+    }
 }
 
-/// The training loss for `task`, averaged over the batch: cross-entropy on logits `[batch,
-/// classes]` against class ids (with optional label smoothing) for classification, mean squared
-/// error for regression.
-pub fn loss(task: &Task, config: &LossConfig, out: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
-    match task {
-        Task::Classification { .. } => {
-            let log_p = candle_nn::ops::log_softmax(out, D::Minus1)?;
-            let nll = candle_nn::loss::nll(&log_p, targets)?;
-            let eps = config.label_smoothing;
-            if eps == 0.0 {
-                return Ok(nll);
-            }
-            // -(1/C) Σ_c log p_c, averaged over the batch.
-            let uniform = log_p.mean(D::Minus1)?.mean_all()?.neg()?;
-            (nll * (1.0 - eps))? + (uniform * eps)?
-        }
-        _ => candle_nn::loss::mse(&out.flatten_all()?, targets),
-    }
+/// Correct predictions in a batch: argmax for softmax, `logit > 0` for sigmoid.
+fn correct(head: Head, out: &Tensor, targets: &Tensor) -> Result<usize> {
+    let pred = match head {
+        Head::Softmax => out.argmax(D::Minus1)?,
+        Head::Sigmoid => out.flatten_all()?.gt(0.0)?.to_dtype(DType::U32)?,
+        Head::Identity => return Ok(0),
+    };
+    Ok(pred.eq(targets)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize)
 }
 
-/// Loss and accuracy (classification) of `model` on `data` at inference.
-pub(crate) fn evaluate(model: &dyn Model, data: &Dataset, batch: usize, device: &Device) -> Result<(f64, Option<f64>)> {
-    let task = &data.schema().target.task;
-    let preds = models::predict(model, data.features(), &data.schema().input.shape(), task, batch, device)?;
-    let n = data.len() as f64;
-    Ok(match (&preds, data.targets()) {
-        (Predictions::Classes { probs, classes }, Targets::Classes(t)) => {
-            let mut nll = 0f64;
-            for (row, &y) in probs.chunks_exact(*classes).zip(t) {
-                nll -= f64::from(row[y as usize].max(f32::MIN_POSITIVE)).ln();
+/// Clamps each gradient component to `±value`, then rescales all gradients so that their
+/// global L2 norm is at most `max_norm` (PyTorch's `clip_grad_value_` and `clip_grad_norm_`).
+pub fn clip(grads: &mut [Option<Tensor>], value: Option<f64>, max_norm: Option<f64>) -> Result<()> {
+    if let Some(v) = value {
+        for g in grads.iter_mut().flatten() {
+            *g = g.clamp(-v, v)?;
+        }
+    }
+    if let Some(max) = max_norm {
+        let mut sq = 0f64;
+        for g in grads.iter().flatten() {
+            sq += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
+        }
+        let coef = max / (sq.sqrt() + 1e-6);
+        if coef < 1.0 {
+            for g in grads.iter_mut().flatten() {
+                *g = (&*g * coef)?;
             }
-            let correct = preds.argmax().unwrap_or_default().iter().zip(t).filter(|(p, y)| p == y).count();
-            (nll / n, Some(correct as f64 / n))
         }
-        (Predictions::Values(v), Targets::Values(t)) => {
-            let se: f64 = v.iter().zip(t).map(|(p, y)| f64::from(p - y).powi(2)).sum();
-            (se / n, None)
-        }
-        _ => (f64::NAN, None),
-    })
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use models::{ModelConfig, ModelSpec};
-    use pipeline_core::{Feature, FeatureKind, InputSchema, Schema, Target};
+    use pipeline_core::{Feature, FeatureKind, InputSchema, Schema, Target, Targets, Task};
 
     use super::*;
+    use crate::config::{CheckpointConfig, EarlyStopping};
+    use crate::optim::{AdamWConfig, OptimizerConfig};
 
-    /// Two Gaussian blobs, linearly separable.
-    fn blobs(n: usize, seed: u64) -> Dataset {
+    /// Two Gaussian blobs, linearly separable; `noise_labels` replaces the labels by random ones.
+    fn blobs(n: usize, seed: u64, noise_labels: bool) -> Dataset {
         use rand::Rng as _;
         let mut r = rng(seed, "data");
         let mut xs = Vec::new();
@@ -259,7 +502,7 @@ mod tests {
             let centre = if c == 0 { -1.0 } else { 1.0 };
             xs.push(centre + r.random::<f32>() - 0.5);
             xs.push(-centre + r.random::<f32>() - 0.5);
-            ys.push(c);
+            ys.push(if noise_labels { r.random_range(0..2) } else { c });
         }
         let schema = Schema {
             input: InputSchema::Tabular {
@@ -273,17 +516,37 @@ mod tests {
         Dataset::new(schema, xs, Targets::Classes(ys)).unwrap()
     }
 
-    fn train_once(seed: u64, epochs: usize, cb: &mut [&mut dyn Callback]) -> (FitReport, Vec<f32>) {
-        let data = blobs(200, 0);
+    fn weights(params: &Params) -> Vec<Vec<f32>> {
+        params
+            .named_vars()
+            .iter()
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect()
+    }
+
+    struct Setup {
+        params: Params,
+        model: Box<dyn Model>,
+    }
+
+    fn setup(seed: u64, hidden: Vec<usize>, dropout: f32) -> Setup {
         let params = Params::new(rng(seed, "init"));
-        let cfg = ModelConfig::Mlp(models::MlpConfig { hidden: vec![8], dropout: 0.1, ..Default::default() });
+        let cfg = ModelConfig::Mlp(models::MlpConfig { hidden, dropout, ..Default::default() });
         let spec = ModelSpec { input_shape: vec![2], outputs: 2 };
         let model = models::build(&cfg, &spec, params.var_builder(&Device::Cpu)).unwrap();
+        Setup { params, model }
+    }
+
+    fn trainer<'a>(s: &'a Setup, config: &'a TrainConfig, seed: u64, dir: Option<&'a Path>) -> Trainer<'a> {
+        Trainer { model: s.model.as_ref(), params: &s.params, config, seed, device: &Device::Cpu, checkpoint_dir: dir }
+    }
+
+    fn train_once(seed: u64, epochs: usize, cb: &mut [&mut dyn Callback]) -> (FitReport, Vec<Vec<f32>>) {
+        let data = blobs(200, 0, false);
+        let s = setup(seed, vec![8], 0.1);
         let tc = TrainConfig { epochs, batch_size: 16, ..Default::default() };
-        let trainer = Trainer { model: model.as_ref(), params: &params, config: &tc, seed, device: &Device::Cpu };
-        let report = trainer.fit(&data, Some(&data), cb).unwrap();
-        let w = params.named_vars()[1].1.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        (report, w)
+        let report = trainer(&s, &tc, seed, None).fit(&data, Some(&data), cb).unwrap();
+        (report, weights(&s.params))
     }
 
     #[test]
@@ -302,23 +565,6 @@ mod tests {
         assert_eq!(wa, wb);
         assert_eq!(a.history[2].train_loss, b.history[2].train_loss);
         assert_ne!(wa, wc);
-    }
-
-    #[test]
-    fn cross_entropy_matches_pytorch() {
-        // PyTorch 2.15:
-        //   logits = torch.tensor([[1.0, 2.0, 0.5], [0.1, -1.0, 3.0]]); t = torch.tensor([1, 0])
-        //   F.cross_entropy(logits, t) -> 1.7175716161727905
-        //   F.cross_entropy(logits, t, label_smoothing=0.1) -> 1.7292382717132568
-        let dev = Device::Cpu;
-        let logits = Tensor::new(&[[1.0f32, 2.0, 0.5], [0.1, -1.0, 3.0]], &dev).unwrap();
-        let t = Tensor::new(&[1u32, 0], &dev).unwrap();
-        let task = Task::Classification { labels: vec!["a".into(), "b".into(), "c".into()] };
-        for (eps, want) in [(0.0, 1.717_571_6_f32), (0.1, 1.729_238_3)] {
-            let l = loss(&task, &LossConfig { label_smoothing: eps }, &logits, &t).unwrap();
-            let got = l.to_scalar::<f32>().unwrap();
-            assert!((got - want).abs() < 1e-6, "eps {eps}: {got} vs {want}");
-        }
     }
 
     struct StopAt(usize, usize);
@@ -342,20 +588,156 @@ mod tests {
 
     #[test]
     fn divergence_is_an_error_not_nan_metrics() {
-        let data = blobs(64, 0);
-        let params = Params::new(rng(0, "init"));
-        let cfg = ModelConfig::Mlp(models::MlpConfig { hidden: vec![64, 64], ..Default::default() });
-        let spec = ModelSpec { input_shape: vec![2], outputs: 2 };
-        let model = models::build(&cfg, &spec, params.var_builder(&Device::Cpu)).unwrap();
+        let data = blobs(64, 0, false);
+        let s = setup(0, vec![64, 64], 0.0);
         let tc = TrainConfig {
             epochs: 50,
             batch_size: 8,
-            optimizer: OptimizerConfig::AdamW(crate::AdamWConfig { lr: 1e12, ..Default::default() }),
+            optimizer: OptimizerConfig::AdamW(AdamWConfig { lr: 1e12, ..Default::default() }),
             ..Default::default()
         };
-        let trainer = Trainer { model: model.as_ref(), params: &params, config: &tc, seed: 0, device: &Device::Cpu };
-        let err = trainer.fit(&data, None, &mut []).unwrap_err();
-        assert!(matches!(err, Error::Diverged { .. }), "{err}");
-        assert!(err.to_string().starts_with("training diverged at epoch "), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = trainer(&s, &tc, 0, Some(dir.path())).fit(&data, None, &mut []).unwrap_err();
+        let Error::Diverged { epoch, checkpoint, .. } = &err else { panic!("{err}") };
+        let msg = err.to_string();
+        assert!(msg.starts_with(&format!("training diverged at epoch {epoch}, batch ")), "{msg}");
+        match checkpoint {
+            Some(p) => assert!(msg.ends_with(&format!("the last good checkpoint is {}", p.display())), "{msg}"),
+            None => assert!(msg.ends_with("no checkpoint was written before it"), "{msg}"),
+        }
+    }
+
+    #[test]
+    fn accumulating_two_half_batches_equals_one_batch() {
+        let data = blobs(64, 0, false);
+        let run = |batch_size, accumulate| {
+            let s = setup(5, vec![8], 0.0);
+            let tc = TrainConfig { epochs: 2, batch_size, accumulate, shuffle: false, ..Default::default() };
+            trainer(&s, &tc, 5, None).fit(&data, None, &mut []).unwrap();
+            weights(&s.params)
+        };
+        let (a, b) = (run(16, 1), run(8, 2));
+        for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+    }
+
+    /// PyTorch 2.15:
+    /// ```python
+    /// a.grad = torch.tensor([3.0, -4.0, 1.0]); b.grad = torch.tensor([[0.5, 2.0], [-1.0, 0.0]])
+    /// torch.nn.utils.clip_grad_norm_([a, b], max_norm=2.0)
+    /// # a.grad [1.073312520980835, -1.43108332157135, 0.3577708303928375]
+    /// # b.grad [[0.17888541519641876, 0.715541660785675], [-0.3577708303928375, 0.0]]
+    /// torch.nn.utils.clip_grad_value_([a, b], clip_value=1.5)   # on fresh grads
+    /// # a.grad [1.5, -1.5, 1.0], b.grad [[0.5, 1.5], [-1.0, 0.0]]
+    /// ```
+    #[test]
+    fn clipping_matches_pytorch() {
+        let dev = Device::Cpu;
+        let fresh = || {
+            vec![
+                Some(Tensor::new(&[3.0f32, -4.0, 1.0], &dev).unwrap()),
+                None,
+                Some(Tensor::new(&[[0.5f32, 2.0], [-1.0, 0.0]], &dev).unwrap()),
+            ]
+        };
+        let flat = |g: &[Option<Tensor>]| -> Vec<f32> {
+            g.iter().flatten().flat_map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+        };
+        let mut g = fresh();
+        clip(&mut g, None, Some(2.0)).unwrap();
+        let want = [
+            1.073312520980835,
+            -1.43108332157135,
+            0.3577708303928375,
+            0.17888541519641876,
+            0.715541660785675,
+            -0.3577708303928375,
+            0.0,
+        ];
+        for (a, b) in flat(&g).iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{:?}", flat(&g));
+        }
+        let mut g = fresh();
+        clip(&mut g, Some(1.5), None).unwrap();
+        assert_eq!(flat(&g), vec![1.5, -1.5, 1.0, 0.5, 1.5, -1.0, 0.0]);
+    }
+
+    struct Snapshots<'a>(&'a Params, Vec<Vec<Vec<f32>>>);
+    impl Callback for Snapshots<'_> {
+        fn on_epoch_end(&mut self, _: &EpochMetrics) -> Result<Control> {
+            self.1.push(weights(self.0));
+            Ok(Control::Continue)
+        }
+    }
+
+    #[test]
+    fn early_stopping_stops_after_patience_and_restores_the_best_weights() {
+        // Validation labels are noise: the validation loss soon stops improving.
+        let (train, val) = (blobs(128, 0, true), blobs(64, 9, true));
+        let s = setup(2, vec![32], 0.0);
+        let tc = TrainConfig {
+            epochs: 100,
+            batch_size: 16,
+            optimizer: OptimizerConfig::AdamW(AdamWConfig { lr: 0.01, ..Default::default() }),
+            early_stopping: Some(EarlyStopping {
+                monitor: Monitor::ValLoss,
+                patience: 3,
+                min_delta: 0.0,
+                restore_best: true,
+            }),
+            ..Default::default()
+        };
+        let mut snaps = Snapshots(&s.params, Vec::new());
+        let report = trainer(&s, &tc, 2, None).fit(&train, Some(&val), &mut [&mut snaps]).unwrap();
+        // The best epoch is the argmin of the logged validation loss...
+        let losses: Vec<f64> = report.history.iter().map(|m| m.val_loss.unwrap()).collect();
+        let argmin = losses.iter().enumerate().fold(0, |b, (i, &l)| if l < losses[b] { i } else { b }) + 1;
+        assert_eq!(report.best_epoch, argmin);
+        // ...training stopped exactly `patience` epochs after it...
+        assert!(report.stopped_early);
+        assert_eq!(report.history.len(), argmin + 3);
+        // ...and the final weights are that epoch's.
+        assert!(report.restored_best);
+        assert_eq!(weights(&s.params), snaps.1[argmin - 1]);
+    }
+
+    #[test]
+    fn resuming_from_any_checkpoint_gives_the_same_weights() {
+        let data = blobs(100, 0, false);
+        let tc = TrainConfig {
+            epochs: 4,
+            batch_size: 16,
+            checkpoint: CheckpointConfig { every_epochs: 1, every_steps: 3, keep: 100 },
+            early_stopping: Some(EarlyStopping {
+                monitor: Monitor::ValLoss,
+                patience: 10,
+                min_delta: 0.0,
+                restore_best: true,
+            }),
+            schedule: crate::schedule::Schedule::Cosine(Default::default()),
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let s = setup(7, vec![8], 0.2);
+        let full = trainer(&s, &tc, 7, Some(dir.path())).fit(&data, Some(&data), &mut []).unwrap();
+        let want = weights(&s.params);
+        let all = checkpoint::list(dir.path());
+        assert!(all.len() > 8, "{all:?}");
+        for path in all.iter().filter(|p| !p.ends_with("epoch-0004.ckpt")) {
+            let ck = checkpoint::read(path, &Device::Cpu).unwrap();
+            let fresh = setup(7, vec![8], 0.2);
+            let report = trainer(&fresh, &tc, 7, None).resume(ck, &data, Some(&data), &mut []).unwrap();
+            assert_eq!(weights(&fresh.params), want, "resumed from {}", path.display());
+            let strip =
+                |h: &[EpochMetrics]| h.iter().map(|m| (m.epoch, m.train_loss, m.val_loss, m.lr)).collect::<Vec<_>>();
+            assert_eq!(strip(&report.history), strip(&full.history));
+        }
+        // A checkpoint of another configuration is refused.
+        let other = TrainConfig { batch_size: 32, ..tc.clone() };
+        let ck = checkpoint::read(&all[0], &Device::Cpu).unwrap();
+        let fresh = setup(7, vec![8], 0.2);
+        let err = trainer(&fresh, &other, 7, None).resume(ck, &data, Some(&data), &mut []).unwrap_err();
+        assert!(err.to_string().ends_with("it was written by a different training configuration or model"), "{err}");
     }
 }

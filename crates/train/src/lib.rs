@@ -1,27 +1,48 @@
-//! The training loop.
+//! The training loop and everything it needs: optimizers, losses, schedules, clipping,
+//! gradient accumulation, early stopping, checkpoints and exact resume.
 //!
 //! [`Trainer::fit`] trains a [`Model`](pipeline_core::Model) whose weights live in
-//! [`Params`](models::Params) on a training [`Dataset`](pipeline_core::Dataset), validating
-//! on a validation part after every epoch, as the `train:` section ([`TrainConfig`]) says.
-//! Everything that watches a run — the progress display ([`Progress`]), the JSON-lines metrics
-//! log ([`MetricsLog`]), and later early stopping and the tuner's pruning — is a [`Callback`]
-//! called after every batch and epoch, which may stop the run.
+//! [`Params`](models::Params) on a training [`Dataset`](pipeline_core::Dataset), validating on a
+//! validation part after every epoch, as the `train:` section ([`TrainConfig`]) says:
 //!
-//! Randomness (shuffling, dropout) comes from seeded streams, so the same config, data and seed
-//! give the same weights.
+//! - [`optim`]: SGD, Adam, AdamW, RMSprop, Adagrad, step for step as PyTorch;
+//! - [`loss`]: cross-entropy (class weights, label smoothing), binary cross-entropy on logits,
+//!   MSE, MAE, Huber, and L1 / L2 penalties;
+//! - [`schedule`]: step, exponential, cosine, linear warm-up, one-cycle, reduce-on-plateau;
+//! - [`checkpoint`]: atomic, checksummed checkpoints holding weights, optimizer moments,
+//!   schedule state, random streams and the loader position, so that [`Trainer::resume`]
+//!   continues bit for bit;
+//! - [`gan`]: the two-optimizer loop of generative adversarial networks.
+//!
+//! Observers — the progress display ([`Progress`]), the JSON-lines metrics log ([`MetricsLog`]),
+//! the tuner's pruning — are [`Callback`]s called after every batch and epoch; any of them may
+//! stop the run. Randomness (shuffling, dropout) comes from seeded streams, so the same config,
+//! data and seed give the same weights.
 //!
 //! What it must not do: read files other than its own checkpoints (data arrives as datasets).
 
+pub mod checkpoint;
 mod config;
 mod fit;
+pub mod gan;
 mod log;
+pub mod loss;
+pub mod optim;
 mod progress;
+pub mod schedule;
 
-pub use config::{AdamWConfig, CosineConfig, LossConfig, OptimizerConfig, Schedule, TrainConfig};
-pub use fit::loss;
-pub use fit::{BatchEnd, Callback, Control, EpochMetrics, FitReport, Trainer};
+use std::path::PathBuf;
+
+pub use checkpoint::{Checkpoint, CheckpointError};
+pub use config::{
+    BceConfig, CheckpointConfig, CrossEntropyConfig, EarlyStopping, HuberConfig, LossConfig, Monitor, NoOptions,
+    Penalty, TrainConfig,
+};
+pub use fit::{BatchEnd, Callback, Control, EpochMetrics, FitReport, Trainer, clip};
 pub use log::MetricsLog;
+pub use optim::OptimizerConfig;
 pub use progress::Progress;
+pub use schedule::{Schedule, Warmup};
 
 /// What can stop training.
 #[derive(Debug, thiserror::Error)]
@@ -29,14 +50,24 @@ pub enum Error {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-    /// Assembling a batch failed.
-    #[error(transparent)]
-    Data(#[from] pipeline_core::Error),
     /// Running the model failed.
     #[error(transparent)]
     Model(#[from] models::Error),
+    /// Assembling a batch failed.
+    #[error(transparent)]
+    Data(#[from] pipeline_core::Error),
+    /// The config does not fit the data (e.g. a regression loss for a classification task).
+    #[error("{0}")]
+    Config(String),
     /// The loss became NaN or infinite.
-    #[error("training diverged at epoch {epoch}, batch {batch}: the loss is {loss}; lower the learning rate")]
+    #[error(
+        "training diverged at epoch {epoch}, batch {batch}: the loss is {loss}; lower the learning rate \
+         (or clip the gradients); {}",
+        match checkpoint {
+            Some(p) => format!("the last good checkpoint is {}", p.display()),
+            None => "no checkpoint was written before it".to_string(),
+        }
+    )]
     Diverged {
         /// 1-based epoch.
         epoch: usize,
@@ -44,6 +75,19 @@ pub enum Error {
         batch: usize,
         /// The non-finite loss.
         loss: f32,
+        /// The newest checkpoint written before it, if any.
+        checkpoint: Option<PathBuf>,
+    },
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A checkpoint does not fit the run being resumed.
+    #[error("cannot resume from {}: {reason}", path.display())]
+    Resume {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
     },
     /// The training part has no examples.
     #[error("the training part is empty")]

@@ -16,6 +16,19 @@ impl MetricsLog {
     pub fn create(path: &Path) -> std::io::Result<Self> {
         Ok(Self { path: path.into(), out: BufWriter::new(File::create(path)?) })
     }
+
+    /// Rewrites the log at `path` with `history` (the epochs a checkpoint holds, dropping any
+    /// logged after it), then appends to it.
+    pub fn resume(path: &Path, history: &[EpochMetrics]) -> std::io::Result<Self> {
+        let mut text = String::new();
+        for m in history {
+            text += &serde_json::to_string(m).map_err(std::io::Error::other)?;
+            text.push('\n');
+        }
+        pipeline_core::run::write_atomic(path, text.as_bytes()).map_err(std::io::Error::other)?;
+        let out = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok(Self { path: path.into(), out: BufWriter::new(out) })
+    }
 }
 
 impl Callback for MetricsLog {

@@ -49,7 +49,7 @@ fn line(m: &EpochMetrics, epochs: usize) -> String {
 }
 
 impl Callback for Progress {
-    fn on_fit_begin(&mut self, epochs: usize, batches_per_epoch: usize) {
+    fn on_fit_begin(&mut self, epochs: usize, batches_per_epoch: usize, _start_epoch: usize) {
         self.epochs = epochs;
         if let Some(bar) = &self.bar {
             bar.set_length(batches_per_epoch as u64);

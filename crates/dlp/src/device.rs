@@ -1,0 +1,67 @@
+//! The `device:` and `threads:` settings.
+
+use candle_core::Device;
+
+/// A device named in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// The CPU.
+    Cpu,
+    /// CUDA GPU number `n`.
+    Cuda(usize),
+    /// The Metal GPU.
+    Metal,
+}
+
+/// Parses `cpu`, `cuda`, `cuda:<n>` or `metal`.
+pub fn parse(s: &str) -> Result<DeviceSpec, String> {
+    match s {
+        "cpu" => Ok(DeviceSpec::Cpu),
+        "cuda" => Ok(DeviceSpec::Cuda(0)),
+        "metal" => Ok(DeviceSpec::Metal),
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(DeviceSpec::Cuda)
+            .ok_or_else(|| format!("expected cpu, cuda, cuda:<n> or metal, got {s:?}")),
+    }
+}
+
+/// Opens the device, with a clear error when this build cannot.
+pub fn open(spec: DeviceSpec) -> anyhow::Result<Device> {
+    let hint = |feature: &str, e: candle_core::Error| {
+        anyhow::anyhow!("device {feature}: {e} (a GPU build needs `cargo build --release -p dlp --features {feature}`)")
+    };
+    match spec {
+        DeviceSpec::Cpu => Ok(Device::Cpu),
+        DeviceSpec::Cuda(n) => Device::new_cuda(n).map_err(|e| hint("cuda", e)),
+        DeviceSpec::Metal => Device::new_metal(0).map_err(|e| hint("metal", e)),
+    }
+}
+
+/// Sets the number of CPU threads the tensor kernels use (0: leave the default, every core).
+/// Must run before any tensor work starts, while the process has a single thread.
+#[allow(unsafe_code, reason = "set_var before any other thread exists, as its safety contract asks")]
+pub fn set_threads(threads: usize) {
+    if threads == 0 {
+        return;
+    }
+    // candle reads RAYON_NUM_THREADS for its matrix multiplications; rayon's global pool
+    // serves its element-wise kernels.
+    // SAFETY: called from `dlp`'s command dispatch before any thread has been spawned.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_device_names() {
+        assert_eq!(parse("cpu"), Ok(DeviceSpec::Cpu));
+        assert_eq!(parse("cuda:1"), Ok(DeviceSpec::Cuda(1)));
+        assert_eq!(parse("gpu").unwrap_err(), "expected cpu, cuda, cuda:<n> or metal, got \"gpu\"");
+        assert!(open(DeviceSpec::Cpu).is_ok());
+    }
+}

@@ -1,0 +1,186 @@
+//! Fault tolerance through the real command line: a run killed with SIGKILL in the middle of an
+//! epoch resumes to bit-identical weights; a damaged checkpoint is detected and the previous
+//! one still works; a diverging run stops with an error instead of NaN metrics.
+
+#![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn dlp() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dlp-e2e"))
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "dlp failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// MNIST, a small MLP with dropout, a cosine schedule, and a checkpoint every 20 steps.
+fn config(dir: &Path, lr: f64) -> PathBuf {
+    let data = repo().join("data/mnist-t10k");
+    let text = format!(
+        "name: resume
+seed: 11
+data:
+  format: idx
+  images: {d}/t10k-images-idx3-ubyte.gz
+  labels: {d}/t10k-labels-idx1-ubyte.gz
+preprocess:
+  scale: pixel
+  split: {{train: 0.8, validation: 0.1, test: 0.1}}
+model: {{arch: mlp, hidden: [32], dropout: 0.2}}
+train:
+  epochs: 6
+  batch_size: 64
+  optimizer: {{kind: adamw, lr: {lr}}}
+  schedule: {{kind: cosine}}
+  checkpoint: {{every_epochs: 1, every_steps: 20, keep: 50}}
+",
+        d = data.display()
+    );
+    let p = dir.join("resume.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The only run directory under `runs`.
+fn the_run(runs: &Path) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.pop().unwrap()
+}
+
+/// Starts a run and SIGKILLs it as soon as a checkpoint from the middle of epoch 3 exists.
+fn run_and_kill(cfg: &Path, runs: &Path) -> PathBuf {
+    let mut child = dlp()
+        .args(["run", cfg.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let found = std::fs::read_dir(runs).ok().and_then(|mut d| d.next()).and_then(|e| {
+            let ck = e.ok()?.path().join("checkpoints");
+            std::fs::read_dir(ck)
+                .ok()?
+                .flatten()
+                .find(|f| f.file_name().to_string_lossy().starts_with("epoch-0003-batch-"))
+        });
+        if found.is_some() {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(Instant::now() < deadline, "no mid-epoch checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let run = the_run(runs);
+    assert!(!run.join("bundle").exists(), "the run was killed after it finished");
+    run
+}
+
+fn metrics_without_timings(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("train_seconds");
+            o.remove("samples_per_sec");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn killed_run_resumes_to_identical_weights_and_damaged_checkpoints_are_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 0.003);
+
+    // The reference: an uninterrupted run.
+    let whole = tmp.path().join("whole");
+    ok(dlp().args(["run", cfg.to_str().unwrap(), "--runs-dir", whole.to_str().unwrap()]).output().unwrap());
+    let whole = the_run(&whole);
+    let weights = std::fs::read(whole.join("bundle/model.safetensors")).unwrap();
+
+    // Killed mid-epoch, resumed from the newest checkpoint.
+    let killed = run_and_kill(&cfg, &tmp.path().join("killed"));
+    let stdout = ok(dlp().args(["train", "--resume", killed.to_str().unwrap()]).output().unwrap());
+    assert!(stdout.contains("test accuracy: "), "{stdout}");
+    assert_eq!(std::fs::read(killed.join("bundle/model.safetensors")).unwrap(), weights, "weights differ");
+    assert_eq!(metrics_without_timings(&killed), metrics_without_timings(&whole));
+    assert_eq!(std::fs::read(killed.join("eval.json")).unwrap(), std::fs::read(whole.join("eval.json")).unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(killed.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["resumed_at"].as_array().unwrap().len(), 1);
+
+    // Killed again; this time the newest checkpoint is damaged on disk.
+    let damaged = run_and_kill(&cfg, &tmp.path().join("damaged"));
+    let all = sorted_checkpoints(&damaged);
+    let (newest, previous) = (all[all.len() - 1].clone(), all[all.len() - 2].clone());
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let mid = bytes.len() - 100;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&newest, bytes).unwrap();
+    let out = dlp().args(["train", "--resume", damaged.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        format!(
+            "error: checkpoint {} is corrupt: the tensor contents do not match their checksum; the previous checkpoint \
+             {} is intact: resume from it with `dlp train --resume {} --checkpoint {}`\n",
+            newest.display(),
+            previous.display(),
+            damaged.display(),
+            previous.display()
+        )
+    );
+    // The previous checkpoint is usable, and still leads to the same weights.
+    ok(dlp()
+        .args(["train", "--resume", damaged.to_str().unwrap(), "--checkpoint", previous.to_str().unwrap()])
+        .output()
+        .unwrap());
+    assert_eq!(std::fs::read(damaged.join("bundle/model.safetensors")).unwrap(), weights);
+
+    // A finished run is not resumed again.
+    let out = dlp().args(["train", "--resume", damaged.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("this run is complete"));
+}
+
+fn sorted_checkpoints(run: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("epoch-"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_diverging_run_stops_with_an_error_not_nan_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 1e6);
+    let runs = tmp.path().join("runs");
+    let out = dlp().args(["run", cfg.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(error.starts_with("error: training diverged at epoch "), "{stderr}");
+    assert!(error.contains("lower the learning rate"), "{error}");
+    let run = the_run(&runs);
+    assert!(!run.join("eval.json").exists() && !run.join("bundle").exists());
+    let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(!log.contains("NaN") && !log.contains("null,\"val_accuracy\":null"), "{log}");
+}
