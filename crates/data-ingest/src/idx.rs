@@ -5,8 +5,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use pipeline_core::raw::{Column, ImageSet, RawDataset, RawInputs, Table, Values};
 use pipeline_core::run::InputFile;
-use pipeline_core::{Dataset, Feature, FeatureKind, InputSchema, Schema, Target, Task};
+use pipeline_core::{Feature, FeatureKind, InputSchema};
 
 use crate::{Error, Result};
 
@@ -76,7 +77,7 @@ impl IdxArray {
 
 /// Reads and decodes an IDX file (gzip or plain), returning it with its manifest identity.
 pub fn read_file(path: &Path, role: &str) -> Result<(IdxArray, InputFile)> {
-    let (bytes, file) = crate::read_input(path, role)?;
+    let (bytes, file) = crate::source::read_file(path, role)?;
     Ok((decode(path, &bytes)?, file))
 }
 
@@ -176,11 +177,35 @@ pub fn input_schema(inputs: &IdxArray) -> Result<InputSchema> {
     }
 }
 
-/// Pairs an inputs array with a labels array into a classification dataset. Labels must be
-/// non-negative integers; `label_names` (if given) must name every label value, otherwise the
-/// classes are `0..=max label` named by their values.
-pub fn classification_dataset(inputs: &IdxArray, labels: &IdxArray, label_names: Option<&[String]>) -> Result<Dataset> {
-    let input = input_schema(inputs)?;
+/// The raw inputs of an IDX array: images for `n × h × w`, a numeric table for `n × d`.
+pub fn raw_inputs(inputs: &IdxArray) -> Result<RawInputs> {
+    Ok(match input_schema(inputs)? {
+        InputSchema::Image { channels, height, width } => {
+            RawInputs::Images(ImageSet { channels, height, width, pixels: inputs.values.clone() })
+        }
+        InputSchema::Tabular { features } => {
+            let d = features.len();
+            RawInputs::Table(Table {
+                columns: features
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, f)| Column {
+                        name: f.name,
+                        kind: f.kind,
+                        values: Values::Numbers(
+                            inputs.values.iter().skip(j).step_by(d).map(|&v| f64::from(v)).collect(),
+                        ),
+                    })
+                    .collect(),
+            })
+        }
+        InputSchema::Sequence { .. } => unreachable!("input_schema never returns sequences"),
+    })
+}
+
+/// Pairs an inputs array with a labels array: the raw dataset, with the labels as a numeric
+/// target column (`label`). Labels must be non-negative integers, one per input record.
+pub fn raw_dataset(inputs: &IdxArray, labels: &IdxArray) -> Result<RawDataset> {
     if labels.dims.len() != 1 || !labels.dtype.is_integer() {
         return Err(Error::format(
             &labels.path,
@@ -202,36 +227,18 @@ pub fn classification_dataset(inputs: &IdxArray, labels: &IdxArray, label_names:
             ),
         });
     }
-    let mut classes = Vec::with_capacity(labels.values.len());
-    for (i, &v) in labels.values.iter().enumerate() {
-        if v < 0.0 {
-            return Err(Error::Invalid {
-                path: labels.path.clone(),
-                message: format!("record {i}: label {v} is negative, expected a class index 0, 1, …"),
-            });
-        }
-        classes.push(v as u32);
+    if let Some(i) = labels.values.iter().position(|&v| v < 0.0) {
+        return Err(Error::Invalid {
+            path: labels.path.clone(),
+            message: format!("record {i}: label {} is negative, expected a class index 0, 1, …", labels.values[i]),
+        });
     }
-    let max = classes.iter().copied().max().unwrap_or(0) as usize;
-    let labels_names: Vec<String> = match label_names {
-        Some(names) => {
-            if let Some(i) = classes.iter().position(|&c| c as usize >= names.len()) {
-                return Err(Error::Invalid {
-                    path: labels.path.clone(),
-                    message: format!(
-                        "record {i}: label {} has no name: data.label_names lists {} classes",
-                        classes[i],
-                        names.len()
-                    ),
-                });
-            }
-            names.to_vec()
-        }
-        None => (0..=max).map(|c| c.to_string()).collect(),
+    let target = Column {
+        name: "label".into(),
+        kind: FeatureKind::Numeric,
+        values: Values::Numbers(labels.values.iter().map(|&v| f64::from(v)).collect()),
     };
-    let schema =
-        Schema { input, target: Target { name: "label".into(), task: Task::Classification { labels: labels_names } } };
-    crate::dataset(schema, inputs.values.clone(), classes, &labels.path)
+    Ok(RawDataset { inputs: raw_inputs(inputs)?, target: Some(target) })
 }
 
 /// Encodes `values` as an uncompressed `u8` IDX file with the given dimensions (for tests and
@@ -302,17 +309,19 @@ mod tests {
     fn pairs_images_with_labels() {
         let images = decode(Path::new("i"), &encode_u8(&[3, 1, 2], &[1, 2, 3, 4, 5, 6])).unwrap();
         let labels = decode(Path::new("l"), &encode_u8(&[3], &[2, 0, 2])).unwrap();
-        let ds = classification_dataset(&images, &labels, None).unwrap();
-        assert_eq!(ds.len(), 3);
-        assert_eq!(ds.schema().target.task.labels().unwrap(), &["0", "1", "2"]);
-        assert_eq!(ds.row(2), &[5., 6.]);
+        let ds = raw_dataset(&images, &labels).unwrap();
+        assert_eq!(ds.rows(), 3);
+        let RawInputs::Images(imgs) = &ds.inputs else { panic!("images") };
+        assert_eq!((imgs.height, imgs.width), (1, 2));
+        assert_eq!(&imgs.pixels[4..], &[5., 6.]);
+        assert_eq!(ds.target.unwrap().values, Values::Numbers(vec![2., 0., 2.]));
 
         let short = decode(Path::new("l"), &encode_u8(&[2], &[2, 0])).unwrap();
-        let err = classification_dataset(&images, &short, None).unwrap_err().to_string();
+        let err = raw_dataset(&images, &short).unwrap_err().to_string();
         assert_eq!(err, "l: 2 labels for 3 input records in i");
 
-        let names = vec!["a".to_string(), "b".to_string()];
-        let err = classification_dataset(&images, &labels, Some(&names)).unwrap_err().to_string();
-        assert_eq!(err, "l: record 0: label 2 has no name: data.label_names lists 2 classes");
+        let table = decode(Path::new("t"), &encode_u8(&[3, 2], &[1, 2, 3, 4, 5, 6])).unwrap();
+        let RawInputs::Table(t) = raw_inputs(&table).unwrap() else { panic!("table") };
+        assert_eq!(t.columns[1].values, Values::Numbers(vec![2., 4., 6.]));
     }
 }

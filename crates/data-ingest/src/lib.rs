@@ -1,31 +1,49 @@
-//! Reading data sources into [`Dataset`]s with a [`Schema`].
+//! Reading data sources into raw records with a schema.
 //!
-//! The `data:` section of the pipeline YAML ([`DataConfig`]) names the source; [`load`] reads it
-//! and returns the dataset together with the identity (path, size, sha256) of every file read,
-//! for the run manifest. Sources so far:
+//! The `data:` section of the pipeline YAML ([`DataConfig`], tagged by `format`) names the
+//! source; [`load`] reads it into a [`RawDataset`] — a typed [`Table`] or an
+//! [`ImageSet`](pipeline_core::raw::ImageSet), plus the target column — together with the
+//! identity (path, size, sha256) of every file read and a [`ReadReport`] of dropped records and
+//! unparsable values, for the run manifest. Formats:
 //!
-//! - [`idx`]: the IDX format of MNIST (optionally gzip-compressed), images and labels;
-//! - [`csv`]: numeric CSV feature files, as `dlp predict` takes them.
+//! - `csv`: CSV / TSV / whitespace-separated, header or not, quoting, gzip, columns by name or
+//!   index, kinds inferred (numeric, boolean, categorical, text) or given, targets in the same
+//!   file or a separate one ([`table`]);
+//! - `idx`: the IDX files of MNIST ([`idx`]);
+//! - `image_folder`: one sub-folder per class of PNG / JPEG / BMP images ([`images`]);
+//! - `text_lines` and `text_folder`: `label<TAB>text` lines, or one file per document in one
+//!   folder per class ([`text`]).
 //!
-//! Every malformed input is an [`Error`] that names the file, the record and what was expected;
-//! nothing here panics on bad data.
+//! Any path may be `hf://datasets/<owner>/<name>/<file>`: it is taken from the local model-hub
+//! cache, or downloaded when a network is there ([`hub`]). [`summary`] computes the exploratory
+//! statistics `dlp inspect` shows.
 //!
-//! What it must not do: transform values (scaling, encoding and splitting belong to
-//! `preprocess`). Raw values come out as they are in the file.
+//! Every malformed input is an [`Error`] that names the file, the record and what was expected —
+//! or, with `on_bad_record: skip`, a dropped and reported record; nothing here panics on bad
+//! data. What it must not do: transform values (imputation, scaling, encoding and splitting
+//! belong to `preprocess`).
 
-pub mod csv;
 mod error;
+pub mod features;
+pub mod hub;
 pub mod idx;
+pub mod images;
+pub mod source;
+pub mod summary;
+pub mod table;
+pub mod text;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use pipeline_core::FeatureKind;
 use pipeline_core::config::{Issue, Tagged};
+use pipeline_core::raw::{RawDataset, RawInputs, TargetSpec, TaskHint};
 use pipeline_core::run::InputFile;
-use pipeline_core::{Dataset, Schema, Targets};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub use error::{Error, Result};
+pub use table::{BadRecord, ColumnRef, Delimiter, OnBadRecord, ReadReport};
 
 /// The `data:` section: where the data comes from, tagged by `format`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,13 +51,25 @@ pub use error::{Error, Result};
 pub enum DataConfig {
     /// An IDX image file and an IDX label file (the MNIST layout).
     Idx(IdxConfig),
+    /// A delimited text table.
+    Csv(CsvConfig),
+    /// `label<separator>text` lines.
+    TextLines(TextLinesConfig),
+    /// One text file per document, in one folder per class.
+    TextFolder(FolderConfig),
+    /// One image per file, in one folder per class.
+    ImageFolder(ImageFolderConfig),
 }
 
 impl<'de> Deserialize<'de> for DataConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let t = Tagged::read(d, "format", &["idx"])?;
+        let t = Tagged::read(d, "format", &["idx", "csv", "text_lines", "text_folder", "image_folder"])?;
         match t.variant.as_str() {
             "idx" => t.parse().map(DataConfig::Idx),
+            "csv" => t.parse().map(DataConfig::Csv),
+            "text_lines" => t.parse().map(DataConfig::TextLines),
+            "text_folder" => t.parse().map(DataConfig::TextFolder),
+            "image_folder" => t.parse().map(DataConfig::ImageFolder),
             other => unreachable!("Tagged::read admits only listed variants, got {other}"),
         }
     }
@@ -58,38 +88,116 @@ pub struct IdxConfig {
     pub label_names: Option<Vec<String>>,
 }
 
-impl DataConfig {
-    /// Makes relative paths relative to `base` (the config file's directory), so that a config
-    /// means the same thing whatever directory it is run from.
-    pub fn resolve_paths(&mut self, base: &Path) {
-        match self {
-            DataConfig::Idx(c) => {
-                for p in [&mut c.images, &mut c.labels] {
-                    *p = normalize(&base.join(&*p));
-                }
-            }
-        }
-    }
+fn comma() -> Delimiter {
+    Delimiter::Byte(b',')
+}
+fn double_quote() -> Option<char> {
+    Some('"')
+}
+fn yes() -> bool {
+    true
+}
+fn tab() -> String {
+    "\t".into()
+}
 
-    /// Checks what can be checked before reading: that the files exist.
-    pub fn validate(&self) -> Vec<Issue> {
-        let mut issues = Vec::new();
-        match self {
-            DataConfig::Idx(c) => {
-                for (key, p) in [("data.images", &c.images), ("data.labels", &c.labels)] {
-                    if !p.is_file() {
-                        issues.push(Issue::new(key, format!("file not found: {}", p.display())));
-                    }
-                }
-                if let Some(names) = &c.label_names
-                    && names.is_empty()
-                {
-                    issues.push(Issue::new("data.label_names", "must name at least one class"));
-                }
-            }
-        }
-        issues
-    }
+/// `format: csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvConfig {
+    /// The file (gzip or plain, or `hf://…`).
+    pub path: PathBuf,
+    /// `","`, `"\t"`, any one ASCII character, or `whitespace` (runs of spaces and tabs).
+    #[serde(default = "comma")]
+    pub delimiter: Delimiter,
+    /// Whether the first line (after `skip_rows`) names the columns.
+    #[serde(default = "yes")]
+    pub header: bool,
+    /// Lines to skip first.
+    #[serde(default)]
+    pub skip_rows: usize,
+    /// The quote character; `null` for none.
+    #[serde(default = "double_quote")]
+    pub quote: Option<char>,
+    /// Column names (for files without a header, or to rename).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
+    /// The target column, by name or 0-based index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<ColumnRef>,
+    /// A separate file of targets, one per line (read with the same delimiter, no header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_file: Option<PathBuf>,
+    /// The feature columns to use; all but the target by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<ColumnRef>>,
+    /// Column kinds that override inference, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kinds: BTreeMap<String, FeatureKind>,
+    /// Values that mean "missing".
+    #[serde(default = "table::default_missing")]
+    pub missing: Vec<String>,
+    /// Stop at a malformed record (`fail`) or drop and report it (`skip`).
+    #[serde(default)]
+    pub on_bad_record: OnBadRecord,
+    /// The task the target defines.
+    #[serde(default)]
+    pub task: TaskHint,
+    /// Class names for integer class labels `0..n`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_names: Option<Vec<String>>,
+}
+
+/// `format: text_lines`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextLinesConfig {
+    /// The file.
+    pub path: PathBuf,
+    /// What separates the label from the text (the first occurrence).
+    #[serde(default = "tab")]
+    pub separator: String,
+    /// Whether the first line names the two columns.
+    #[serde(default)]
+    pub header: bool,
+    /// `label<sep>text` (true) or `text<sep>label` (false).
+    #[serde(default = "yes")]
+    pub label_first: bool,
+    /// Stop at a malformed line (`fail`) or drop and report it (`skip`).
+    #[serde(default)]
+    pub on_bad_record: OnBadRecord,
+}
+
+/// `format: text_folder`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderConfig {
+    /// The folder holding one sub-folder per class.
+    pub path: PathBuf,
+    /// Stop at an unreadable file (`fail`) or drop and report it (`skip`).
+    #[serde(default)]
+    pub on_bad_record: OnBadRecord,
+}
+
+fn three() -> usize {
+    3
+}
+
+/// `format: image_folder`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageFolderConfig {
+    /// The folder holding one sub-folder per class.
+    pub path: PathBuf,
+    /// 1 (grey) or 3 (RGB).
+    #[serde(default = "three")]
+    pub channels: usize,
+    /// `[height, width]` to resize every image to; absent, all must have the first one's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<[usize; 2]>,
+    /// Stop at an image that does not decode (`fail`) or drop and report it (`skip`).
+    #[serde(default)]
+    pub on_bad_record: OnBadRecord,
 }
 
 /// `a/b/../c` → `a/c`, lexically (without touching the file system, so that a missing file can
@@ -109,83 +217,254 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// A loaded dataset and the files it came from.
+impl DataConfig {
+    /// The data files and folders named, with their keys.
+    fn paths_mut(&mut self) -> Vec<(&'static str, &mut PathBuf)> {
+        match self {
+            DataConfig::Idx(c) => vec![("data.images", &mut c.images), ("data.labels", &mut c.labels)],
+            DataConfig::Csv(c) => {
+                let mut v = vec![("data.path", &mut c.path)];
+                if let Some(t) = c.target_file.as_mut() {
+                    v.push(("data.target_file", t));
+                }
+                v
+            }
+            DataConfig::TextLines(c) => vec![("data.path", &mut c.path)],
+            DataConfig::TextFolder(c) => vec![("data.path", &mut c.path)],
+            DataConfig::ImageFolder(c) => vec![("data.path", &mut c.path)],
+        }
+    }
+
+    /// Makes relative paths relative to `base` (the config file's directory), so that a config
+    /// means the same thing whatever directory it is run from. `hf://` paths are left alone.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for (_, p) in self.paths_mut() {
+            if hub::parse(p).is_none() {
+                *p = normalize(&base.join(&*p));
+            }
+        }
+    }
+
+    /// Checks what can be checked before reading: files exist, options fit together.
+    pub fn validate(&self) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        let mut this = self.clone();
+        for (key, p) in this.paths_mut() {
+            match hub::parse(p) {
+                Some(Err(e)) => issues.push(Issue::new(key, e)),
+                Some(Ok(_)) => {}
+                None => {
+                    let folder =
+                        key == "data.path" && matches!(self, DataConfig::TextFolder(_) | DataConfig::ImageFolder(_));
+                    if folder && !p.is_dir() {
+                        issues.push(Issue::new(key, format!("folder not found: {}", p.display())));
+                    } else if !folder && !p.is_file() {
+                        issues.push(Issue::new(key, format!("file not found: {}", p.display())));
+                    }
+                }
+            }
+        }
+        match self {
+            DataConfig::Csv(c) => {
+                match (&c.target, &c.target_file) {
+                    (None, None) => {
+                        issues.push(Issue::new("data.target", "name the target column (or give data.target_file)"))
+                    }
+                    (Some(_), Some(_)) => issues
+                        .push(Issue::new("data.target_file", "give either data.target or data.target_file, not both")),
+                    _ => {}
+                }
+                if let Some(q) = c.quote
+                    && !q.is_ascii()
+                {
+                    issues.push(Issue::new("data.quote", format!("must be one ASCII character, got {q:?}")));
+                }
+            }
+            DataConfig::ImageFolder(c) => {
+                if !matches!(c.channels, 1 | 3) {
+                    issues
+                        .push(Issue::new("data.channels", format!("must be 1 (grey) or 3 (RGB), got {}", c.channels)));
+                }
+                if let Some([h, w]) = c.size
+                    && (h == 0 || w == 0)
+                {
+                    issues.push(Issue::new("data.size", format!("must be two positive sizes, got [{h}, {w}]")));
+                }
+            }
+            DataConfig::TextLines(c) if c.separator.is_empty() => {
+                issues.push(Issue::new("data.separator", "must not be empty"));
+            }
+            _ => {}
+        }
+        let names = match self {
+            DataConfig::Idx(c) => c.label_names.as_ref(),
+            DataConfig::Csv(c) => c.label_names.as_ref(),
+            _ => None,
+        };
+        if names.is_some_and(Vec::is_empty) {
+            issues.push(Issue::new("data.label_names", "must name at least one class"));
+        }
+        issues
+    }
+
+    /// How the target is to be read.
+    pub fn target_spec(&self) -> TargetSpec {
+        match self {
+            DataConfig::Idx(c) => TargetSpec { task: TaskHint::Classification, label_names: c.label_names.clone() },
+            DataConfig::Csv(c) => TargetSpec { task: c.task, label_names: c.label_names.clone() },
+            _ => TargetSpec { task: TaskHint::Classification, label_names: None },
+        }
+    }
+}
+
+/// Raw records and where they came from.
 #[derive(Debug, Clone)]
 pub struct Ingested {
-    /// The raw dataset.
-    pub dataset: Dataset,
+    /// The records.
+    pub data: RawDataset,
     /// Each file read, with its hash, for the manifest.
     pub inputs: Vec<InputFile>,
+    /// Dropped records and unparsable values.
+    pub report: ReadReport,
+}
+
+impl CsvConfig {
+    fn format(&self) -> table::TableFormat {
+        table::TableFormat {
+            delimiter: self.delimiter.clone(),
+            quote: self.quote.map(|c| c as u8),
+            header: self.header,
+            skip_rows: self.skip_rows,
+            names: self.names.clone(),
+            missing: self.missing.clone(),
+            on_bad_record: self.on_bad_record,
+        }
+    }
 }
 
 /// Reads the source that `config` describes.
 pub fn load(config: &DataConfig) -> Result<Ingested> {
     match config {
-        DataConfig::Idx(c) => load_idx(c),
+        DataConfig::Idx(c) => {
+            let (images, images_file) = idx::read_file(&c.images, "data.images")?;
+            let (labels, labels_file) = idx::read_file(&c.labels, "data.labels")?;
+            let data = idx::raw_dataset(&images, &labels)?;
+            Ok(Ingested {
+                data,
+                inputs: vec![images_file, labels_file],
+                report: ReadReport { records: labels.records(), ..Default::default() },
+            })
+        }
+        DataConfig::Csv(c) => {
+            let fmt = c.format();
+            let sel = table::Selection {
+                target: c.target.clone(),
+                features: c.columns.clone(),
+                kinds: c.kinds.clone(),
+                require_kinds: false,
+            };
+            let mut main = table::read(&c.path, "data.path", &fmt, &sel)?;
+            let mut inputs = vec![main.input.clone()];
+            if let Some(tf) = &c.target_file {
+                let tfmt =
+                    table::TableFormat { header: false, skip_rows: 0, names: Some(vec!["target".into()]), ..fmt };
+                let t = table::read(tf, "data.target_file", &tfmt, &table::Selection::default())?;
+                if t.table.rows() != main.table.rows() {
+                    return Err(Error::Invalid {
+                        path: tf.clone(),
+                        message: format!(
+                            "{} targets for {} records in {}",
+                            t.table.rows(),
+                            main.table.rows(),
+                            c.path.display()
+                        ),
+                    });
+                }
+                main.target = t.table.columns.into_iter().next();
+                inputs.push(t.input);
+                main.report.merge(ReadReport { records: 0, ..t.report });
+            }
+            Ok(Ingested {
+                data: RawDataset { inputs: RawInputs::Table(main.table), target: main.target },
+                inputs,
+                report: main.report,
+            })
+        }
+        DataConfig::TextLines(c) => {
+            let r = text::read_lines(&c.path, "data.path", &c.separator, c.header, c.label_first, c.on_bad_record)?;
+            Ok(Ingested {
+                data: RawDataset { inputs: RawInputs::Table(r.table), target: Some(r.target) },
+                inputs: vec![r.input],
+                report: r.report,
+            })
+        }
+        DataConfig::TextFolder(c) => {
+            let r = text::read_folder(&c.path, "data.path", c.on_bad_record)?;
+            Ok(Ingested {
+                data: RawDataset { inputs: RawInputs::Table(r.table), target: Some(r.target) },
+                inputs: vec![r.input],
+                report: r.report,
+            })
+        }
+        DataConfig::ImageFolder(c) => {
+            let r =
+                images::read_folder(&c.path, "data.path", c.channels, c.size.map(|[h, w]| (h, w)), c.on_bad_record)?;
+            Ok(Ingested {
+                data: RawDataset { inputs: RawInputs::Images(r.images), target: Some(r.target) },
+                inputs: vec![r.input],
+                report: r.report,
+            })
+        }
     }
-}
-
-fn load_idx(c: &IdxConfig) -> Result<Ingested> {
-    let (images, images_file) = idx::read_file(&c.images, "data.images")?;
-    let (labels, labels_file) = idx::read_file(&c.labels, "data.labels")?;
-    let dataset = idx::classification_dataset(&images, &labels, c.label_names.as_deref())?;
-    Ok(Ingested { dataset, inputs: vec![images_file, labels_file] })
-}
-
-/// Reads a whole file, returning its bytes and its [`InputFile`] identity (sha256 of the bytes
-/// as stored, before any decompression).
-pub fn read_input(path: &Path, role: &str) -> Result<(Vec<u8>, InputFile)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let sha256 = hex(&Sha256::digest(&bytes));
-    let file = InputFile { role: role.into(), path: path.display().to_string(), sha256, bytes: bytes.len() as u64 };
-    Ok((bytes, file))
-}
-
-/// Lower-case hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn dataset(schema: Schema, features: Vec<f32>, classes: Vec<u32>, path: &Path) -> Result<Dataset> {
-    Dataset::new(schema, features, Targets::Classes(classes))
-        .map_err(|e| Error::Invalid { path: path.into(), message: e.to_string() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn idx(images: &str, labels: &str) -> DataConfig {
+        DataConfig::Idx(IdxConfig { images: images.into(), labels: labels.into(), label_names: None })
+    }
+
     #[test]
     fn validate_names_missing_files() {
-        let cfg = DataConfig::Idx(IdxConfig {
-            images: "/nonexistent/images.gz".into(),
-            labels: "/nonexistent/labels.gz".into(),
-            label_names: None,
-        });
-        let issues = cfg.validate();
+        let issues = idx("/nonexistent/images.gz", "/nonexistent/labels.gz").validate();
         assert_eq!(issues.len(), 2);
         assert_eq!(issues[0].to_string(), "data.images: file not found: /nonexistent/images.gz");
     }
 
     #[test]
     fn relative_paths_resolve_against_the_config_directory() {
-        let mut cfg =
-            DataConfig::Idx(IdxConfig { images: "../a/./i.gz".into(), labels: "/abs/l.gz".into(), label_names: None });
+        let mut cfg = idx("../a/./i.gz", "/abs/l.gz");
         cfg.resolve_paths(Path::new("/cfg/configs"));
-        let DataConfig::Idx(c) = cfg;
+        let DataConfig::Idx(c) = cfg else { unreachable!() };
         assert_eq!(c.images, PathBuf::from("/cfg/a/i.gz"));
         assert_eq!(c.labels, PathBuf::from("/abs/l.gz"));
         assert_eq!(normalize(Path::new("../x/../../y")), PathBuf::from("../../y"));
+        let mut hubbed = idx("hf://datasets/a/b/i.gz", "l.gz");
+        hubbed.resolve_paths(Path::new("/cfg"));
+        let DataConfig::Idx(c) = hubbed else { unreachable!() };
+        assert_eq!(c.images, PathBuf::from("hf://datasets/a/b/i.gz"));
     }
 
     #[test]
-    fn hashes_are_sha256() {
+    fn csv_needs_exactly_one_target() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("abc");
-        std::fs::write(&p, b"abc").unwrap();
-        let (_, f) = read_input(&p, "x").unwrap();
-        // sha256("abc") from FIPS 180-2, appendix B.1.
-        assert_eq!(f.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(f.bytes, 3);
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, "a,b\n1,2\n").unwrap();
+        let cfg: DataConfig = serde_json::from_value(serde_json::json!({"format": "csv", "path": p})).unwrap();
+        assert_eq!(cfg.validate()[0].to_string(), "data.target: name the target column (or give data.target_file)");
+        let both: DataConfig =
+            serde_json::from_value(serde_json::json!({"format": "csv", "path": p, "target": "b", "target_file": p}))
+                .unwrap();
+        assert_eq!(
+            both.validate()[0].to_string(),
+            "data.target_file: give either data.target or data.target_file, not both"
+        );
+        let by_index: DataConfig =
+            serde_json::from_value(serde_json::json!({"format": "csv", "path": p, "target": 1})).unwrap();
+        let DataConfig::Csv(c) = &by_index else { unreachable!() };
+        assert_eq!(c.target, Some(ColumnRef::Index(1)));
+        assert!(by_index.validate().is_empty());
     }
 }

@@ -167,6 +167,7 @@ pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = std::path::absolute(&base).unwrap_or(base);
     config.data.resolve_paths(&base);
+    config.preprocess.resolve_paths(&base);
     let issues = config.validate();
     if !issues.is_empty() {
         return Err(ConfigError(

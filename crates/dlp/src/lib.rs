@@ -63,13 +63,15 @@ enum Command {
     Predict {
         /// The bundle directory (`<run>/bundle`).
         bundle: PathBuf,
-        /// Records to predict: IDX (gzip or plain) or CSV of feature columns.
+        /// Records to predict: IDX (gzip or plain), CSV / TSV with the columns the model reads, or
+        /// text lines (`.txt`) for text models.
         #[arg(long)]
         input: PathBuf,
         /// The CSV file to write.
         #[arg(long)]
         output: PathBuf,
-        /// The input format; guessed from the file name when absent (`.csv` → CSV, else IDX).
+        /// The input format; guessed from the file name when absent (`.csv` / `.tsv` → CSV,
+        /// `.txt` → text, else IDX).
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
@@ -79,6 +81,7 @@ enum Command {
 enum Format {
     Idx,
     Csv,
+    Text,
 }
 
 /// Runs the CLI with the process arguments; the binary's `main`.
@@ -125,11 +128,7 @@ fn dispatch(command: Command) -> Result<()> {
                 (None, None) => unreachable!("clap requires a config or --resume"),
             };
             writeln!(out, "run directory: {}", summary.run_dir.display())?;
-            writeln!(
-                out,
-                "test accuracy: {:.4} ({} examples), macro F1: {:.4}",
-                summary.test.accuracy, summary.test.examples, summary.test.macro_avg.f1
-            )?;
+            writeln!(out, "{}", summary.test.headline())?;
         }
         Command::Check { config: path } => {
             config::load(&path)?;
@@ -141,6 +140,7 @@ fn dispatch(command: Command) -> Result<()> {
             let format = match format {
                 Some(Format::Idx) => serve::InputFormat::Idx,
                 Some(Format::Csv) => serve::InputFormat::Csv,
+                Some(Format::Text) => serve::InputFormat::Text,
                 None => serve::InputFormat::from_path(&input),
             };
             let n = serve::predict_file(&b, &input, format, &output)

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use eval::ClassificationReport;
 use eval::plot::{Chart, Series};
+use eval::{ClassificationReport, RegressionReport};
 use models::{ModelSpec, Params};
 use pipeline_core::run::{Host, Manifest, PhaseTiming, read_json, write_atomic, write_json};
-use pipeline_core::{BundleIndex, RunDir, Task, rng};
-use preprocess::Preprocessor;
+use pipeline_core::{BundleIndex, Predictions, RunDir, Targets, Task, rng};
+use preprocess::{Preprocessor, TargetEncoder};
 use serde::Serialize;
 use train::{Checkpoint, EpochMetrics, MetricsLog, Progress, Trainer};
 
@@ -30,16 +30,46 @@ pub struct RunSummary {
     /// The run directory.
     pub run_dir: PathBuf,
     /// The test-set evaluation.
-    pub test: ClassificationReport,
+    pub test: TestReport,
 }
 
-/// `eval.json`: the evaluation on the held-out test part.
+/// The evaluation on the held-out test part.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum TestReport {
+    /// Classification metrics.
+    Classification {
+        /// Class names.
+        labels: Vec<String>,
+        /// The metrics.
+        #[serde(flatten)]
+        report: ClassificationReport,
+    },
+    /// Regression metrics.
+    Regression(RegressionReport),
+}
+
+impl TestReport {
+    /// One line of headline figures.
+    pub fn headline(&self) -> String {
+        match self {
+            TestReport::Classification { report, .. } => format!(
+                "test accuracy: {:.4} ({} examples), macro F1: {:.4}",
+                report.accuracy, report.examples, report.macro_avg.f1
+            ),
+            TestReport::Regression(r) => {
+                format!("test RMSE: {:.4} ({} examples), MAE: {:.4}, R²: {:.4}", r.rmse, r.examples, r.mae, r.r2)
+            }
+        }
+    }
+}
+
+/// `eval.json`.
 #[derive(Debug, Serialize)]
 struct EvalFile<'a> {
     split: &'static str,
-    labels: &'a [String],
     #[serde(flatten)]
-    report: &'a ClassificationReport,
+    report: &'a TestReport,
 }
 
 /// Runs the pipeline `config` (read from `config_path`) into a new run directory.
@@ -56,6 +86,7 @@ pub fn run(config_path: &Path, config: &PipelineConfig, options: &RunOptions) ->
         finished_at: None,
         resumed_at: Vec::new(),
         inputs: Vec::new(),
+        data_report: None,
         versions: BTreeMap::from([
             ("dlp".to_string(), pipeline_core::VERSION.to_string()),
             ("candle-core".to_string(), env!("DLP_CANDLE_VERSION").to_string()),
@@ -138,18 +169,33 @@ fn execute(
         }
     }
     manifest.inputs = ingested.inputs;
-    let data = ingested.dataset;
     clock.lap("ingest");
 
-    let split = preprocess::split(data.targets(), &config.preprocess.split, &mut rng(seed, "split"))?;
-    write_json(&run.root().join("split.json"), &split)?;
-    let (mut train_part, mut val_part, mut test_part) =
-        (data.select(&split.train), data.select(&split.validation), data.select(&split.test));
-    drop(data);
-    let preprocessor = Preprocessor::fit(&config.preprocess, &train_part);
-    for part in [&mut train_part, &mut val_part, &mut test_part] {
-        preprocessor.transform(part)?;
-    }
+    let (data, kept_rows, mut cleaning) = preprocess::clean(&ingested.data, &config.preprocess);
+    drop(ingested.data);
+    let target = data.target.as_ref().context("the data has no target column")?;
+    let encoder = TargetEncoder::fit(target, &config.data.target_spec())?;
+    let targets = encoder.encode(target)?;
+    let split = preprocess::split(&targets, &config.preprocess.split, &mut rng(seed, "split"))?;
+    // split.json names records by their position in the source, before cleaning.
+    let source_rows = |part: &[usize]| part.iter().map(|&i| kept_rows[i]).collect::<Vec<_>>();
+    write_json(
+        &run.root().join("split.json"),
+        &preprocess::Split {
+            train: source_rows(&split.train),
+            validation: source_rows(&split.validation),
+            test: source_rows(&split.test),
+        },
+    )?;
+    let train_raw = data.select(&split.train);
+    let (preprocessor, kept) = Preprocessor::fit(&config.preprocess, &train_raw, encoder)?;
+    cleaning.outliers = train_raw.rows() - kept.len();
+    let train_raw = if cleaning.outliers > 0 { train_raw.select(&kept) } else { train_raw };
+    let train_part = preprocessor.transform(&train_raw)?;
+    let val_part = preprocessor.transform(&data.select(&split.validation))?;
+    let test_part = preprocessor.transform(&data.select(&split.test))?;
+    drop((data, train_raw));
+    manifest.data_report = Some(serde_json::json!({ "read": ingested.report, "cleaning": cleaning }));
     clock.lap("preprocess");
 
     let schema = train_part.schema().clone();
@@ -181,14 +227,18 @@ fn execute(
     training_curves(&report.history, &run.curves())?;
     clock.lap("train");
 
-    let Task::Classification { labels } = &schema.target.task else {
-        bail!("only classification pipelines are supported so far");
-    };
     let preds = models::predict(model.as_ref(), test_part.features(), &spec.input_shape, head, 512, &device)?;
-    let predicted = preds.argmax().unwrap_or_default();
-    let actual = test_part.targets().classes().unwrap_or_default();
-    let report = ClassificationReport::compute(actual, &predicted, labels)?;
-    write_json(&run.eval(), &EvalFile { split: "test", labels, report: &report })?;
+    let report = match (&schema.target.task, &preds, test_part.targets()) {
+        (Task::Classification { labels }, _, Targets::Classes(actual)) => TestReport::Classification {
+            labels: labels.clone(),
+            report: ClassificationReport::compute(actual, &preds.argmax().unwrap_or_default(), labels)?,
+        },
+        (_, Predictions::Values(predicted), Targets::Values(actual)) => {
+            TestReport::Regression(RegressionReport::compute(actual, predicted)?)
+        }
+        _ => bail!("the predictions do not fit the task"),
+    };
+    write_json(&run.eval(), &EvalFile { split: "test", report: &report })?;
     clock.lap("eval");
 
     let staged = run.stage_bundle()?;

@@ -1,6 +1,7 @@
 //! Evaluation: metrics on held-out data, computed as scikit-learn computes them.
 //!
-//! So far: accuracy ([`Accuracy`], also a [`Metric`]) and the
+//! So far: accuracy ([`Accuracy`], also a [`Metric`]), the [`RegressionReport`] (MSE, RMSE,
+//! MAE, R², MAPE) and the
 //! [`ClassificationReport`] — per-class precision, recall, F1 and support, their macro and
 //! support-weighted averages, and the confusion matrix — matching
 //! `sklearn.metrics.precision_recall_fscore_support(..., labels=all classes, zero_division=0)`
@@ -127,6 +128,42 @@ impl ClassificationReport {
     }
 }
 
+/// The evaluation of a regressor on one set of examples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegressionReport {
+    /// Number of examples.
+    pub examples: usize,
+    /// Mean squared error.
+    pub mse: f64,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Coefficient of determination (1 − SSE / SST; 1 for a perfect fit, 0 for the mean).
+    pub r2: f64,
+    /// Mean absolute percentage error, as a fraction (scikit-learn's: |y − p| / max(|y|, ε)).
+    pub mape: f64,
+}
+
+impl RegressionReport {
+    /// Scores `predicted` values against `actual` ones.
+    pub fn compute(actual: &[f32], predicted: &[f32]) -> Result<Self> {
+        if actual.len() != predicted.len() {
+            return Err(Error::Length { predictions: predicted.len(), targets: actual.len() });
+        }
+        let n = actual.len().max(1) as f64;
+        let (y, p): (Vec<f64>, Vec<f64>) =
+            actual.iter().zip(predicted).map(|(a, b)| (f64::from(*a), f64::from(*b))).unzip();
+        let mse = y.iter().zip(&p).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / n;
+        let mae = y.iter().zip(&p).map(|(a, b)| (a - b).abs()).sum::<f64>() / n;
+        let mean = y.iter().sum::<f64>() / n;
+        let sst: f64 = y.iter().map(|a| (a - mean).powi(2)).sum();
+        let r2 = if sst == 0.0 { if mse == 0.0 { 1.0 } else { 0.0 } } else { 1.0 - mse * n / sst };
+        let mape = y.iter().zip(&p).map(|(a, b)| (a - b).abs() / a.abs().max(f64::EPSILON)).sum::<f64>() / n;
+        Ok(Self { examples: actual.len(), mse, rmse: mse.sqrt(), mae, r2, mape })
+    }
+}
+
 /// The fraction of examples whose most probable class is the true one.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Accuracy;
@@ -201,6 +238,25 @@ mod tests {
             r.confusion,
             vec![vec![3, 1, 0, 1, 0], vec![1, 3, 0, 0, 0], vec![2, 1, 2, 0, 0], vec![0; 5], vec![0; 5]]
         );
+    }
+
+    /// scikit-learn 1.9.1, `y = [3.0, -0.5, 2.0, 7.0, 4.2]; p = [2.5, 0.0, 2.1, 7.8, 3.9]`:
+    /// `mean_squared_error` 0.24799999999999994, its root 0.49799598391954925,
+    /// `mean_absolute_error` 0.44000000000000006, `r2_score` 0.9594665271966527,
+    /// `mean_absolute_percentage_error` 0.2804761904761905.
+    #[test]
+    fn regression_matches_scikit_learn() {
+        let r = RegressionReport::compute(&[3.0, -0.5, 2.0, 7.0, 4.2], &[2.5, 0.0, 2.1, 7.8, 3.9]).unwrap();
+        for (got, want) in [
+            (r.mse, 0.24799999999999994),
+            (r.rmse, 0.49799598391954925),
+            (r.mae, 0.44000000000000006),
+            (r.r2, 0.9594665271966527),
+            (r.mape, 0.2804761904761905),
+        ] {
+            // f32 inputs: agreement to float precision.
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
     }
 
     #[test]

@@ -75,6 +75,13 @@ pub enum InputSchema {
         /// The columns, in row order.
         features: Vec<Feature>,
     },
+    /// A sequence of token ids (as `f32`, exact below 2^24), padded to `length`.
+    Sequence {
+        /// Tokens per example.
+        length: usize,
+        /// Size of the vocabulary (ids are below it).
+        vocab_size: usize,
+    },
     /// An image stored channel-first (`channels × height × width`), row-major.
     Image {
         /// Number of channels (1 for grey, 3 for RGB).
@@ -91,6 +98,7 @@ impl InputSchema {
     pub fn width(&self) -> usize {
         match self {
             InputSchema::Tabular { features } => features.len(),
+            InputSchema::Sequence { length, .. } => *length,
             InputSchema::Image { channels, height, width } => channels * height * width,
         }
     }
@@ -99,15 +107,17 @@ impl InputSchema {
     pub fn shape(&self) -> Vec<usize> {
         match self {
             InputSchema::Tabular { features } => vec![features.len()],
+            InputSchema::Sequence { length, .. } => vec![*length],
             InputSchema::Image { channels, height, width } => vec![*channels, *height, *width],
         }
     }
 
-    /// One name per row value: the column names, or `pixel_<i>` for images (the convention of
-    /// MNIST CSV exports), so that a CSV header can be matched against the schema.
+    /// One name per row value: the column names, `token_<i>` for sequences, or `pixel_<i>` for
+    /// images (the convention of MNIST CSV exports).
     pub fn feature_names(&self) -> Vec<String> {
         match self {
             InputSchema::Tabular { features } => features.iter().map(|f| f.name.clone()).collect(),
+            InputSchema::Sequence { .. } => (0..self.width()).map(|i| format!("token_{i}")).collect(),
             InputSchema::Image { .. } => (0..self.width()).map(|i| format!("pixel_{i}")).collect(),
         }
     }

@@ -4,6 +4,8 @@
 //! `serve`) depends on this crate and on nothing else of the workspace, so that a team can import
 //! only the phases it needs. It holds plain data and traits:
 //!
+//! - [`raw`]: records as a source holds them ([`RawDataset`](raw::RawDataset): a typed
+//!   [`Table`](raw::Table) or an [`ImageSet`](raw::ImageSet), and a target column);
 //! - [`data`]: [`Dataset`], [`Example`], [`Batch`], the feature [`Schema`] and the [`Task`] kind;
 //! - [`model`]: the [`Model`] trait every architecture implements, its forward [`Ctx`], and
 //!   the output [`Head`] that turns outputs into predictions;
@@ -20,6 +22,7 @@ pub mod data;
 pub mod error;
 pub mod metric;
 pub mod model;
+pub mod raw;
 pub mod run;
 pub mod seed;
 

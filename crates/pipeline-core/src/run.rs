@@ -246,6 +246,10 @@ pub struct Manifest {
     pub resumed_at: Vec<String>,
     /// Every data file read, with its hash.
     pub inputs: Vec<InputFile>,
+    /// What reading and cleaning the data found: records kept and dropped, the first bad
+    /// records, unparsable values per column, duplicates, outliers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_report: Option<serde_json::Value>,
     /// Versions of the pipeline and of the libraries that compute results.
     pub versions: BTreeMap<String, String>,
     /// The git revision the binary was built from, when known.

@@ -1,22 +1,43 @@
-//! Preprocessing: seeded splits and transforms fitted on the training part only.
+//! Preprocessing: from raw records to the dense tensors a model trains on, with every statistic
+//! fitted on the training part only.
 //!
-//! The `preprocess:` section ([`PreprocessConfig`]) says how to split the data
-//! ([`SplitConfig`], [`split`]) and how to scale it ([`Scale`]). [`Preprocessor::fit`] learns the
-//! transform's state from the training part only; that state is serialized into the model bundle
-//! (`preprocess.json`) and [`Preprocessor::transform_rows`] re-applies it identically at
-//! prediction time, so nothing is re-fitted at serving time.
+//! The `preprocess:` section ([`PreprocessConfig`]) says how. In order:
+//!
+//! 1. [`clean`]: records without a target are dropped; with `dedup`, exact duplicate records;
+//!    with a `drop` missing-value policy, records missing a value (all before the split, since
+//!    they are not fitted);
+//! 2. [`split`] / [`kfold`]: seeded train / validation / test parts (stratified by class), or
+//!    k folds;
+//! 3. [`Preprocessor::fit`] on the training part: imputation fills, outlier bounds (z-score or
+//!    IQR, clip or drop), scaling (standard, min-max, pixel), category encodings (one-hot or
+//!    ordinal, with a policy for unseen categories), tokenizers trained with the `tokenizers`
+//!    crate (or loaded) and TF-IDF weights, per-channel image normalisation;
+//! 4. [`Preprocessor::transform`] turns any part into a [`Dataset`];
+//!    [`Preprocessor::transform_inputs`] turns new records into model inputs at serving time.
+//!
+//! The fitted [`Preprocessor`] is serialized into the model bundle (`preprocess.json`), so that
+//! serving applies exactly what training did; nothing is re-fitted at serving time.
 //!
 //! What it must not do: know about models.
 
-mod scale;
+pub mod config;
 mod split;
+pub mod tabular;
+pub mod target;
+pub mod text;
 
-use pipeline_core::Dataset;
-use pipeline_core::config::Issue;
+use std::collections::HashSet;
+
+use pipeline_core::raw::{ImageSet, RawDataset, RawInputs, RawSchema, Values};
+use pipeline_core::{Dataset, FeatureKind, InputSchema, Schema, Target};
 use serde::{Deserialize, Serialize};
 
-pub use scale::{FittedScaler, Scale};
-pub use split::{Split, SplitConfig, split};
+pub use config::{PreprocessConfig, Scale};
+pub use split::{Split, SplitConfig, kfold, split};
+pub use tabular::ColumnTransform;
+pub use target::TargetEncoder;
+
+use crate::config::{CategoricalImpute, NumericImpute, OutlierAction, TextOutput};
 
 /// What can go wrong in preprocessing.
 #[derive(Debug, thiserror::Error)]
@@ -37,58 +58,503 @@ pub enum Error {
         /// The dataset size.
         examples: usize,
     },
+    /// A problem with one input column.
+    #[error("column `{column}`: {message}")]
+    Column {
+        /// The column.
+        column: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A problem with the target column.
+    #[error("target column `{column}`: {message}")]
+    Target {
+        /// The column.
+        column: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Tokenization failed.
+    #[error("text column `{column}`: {message}")]
+    Text {
+        /// The column.
+        column: String,
+        /// What the tokenizer said.
+        message: String,
+    },
+    /// Inputs that do not match what the preprocessing was fitted on.
+    #[error("{0}")]
+    Schema(String),
+    /// Assembling the dataset failed.
+    #[error(transparent)]
+    Data(#[from] pipeline_core::Error),
 }
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The `preprocess:` section.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PreprocessConfig {
-    /// How to scale input values.
-    #[serde(default)]
-    pub scale: Scale,
-    /// How to split into train / validation / test.
-    #[serde(default)]
-    pub split: SplitConfig,
+/// What [`clean`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanReport {
+    /// Records whose target was missing.
+    pub missing_target: usize,
+    /// Exact duplicates of an earlier record.
+    pub duplicates: usize,
+    /// Records with a missing input value, under a `drop` policy.
+    pub missing_values: usize,
+    /// Training records dropped as outliers (filled in by the pipeline after fitting).
+    pub outliers: usize,
 }
 
-impl PreprocessConfig {
-    /// Checks the values that serde cannot (fractions in range and summing to one).
-    pub fn validate(&self) -> Vec<Issue> {
-        self.split.validate("preprocess.split")
-    }
+/// Removes the records that must not be used: those without a target, and (as configured)
+/// exact duplicates and records with missing values. Returns the kept records, their indices in
+/// `data`, and what was removed.
+pub fn clean(data: &RawDataset, config: &PreprocessConfig) -> (RawDataset, Vec<usize>, CleanReport) {
+    let mut report = CleanReport::default();
+    let mut seen = HashSet::new();
+    let drop_numeric = config.missing.numeric == NumericImpute::Drop;
+    let drop_other = config.missing.categorical == CategoricalImpute::Drop;
+    let keep: Vec<usize> = (0..data.rows())
+        .filter(|&i| {
+            if data.target.as_ref().is_some_and(|t| t.values.is_missing(i)) {
+                report.missing_target += 1;
+                return false;
+            }
+            if let RawInputs::Table(t) = &data.inputs {
+                let missing = t.columns.iter().any(|c| {
+                    c.values.is_missing(i) && if c.kind == FeatureKind::Numeric { drop_numeric } else { drop_other }
+                });
+                if missing {
+                    report.missing_values += 1;
+                    return false;
+                }
+            }
+            if config.dedup {
+                let key: Vec<Option<String>> = match &data.inputs {
+                    RawInputs::Table(t) => t.columns.iter().map(|c| c.values.text(i)).collect(),
+                    RawInputs::Images(im) => {
+                        let w = im.width_values();
+                        vec![Some(im.pixels[i * w..(i + 1) * w].iter().map(|p| char::from(*p as u8)).collect())]
+                    }
+                }
+                .into_iter()
+                .chain(std::iter::once(data.target.as_ref().and_then(|t| t.values.text(i))))
+                .collect();
+                if !seen.insert(key) {
+                    report.duplicates += 1;
+                    return false;
+                }
+            }
+            true
+        })
+        .collect();
+    (data.select(&keep), keep, report)
 }
 
-/// The fitted preprocessing state: everything needed to transform new rows as the training
-/// run did. Serialized into the bundle as `preprocess.json`.
+/// The fitted transform of image inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ImageTransform {
+    /// Pixels as they are (0–255).
+    None,
+    /// `x / 255`.
+    Pixel,
+    /// `(x - mean[c]) / std[c]` with per-channel training statistics of the 0–255 values.
+    Standard {
+        /// Mean per channel.
+        mean: Vec<f32>,
+        /// Standard deviation per channel (1 where it is 0).
+        std: Vec<f32>,
+    },
+}
+
+/// How inputs are transformed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum InputTransform {
+    /// One transform per input column, in raw column order.
+    Table {
+        /// The columns.
+        columns: Vec<ColumnTransform>,
+    },
+    /// Images.
+    Images {
+        /// The pixel transform.
+        transform: ImageTransform,
+    },
+}
+
+/// Everything fitted: serialized into the bundle as `preprocess.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preprocessor {
-    /// Values per row.
-    pub width: usize,
-    /// The fitted scaler.
-    pub scaler: FittedScaler,
+    /// The raw inputs it reads (what serving must be given).
+    pub raw: RawSchema,
+    /// The input transforms.
+    pub inputs: InputTransform,
+    /// What the model sees.
+    pub output: InputSchema,
+    /// How targets are encoded, and so the task.
+    pub target: TargetEncoder,
+    /// The name of the target column.
+    pub target_name: String,
 }
 
 impl Preprocessor {
-    /// Fits the transforms of `config` on `train` (the training part only).
-    pub fn fit(config: &PreprocessConfig, train: &Dataset) -> Self {
-        Self { width: train.width(), scaler: FittedScaler::fit(config.scale, train.features(), train.width()) }
-    }
-
-    /// Transforms row-major `values` (any number of rows of `width` values) in place.
-    pub fn transform_rows(&self, values: &mut [f32]) -> Result<()> {
-        if self.width == 0 || !values.len().is_multiple_of(self.width) {
-            return Err(Error::Width { expected: self.width, found: values.len() });
+    /// Fits on the training part `train` (whose target is encoded by `target`). Returns the
+    /// preprocessor and the indices of the training records to train on (all of them, unless
+    /// outliers are dropped).
+    pub fn fit(config: &PreprocessConfig, train: &RawDataset, target: TargetEncoder) -> Result<(Self, Vec<usize>)> {
+        let target_name = train.target.as_ref().map_or_else(|| "label".to_string(), |t| t.name.clone());
+        let all: Vec<usize> = (0..train.rows()).collect();
+        match &train.inputs {
+            RawInputs::Images(imgs) => {
+                let transform = match config.scale {
+                    Scale::None => ImageTransform::None,
+                    Scale::Pixel => ImageTransform::Pixel,
+                    Scale::Standard => {
+                        let (mean, std) = channel_stats(imgs);
+                        ImageTransform::Standard { mean, std }
+                    }
+                    Scale::MinMax => {
+                        return Err(Error::Schema(
+                            "preprocess.scale: min_max does not apply to images (use pixel or standard)".into(),
+                        ));
+                    }
+                };
+                let output = InputSchema::Image { channels: imgs.channels, height: imgs.height, width: imgs.width };
+                Ok((
+                    Self {
+                        raw: train.inputs.schema(),
+                        inputs: InputTransform::Images { transform },
+                        output,
+                        target,
+                        target_name,
+                    },
+                    all,
+                ))
+            }
+            RawInputs::Table(t) => {
+                // Fills and outlier bounds first, so that outlier rows can be dropped before the
+                // other statistics are taken.
+                let mut fills = Vec::new();
+                for c in &t.columns {
+                    fills.push(if c.kind == FeatureKind::Numeric {
+                        Some(tabular::numeric_fill_and_bounds(c, config)?)
+                    } else {
+                        None
+                    });
+                }
+                let drop_outliers = config.outliers.as_ref().is_some_and(|o| o.action == OutlierAction::Drop);
+                let kept: Vec<usize> = if drop_outliers {
+                    all.iter()
+                        .copied()
+                        .filter(|&i| {
+                            t.columns.iter().zip(&fills).all(|(c, fb)| match (&c.values, fb) {
+                                (Values::Numbers(v), Some(tabular::NumericFit { fill, bounds: Some((lo, hi)) })) => {
+                                    let x = if v[i].is_nan() { fill.unwrap_or(0.0) } else { v[i] };
+                                    (*lo..=*hi).contains(&x)
+                                }
+                                _ => true,
+                            })
+                        })
+                        .collect()
+                } else {
+                    all
+                };
+                let fit_on = if kept.len() == t.rows() { t.clone() } else { t.select(&kept) };
+                let columns = fit_on
+                    .columns
+                    .iter()
+                    .zip(fills)
+                    .map(|(c, fb)| ColumnTransform::fit(c, config, fb))
+                    .collect::<Result<Vec<_>>>()?;
+                let sequence: Vec<&ColumnTransform> = columns
+                    .iter()
+                    .filter(|c| matches!(c, ColumnTransform::Text { transform, .. } if transform.output == TextOutput::Sequence))
+                    .collect();
+                let output = match (sequence.as_slice(), columns.len()) {
+                    ([], _) => {
+                        let mut features = Vec::new();
+                        for c in &columns {
+                            features.extend(c.features()?);
+                        }
+                        InputSchema::Tabular { features }
+                    }
+                    ([ColumnTransform::Text { transform, .. }], 1) => {
+                        InputSchema::Sequence { length: transform.max_length, vocab_size: transform.vocab_size }
+                    }
+                    _ => {
+                        return Err(Error::Schema(
+                            "preprocess.text.output: sequence needs the text column to be the only input \
+                             (select it with data.columns, or use bag_of_words / tfidf)"
+                                .into(),
+                        ));
+                    }
+                };
+                let raw = RawSchema::Table { columns: t.columns.iter().map(|c| c.feature()).collect() };
+                Ok((Self { raw, inputs: InputTransform::Table { columns }, output, target, target_name }, kept))
+            }
         }
-        self.scaler.transform(values, self.width);
-        Ok(())
     }
 
-    /// Transforms a dataset's rows in place.
-    pub fn transform(&self, dataset: &mut Dataset) -> Result<()> {
-        self.transform_rows(dataset.features_mut())
+    /// The schema of the datasets it produces.
+    pub fn schema(&self) -> Schema {
+        Schema {
+            input: self.output.clone(),
+            target: Target { name: self.target_name.clone(), task: self.target.task() },
+        }
+    }
+
+    /// Transforms raw inputs into row-major model inputs.
+    pub fn transform_inputs(&self, inputs: &RawInputs) -> Result<Vec<f32>> {
+        let width = self.output.width();
+        match (&self.inputs, inputs) {
+            (InputTransform::Images { transform }, RawInputs::Images(imgs)) => {
+                let expected = match &self.raw {
+                    RawSchema::Image { channels, height, width } => (*channels, *height, *width),
+                    RawSchema::Table { .. } => unreachable!("an image transform has an image schema"),
+                };
+                if (imgs.channels, imgs.height, imgs.width) != expected {
+                    return Err(Error::Schema(format!(
+                        "images are {}x{}x{} (channels x height x width), the model takes {}x{}x{}",
+                        imgs.channels, imgs.height, imgs.width, expected.0, expected.1, expected.2
+                    )));
+                }
+                let mut v = imgs.pixels.clone();
+                match transform {
+                    ImageTransform::None => {}
+                    ImageTransform::Pixel => v.iter_mut().for_each(|x| *x /= 255.0),
+                    ImageTransform::Standard { mean, std } => {
+                        let plane = imgs.height * imgs.width;
+                        for img in v.chunks_exact_mut(width.max(1)) {
+                            for (c, ch) in img.chunks_exact_mut(plane.max(1)).enumerate() {
+                                ch.iter_mut().for_each(|x| *x = (*x - mean[c]) / std[c]);
+                            }
+                        }
+                    }
+                }
+                Ok(v)
+            }
+            (InputTransform::Table { columns }, RawInputs::Table(t)) => {
+                let rows = t.rows();
+                let mut out = vec![0f32; rows * width];
+                let mut offset = 0;
+                for ct in columns {
+                    let col = t.column(ct.name()).ok_or_else(|| {
+                        Error::Schema(format!(
+                            "no column `{}`: the model reads {}",
+                            ct.name(),
+                            columns.iter().map(|c| format!("`{}`", c.name())).collect::<Vec<_>>().join(", ")
+                        ))
+                    })?;
+                    let col = if RawSchema::numeric(ct.kind()) == matches!(col.values, Values::Numbers(_)) {
+                        col.clone()
+                    } else {
+                        recast(col, ct.kind())?
+                    };
+                    ct.apply(&col, &mut out, width, offset)?;
+                    offset += ct.width();
+                }
+                Ok(out)
+            }
+            _ => Err(Error::Schema("the inputs are not of the kind the preprocessing was fitted on".into())),
+        }
+    }
+
+    /// Transforms raw records with their targets into a dataset.
+    pub fn transform(&self, data: &RawDataset) -> Result<Dataset> {
+        let features = self.transform_inputs(&data.inputs)?;
+        let target = data
+            .target
+            .as_ref()
+            .ok_or_else(|| Error::Target { column: self.target_name.clone(), message: "no target values".into() })?;
+        let targets = self.target.encode(target)?;
+        Ok(Dataset::new(self.schema(), features, targets)?)
+    }
+}
+
+/// Reads a column of strings as numbers (or the reverse) when serving input was typed
+/// differently from training (e.g. a CSV column of codes that training read as categories).
+fn recast(col: &pipeline_core::raw::Column, kind: FeatureKind) -> Result<pipeline_core::raw::Column> {
+    let values = match &col.values {
+        Values::Strings(v) => Values::Numbers(
+            v.iter()
+                .enumerate()
+                .map(|(i, s)| match s {
+                    None => Ok(f64::NAN),
+                    Some(s) => {
+                        let parsed = if kind == FeatureKind::Boolean {
+                            match s.trim().to_ascii_lowercase().as_str() {
+                                "true" | "yes" | "t" | "y" | "1" => Some(1.0),
+                                "false" | "no" | "f" | "n" | "0" => Some(0.0),
+                                _ => None,
+                            }
+                        } else {
+                            s.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+                        };
+                        parsed.ok_or_else(|| Error::Column {
+                            column: col.name.clone(),
+                            message: format!(
+                                "row {i}: {s:?} is not a {}",
+                                if kind == FeatureKind::Boolean { "boolean" } else { "number" }
+                            ),
+                        })
+                    }
+                })
+                .collect::<Result<_>>()?,
+        ),
+        Values::Numbers(v) => Values::Strings(v.iter().map(|x| (!x.is_nan()).then(|| x.to_string())).collect()),
+    };
+    Ok(pipeline_core::raw::Column { name: col.name.clone(), kind, values })
+}
+
+fn channel_stats(imgs: &ImageSet) -> (Vec<f32>, Vec<f32>) {
+    let plane = imgs.height * imgs.width;
+    let (mut sum, mut sq) = (vec![0f64; imgs.channels], vec![0f64; imgs.channels]);
+    for img in imgs.pixels.chunks_exact(imgs.width_values().max(1)) {
+        for c in 0..imgs.channels {
+            for &p in &img[c * plane..(c + 1) * plane] {
+                sum[c] += f64::from(p);
+                sq[c] += f64::from(p) * f64::from(p);
+            }
+        }
+    }
+    let n = (imgs.rows() * plane).max(1) as f64;
+    let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+    let std = sq.iter().zip(&mean).map(|(s, m)| {
+        let v = (s / n - m * m).max(0.0).sqrt();
+        if v < 1e-12 { 1.0 } else { v as f32 }
+    });
+    (mean.iter().map(|&m| m as f32).collect(), std.collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use pipeline_core::raw::{Column, Table, TargetSpec};
+    use pipeline_core::{Targets, Task};
+
+    use super::*;
+    use crate::config::{MissingConfig, OutlierConfig, OutlierMethod};
+
+    fn table_data() -> RawDataset {
+        let num = |name: &str, v: Vec<f64>| Column {
+            name: name.into(),
+            kind: FeatureKind::Numeric,
+            values: Values::Numbers(v),
+        };
+        let strs = |name: &str, kind, v: &[Option<&str>]| Column {
+            name: name.into(),
+            kind,
+            values: Values::Strings(v.iter().map(|s| s.map(String::from)).collect()),
+        };
+        RawDataset {
+            inputs: RawInputs::Table(Table {
+                columns: vec![
+                    num("age", vec![20.0, f64::NAN, 40.0, 30.0, 20.0, 95.0]),
+                    strs(
+                        "city",
+                        FeatureKind::Categorical,
+                        &[Some("a"), Some("b"), None, Some("a"), Some("a"), Some("b")],
+                    ),
+                ],
+            }),
+            target: Some(strs(
+                "y",
+                FeatureKind::Categorical,
+                &[Some("no"), Some("yes"), Some("yes"), None, Some("no"), Some("no")],
+            )),
+        }
+    }
+
+    #[test]
+    fn clean_drops_missing_targets_duplicates_and_missing_values() {
+        let cfg = PreprocessConfig { dedup: true, ..Default::default() };
+        let (c, _, r) = clean(&table_data(), &cfg);
+        assert_eq!((c.rows(), r.missing_target, r.duplicates), (4, 1, 1));
+        let drop = PreprocessConfig {
+            missing: MissingConfig {
+                numeric: NumericImpute::Drop,
+                categorical: CategoricalImpute::Drop,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (c, kept, r) = clean(&table_data(), &drop);
+        assert_eq!((c.rows(), r.missing_values), (3, 2));
+        assert_eq!(kept, vec![0, 4, 5]);
+    }
+
+    #[test]
+    fn fitted_state_round_trips_and_reapplies_identically() {
+        let data = clean(&table_data(), &PreprocessConfig::default()).0;
+        let cfg = PreprocessConfig { scale: Scale::Standard, ..Default::default() };
+        let target = TargetEncoder::fit(data.target.as_ref().unwrap(), &TargetSpec::default()).unwrap();
+        let (p, kept) = Preprocessor::fit(&cfg, &data, target).unwrap();
+        assert_eq!(kept.len(), data.rows());
+        let ds = p.transform(&data).unwrap();
+        assert_eq!(ds.width(), 3); // age + city=a + city=b
+        assert_eq!(ds.schema().target.task, Task::Classification { labels: vec!["no".into(), "yes".into()] });
+        assert_eq!(ds.targets(), &Targets::Classes(vec![0, 1, 1, 0, 0]));
+        let json = serde_json::to_string(&p).unwrap();
+        let back: Preprocessor = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.transform_inputs(&data.inputs).unwrap(), ds.features());
+        // A new record as serving sees it: a CSV whose numbers arrive as text.
+        let new = RawInputs::Table(Table {
+            columns: vec![
+                Column {
+                    name: "city".into(),
+                    kind: FeatureKind::Categorical,
+                    values: Values::Strings(vec![Some("b".into())]),
+                },
+                Column {
+                    name: "age".into(),
+                    kind: FeatureKind::Categorical,
+                    values: Values::Strings(vec![Some("40".into())]),
+                },
+            ],
+        });
+        // Row 2 of the data is age 40 (city missing, filled with "a"); this one is age 40, city "b".
+        assert_eq!(back.transform_inputs(&new).unwrap(), vec![ds.row(2)[0], 0.0, 1.0]);
+    }
+
+    #[test]
+    fn outlier_rows_are_dropped_from_training_only() {
+        let data = clean(&table_data(), &PreprocessConfig::default()).0;
+        let cfg = PreprocessConfig {
+            outliers: Some(OutlierConfig {
+                method: OutlierMethod::Iqr,
+                threshold: Some(1.5),
+                action: OutlierAction::Drop,
+            }),
+            ..Default::default()
+        };
+        let target = TargetEncoder::fit(data.target.as_ref().unwrap(), &TargetSpec::default()).unwrap();
+        let (p, kept) = Preprocessor::fit(&cfg, &data, target).unwrap();
+        // ages 20, (mean fill), 40, 20, 95: 95 is beyond q3 + 1.5 IQR.
+        assert_eq!(kept, vec![0, 1, 2, 3]);
+        // The outlier is still transformed (not clipped) when it arrives at serving.
+        assert_eq!(p.transform_inputs(&data.inputs).unwrap().len(), 5 * 3);
+    }
+
+    #[test]
+    fn images_get_per_channel_statistics() {
+        let imgs = ImageSet { channels: 2, height: 1, width: 2, pixels: vec![0., 2., 10., 10., 4., 6., 30., 30.] };
+        let data = RawDataset {
+            inputs: RawInputs::Images(imgs),
+            target: Some(Column {
+                name: "y".into(),
+                kind: FeatureKind::Numeric,
+                values: Values::Numbers(vec![0.0, 1.0]),
+            }),
+        };
+        let target = TargetEncoder::fit(data.target.as_ref().unwrap(), &TargetSpec::default()).unwrap();
+        let cfg = PreprocessConfig { scale: Scale::Standard, ..Default::default() };
+        let (p, _) = Preprocessor::fit(&cfg, &data, target).unwrap();
+        let InputTransform::Images { transform: ImageTransform::Standard { mean, std } } = &p.inputs else { panic!() };
+        assert_eq!(mean, &vec![3.0, 20.0]);
+        assert_eq!(std, &vec![5f32.sqrt(), 10.0]);
+        let out = p.transform_inputs(&data.inputs).unwrap();
+        assert!((out[0] + 3.0 / 5f32.sqrt()).abs() < 1e-6 && out[2] == -1.0 && out[6] == 1.0);
     }
 }

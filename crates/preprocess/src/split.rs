@@ -132,6 +132,46 @@ pub fn split(targets: &Targets, config: &SplitConfig, rng: &mut Rng) -> Result<S
     Ok(out)
 }
 
+/// `k` folds for cross-validation, seeded: `(train, test)` index lists, each index in exactly
+/// one test fold. Stratified (classes, `stratify`): each class is shuffled and dealt round-robin
+/// over the folds, continuing where the previous class stopped, so every fold keeps the class
+/// proportions to within one example per class. Otherwise the shuffled indices are cut into
+/// `k` parts whose sizes differ by at most one.
+pub fn kfold(targets: &Targets, k: usize, stratify: bool, rng: &mut Rng) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let n = targets.len();
+    let k = k.clamp(1, n.max(1));
+    let mut fold_of = vec![0usize; n];
+    match (targets, stratify) {
+        (Targets::Classes(classes), true) => {
+            let mut by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+            for (i, &c) in classes.iter().enumerate() {
+                by_class.entry(c).or_default().push(i);
+            }
+            let mut next = 0;
+            for mut group in by_class.into_values() {
+                group.shuffle(rng);
+                for i in group {
+                    fold_of[i] = next % k;
+                    next += 1;
+                }
+            }
+        }
+        _ => {
+            let mut all: Vec<usize> = (0..n).collect();
+            all.shuffle(rng);
+            for (pos, i) in all.into_iter().enumerate() {
+                fold_of[i] = pos * k / n.max(1);
+            }
+        }
+    }
+    (0..k)
+        .map(|f| {
+            let (test, train): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| fold_of[i] == f);
+            (train, test)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use pipeline_core::rng;
@@ -191,6 +231,27 @@ mod tests {
         let d = split(&t, &c, &mut rng(2, "split")).unwrap();
         assert_eq!(a, b);
         assert_ne!(a.test, d.test);
+    }
+
+    #[test]
+    fn kfold_partitions_and_stratifies() {
+        let classes: Vec<u32> = (0..50).map(|i| if i < 30 { 0 } else { 1 }).collect();
+        let folds = kfold(&Targets::Classes(classes.clone()), 5, true, &mut rng(1, "cv"));
+        assert_eq!(folds.len(), 5);
+        let mut seen = [0; 50];
+        for (train, test) in &folds {
+            assert_eq!(train.len() + test.len(), 50);
+            for &i in test {
+                seen[i] += 1;
+            }
+            let ones = test.iter().filter(|&&i| classes[i] == 1).count();
+            assert!((ones as i32 - 4).abs() <= 1, "fold has {ones} of class 1");
+        }
+        assert!(seen.iter().all(|&s| s == 1));
+        let plain = kfold(&Targets::Values(vec![0.0; 11]), 3, false, &mut rng(1, "cv"));
+        let sizes: Vec<usize> = plain.iter().map(|(_, t)| t.len()).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 11);
+        assert!(sizes.iter().all(|&s| s == 3 || s == 4), "{sizes:?}");
     }
 
     #[test]

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use models::ModelConfig;
+use pipeline_core::raw::{Column, ImageSet, RawInputs, RawSchema, Table, Values};
 use pipeline_core::run::{BUNDLE_FORMAT_VERSION, read_json, write_json};
-use pipeline_core::{BundleDir, BundleIndex, InputSchema, Model, Predictions, Task};
+use pipeline_core::{BundleDir, BundleIndex, FeatureKind, Model, Predictions, Task};
 use preprocess::Preprocessor;
 
 /// What can go wrong loading a bundle or predicting.
@@ -98,12 +99,12 @@ impl Bundle {
         }
         let model_config: ModelConfig = read_json(&b.model_config()).map_err(read_err)?;
         let preprocess: Preprocessor = read_json(&b.preprocess()).map_err(read_err)?;
-        if preprocess.width != index.schema.input.width() {
+        if preprocess.output != index.schema.input {
             return Err(Error::Inconsistent {
                 dir: dir.into(),
                 message: format!(
-                    "preprocess.json is fitted on rows of {} values, the schema has {}",
-                    preprocess.width,
+                    "preprocess.json produces rows of {} values, the model takes {}",
+                    preprocess.output.width(),
                     index.schema.input.width()
                 ),
             });
@@ -121,9 +122,9 @@ impl Bundle {
         &self.index.schema.target.task
     }
 
-    /// Predicts for raw row-major `rows` (as read from the source, before preprocessing).
-    pub fn predict(&self, mut rows: Vec<f32>) -> Result<Predictions> {
-        self.preprocess.transform_rows(&mut rows)?;
+    /// Predicts for raw records (as read from a source, before preprocessing).
+    pub fn predict(&self, inputs: &RawInputs) -> Result<Predictions> {
+        let rows = self.preprocess.transform_inputs(inputs)?;
         Ok(models::predict(
             self.model.as_ref(),
             &rows,
@@ -158,53 +159,107 @@ pub fn write_bundle(
 pub enum InputFormat {
     /// IDX (MNIST layout), gzip or plain.
     Idx,
-    /// CSV of feature columns, with or without a header.
+    /// CSV (comma, or tab for `.tsv`) with a header naming the columns the model reads; for
+    /// image models, pixel columns `pixel_0` … (header optional).
     Csv,
+    /// One text per line, for models with a single text input.
+    Text,
 }
 
 impl InputFormat {
-    /// Guesses from the file name: `.csv` / `.csv.gz` is CSV, anything else IDX.
+    /// Guesses from the file name: `.csv` / `.tsv` (gzipped or not) is CSV, `.txt` text,
+    /// anything else IDX.
     pub fn from_path(path: &Path) -> Self {
         let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-        if name.ends_with(".csv") || name.ends_with(".csv.gz") { Self::Csv } else { Self::Idx }
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        if name.ends_with(".csv") || name.ends_with(".tsv") {
+            Self::Csv
+        } else if name.ends_with(".txt") {
+            Self::Text
+        } else {
+            Self::Idx
+        }
     }
 }
 
-/// Reads raw rows from `input` in the layout the bundle's schema expects.
-pub fn read_rows(bundle: &Bundle, input: &Path, format: InputFormat) -> Result<Vec<f32>> {
-    let schema = &bundle.index.schema.input;
-    match format {
-        InputFormat::Csv => {
-            let (rows, _) = data_ingest::csv::read_features(input, &schema.feature_names(), "input")?;
-            Ok(rows.values)
-        }
-        InputFormat::Idx => {
+/// Reads the records of `input` in the layout the bundle expects.
+pub fn read_inputs(bundle: &Bundle, input: &Path, format: InputFormat) -> Result<RawInputs> {
+    let raw = &bundle.preprocess.raw;
+    let shape_err = |message: String| Error::InputShape { path: input.into(), message };
+    match (raw, format) {
+        (RawSchema::Image { channels, height, width }, InputFormat::Idx) => {
             let (arr, _) = data_ingest::idx::read_file(input, "input")?;
-            let found = data_ingest::idx::input_schema(&arr)?;
-            let fits = match (&found, schema) {
-                (
-                    InputSchema::Image { height: h1, width: w1, .. },
-                    InputSchema::Image { channels: 1, height, width },
-                ) => h1 == height && w1 == width,
-                (a, b) => a.width() == b.width() && matches!(a, InputSchema::Tabular { .. }),
-            };
-            if !fits {
-                return Err(Error::InputShape {
-                    path: input.into(),
-                    message: format!("IDX records of shape {:?}, the model takes {:?}", &arr.dims[1..], schema.shape()),
-                });
+            match data_ingest::idx::raw_inputs(&arr)? {
+                RawInputs::Images(imgs) if (imgs.channels, imgs.height, imgs.width) == (*channels, *height, *width) => {
+                    Ok(RawInputs::Images(imgs))
+                }
+                _ => Err(shape_err(format!(
+                    "IDX records of shape {:?}, the model takes {:?}",
+                    &arr.dims[1..],
+                    [*channels, *height, *width]
+                ))),
             }
-            Ok(arr.values)
+        }
+        (RawSchema::Image { channels, height, width }, InputFormat::Csv) => {
+            let names: Vec<String> = (0..channels * height * width).map(|i| format!("pixel_{i}")).collect();
+            let (rows, _) = data_ingest::features::read_features(input, &names, "input")?;
+            Ok(RawInputs::Images(ImageSet { channels: *channels, height: *height, width: *width, pixels: rows.values }))
+        }
+        (RawSchema::Table { columns }, InputFormat::Csv) => {
+            let tsv = input.to_string_lossy().to_lowercase().trim_end_matches(".gz").ends_with(".tsv");
+            let fmt = data_ingest::table::TableFormat {
+                delimiter: data_ingest::Delimiter::Byte(if tsv { b'\t' } else { b',' }),
+                quote: Some(b'"'),
+                header: true,
+                skip_rows: 0,
+                names: None,
+                missing: data_ingest::table::default_missing(),
+                on_bad_record: data_ingest::OnBadRecord::Fail,
+            };
+            let sel = data_ingest::table::Selection {
+                target: None,
+                features: Some(columns.iter().map(|c| data_ingest::ColumnRef::Name(c.name.clone())).collect()),
+                kinds: columns.iter().map(|c| (c.name.clone(), c.kind)).collect(),
+                require_kinds: true,
+            };
+            Ok(RawInputs::Table(data_ingest::table::read(input, "input", &fmt, &sel)?.table))
+        }
+        (RawSchema::Table { columns }, InputFormat::Text)
+            if columns.len() == 1 && columns[0].kind == FeatureKind::Text =>
+        {
+            let (bytes, _) = data_ingest::source::read_file(input, "input")?;
+            let text = String::from_utf8(bytes)
+                .map_err(|e| shape_err(format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
+            let texts = text.lines().filter(|l| !l.trim().is_empty()).map(|l| Some(l.to_string())).collect();
+            Ok(RawInputs::Table(Table {
+                columns: vec![Column {
+                    name: columns[0].name.clone(),
+                    kind: FeatureKind::Text,
+                    values: Values::Strings(texts),
+                }],
+            }))
+        }
+        (RawSchema::Table { columns }, other) => Err(shape_err(format!(
+            "{other:?} input does not fit this model, which reads the columns {}: give a CSV with those columns{}",
+            columns.iter().map(|c| format!("`{}`", c.name)).collect::<Vec<_>>().join(", "),
+            if columns.len() == 1 && columns[0].kind == FeatureKind::Text {
+                " (or a .txt file, one text per line)"
+            } else {
+                ""
+            }
+        ))),
+        (RawSchema::Image { .. }, InputFormat::Text) => {
+            Err(shape_err("text input does not fit an image model: give an IDX or CSV file of pixels".into()))
         }
     }
 }
 
-/// Predicts every row of `input` and writes a CSV to `output` (atomically): `row,label,
+/// Predicts every record of `input` and writes a CSV to `output` (atomically): `row,label,
 /// confidence,p_<class>…` for classification, `row,value` for regression. Returns the number
-/// of rows.
+/// of records.
 pub fn predict_file(bundle: &Bundle, input: &Path, format: InputFormat, output: &Path) -> Result<usize> {
-    let rows = read_rows(bundle, input, format)?;
-    let preds = bundle.predict(rows)?;
+    let inputs = read_inputs(bundle, input, format)?;
+    let preds = bundle.predict(&inputs)?;
     let out_err = |e: &dyn std::fmt::Display| Error::Output { path: output.into(), message: e.to_string() };
     let mut w = csv::Writer::from_writer(Vec::new());
     match (&preds, bundle.task()) {

@@ -7,9 +7,10 @@ use std::path::Path;
 
 use candle_core::Device;
 use models::{MlpConfig, ModelConfig, ModelSpec, Params};
+use pipeline_core::raw::{ImageSet, RawInputs, RawSchema};
 use pipeline_core::run::{BUNDLE_FORMAT_VERSION, read_json, write_json};
 use pipeline_core::{BundleDir, BundleIndex, Head, InputSchema, Predictions, Schema, Target, Task, rng};
-use preprocess::{FittedScaler, Preprocessor};
+use preprocess::{ImageTransform, InputTransform, Preprocessor, TargetEncoder};
 use serve::{Bundle, InputFormat, predict_file};
 
 fn labels() -> Vec<String> {
@@ -38,7 +39,13 @@ fn write(dir: &Path) -> BundleDir {
     let config = ModelConfig::Mlp(MlpConfig { hidden: vec![5], ..Default::default() });
     let params = Params::new(rng(1, "init"));
     models::build(&config, &spec(), params.var_builder(&Device::Cpu)).unwrap();
-    let pre = Preprocessor { width: 6, scaler: FittedScaler::Pixel };
+    let pre = Preprocessor {
+        raw: RawSchema::Image { channels: 1, height: 2, width: 3 },
+        inputs: InputTransform::Images { transform: ImageTransform::Pixel },
+        output: InputSchema::Image { channels: 1, height: 2, width: 3 },
+        target: TargetEncoder::Classes { labels: labels(), label_values: None },
+        target_name: "label".into(),
+    };
     let b = BundleDir::new(dir.join("bundle"));
     std::fs::create_dir_all(b.root()).unwrap();
     serve::write_bundle(&b, &index, &config, &pre, &params).unwrap();
@@ -54,12 +61,16 @@ fn raw() -> Vec<f32> {
     rows().iter().map(|&v| f32::from(v)).collect()
 }
 
+fn images(pixels: Vec<f32>) -> RawInputs {
+    RawInputs::Images(ImageSet { channels: 1, height: 2, width: 3, pixels })
+}
+
 #[test]
 fn predictions_apply_the_saved_preprocessing() {
     let tmp = tempfile::tempdir().unwrap();
     let b = write(tmp.path());
     let bundle = Bundle::load(b.root(), &Device::Cpu).unwrap();
-    let preds = bundle.predict(raw()).unwrap();
+    let preds = bundle.predict(&images(raw())).unwrap();
     assert_eq!(preds.len(), 4);
 
     // The same model fed the scaled rows by hand gives the same probabilities.
@@ -93,7 +104,7 @@ fn idx_and_csv_inputs_give_the_same_predictions() {
     assert_eq!(out, std::fs::read_to_string(&c).unwrap());
     assert!(out.starts_with("row,label,confidence,p_cat,p_dog,p_fox\n0,"), "{out}");
     // Each row's label is its most probable class and the confidence its probability.
-    let Predictions::Classes { probs, .. } = bundle.predict(raw()).unwrap() else { panic!("classification") };
+    let Predictions::Classes { probs, .. } = bundle.predict(&images(raw())).unwrap() else { panic!("classification") };
     for (line, p) in out.lines().skip(1).zip(probs.chunks(3)) {
         let f: Vec<&str> = line.split(',').collect();
         let best = (0..3).fold(0, |b, j| if p[j] > p[b] { j } else { b });
@@ -113,9 +124,10 @@ fn inputs_that_do_not_fit_the_model_are_refused() {
     let err = predict_file(&bundle, &idx, InputFormat::Idx, &out).unwrap_err();
     assert_eq!(err.to_string(), format!("{}: IDX records of shape [3, 2], the model takes [1, 2, 3]", idx.display()));
     assert!(!out.exists(), "no output on failure");
+    let wrong = RawInputs::Images(ImageSet { channels: 1, height: 3, width: 2, pixels: vec![0.0; 6] });
     assert_eq!(
-        bundle.predict(vec![0.0; 7]).unwrap_err().to_string(),
-        "expected rows of 6 values (the width the preprocessing was fitted on), found 7 values"
+        bundle.predict(&wrong).unwrap_err().to_string(),
+        "images are 1x3x2 (channels x height x width), the model takes 1x2x3"
     );
 }
 
@@ -139,11 +151,15 @@ fn broken_bundles_are_refused_with_the_reason() {
     index.format_version = BUNDLE_FORMAT_VERSION;
     write_json(&b.index(), &index).unwrap();
 
-    // Preprocessing fitted on another width.
+    // Preprocessing that produces another shape.
     let good: Preprocessor = read_json(&b.preprocess()).unwrap();
-    write_json(&b.preprocess(), &Preprocessor { width: 5, ..good.clone() }).unwrap();
+    write_json(
+        &b.preprocess(),
+        &Preprocessor { output: InputSchema::Image { channels: 1, height: 1, width: 5 }, ..good.clone() },
+    )
+    .unwrap();
     let err = load_err();
-    assert!(err.ends_with("preprocess.json is fitted on rows of 5 values, the schema has 6"), "{err}");
+    assert!(err.ends_with("preprocess.json produces rows of 5 values, the model takes 6"), "{err}");
     write_json(&b.preprocess(), &good).unwrap();
 
     // Truncated weights.

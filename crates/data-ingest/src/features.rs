@@ -1,10 +1,10 @@
-//! Numeric feature files in CSV, as `dlp predict` takes them.
+//! Numeric feature matrices in CSV (e.g. MNIST pixels as `pixel_0` … `pixel_783`), as `dlp predict`
+//! takes them for image models.
 //!
 //! The first row is a header when any of its fields is not a number. With a header, columns are
 //! matched to the model's features by name (extra columns, such as a label, are ignored); without
 //! one, every row must have exactly one value per feature, in schema order.
 
-use std::io::Read;
 use std::path::Path;
 
 use pipeline_core::run::InputFile;
@@ -22,16 +22,7 @@ pub struct FeatureRows {
 
 /// Reads the features `names` from the CSV file at `path` (gzip or plain).
 pub fn read_features(path: &Path, names: &[String], role: &str) -> Result<(FeatureRows, InputFile)> {
-    let (bytes, file) = crate::read_input(path, role)?;
-    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::io(path, std::io::Error::new(e.kind(), format!("corrupt gzip stream: {e}"))))?;
-        out
-    } else {
-        bytes
-    };
+    let (text, file) = crate::source::read_file(path, role)?;
     Ok((parse_features(path, &text, names)?, file))
 }
 

@@ -1,0 +1,634 @@
+//! Delimited text tables (CSV, TSV, whitespace-separated), streamed record by record.
+//!
+//! The first 1,000 records are buffered to infer each column's kind (numeric, boolean,
+//! categorical or text; overridable in the config); the rest stream straight into typed columns,
+//! so raw text is never held twice. Values equal to a missing token (`""`, `NA`, `?`, …) are
+//! missing; a value that does not parse in a numeric or boolean column is counted and treated as
+//! missing. A record with the wrong number of fields or bytes that are not UTF-8 is a bad record:
+//! an error naming the file and line, or — with `on_bad_record: skip` — dropped, counted and
+//! reported.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use pipeline_core::FeatureKind;
+use pipeline_core::raw::{Column, Table, Values};
+use pipeline_core::run::InputFile;
+use serde::{Deserialize, Serialize};
+
+use crate::source::Source;
+use crate::{Error, Result};
+
+/// How records are split into fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delimiter {
+    /// One byte, e.g. `,` or `\t`.
+    Byte(u8),
+    /// Runs of spaces and tabs (no quoting).
+    Whitespace,
+}
+
+impl Serialize for Delimiter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Delimiter::Byte(b) => s.serialize_str(&(*b as char).to_string()),
+            Delimiter::Whitespace => s.serialize_str("whitespace"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Delimiter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "whitespace" => Ok(Delimiter::Whitespace),
+            _ if s.len() == 1 && s.is_ascii() => Ok(Delimiter::Byte(s.as_bytes()[0])),
+            _ => Err(serde::de::Error::custom(format!(
+                "expected one ASCII character (e.g. \",\" or \"\\t\") or \"whitespace\", got {s:?}"
+            ))),
+        }
+    }
+}
+
+/// What to do with a malformed record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBadRecord {
+    /// Stop with an error naming the file and line.
+    #[default]
+    Fail,
+    /// Drop it; the count and the first few are reported in the run manifest.
+    Skip,
+}
+
+/// A column named by header name or by 0-based position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ColumnRef {
+    /// By position, 0-based.
+    Index(usize),
+    /// By name.
+    Name(String),
+}
+
+impl std::fmt::Display for ColumnRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ColumnRef::Index(i) => write!(f, "{i}"),
+            ColumnRef::Name(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// A record that was dropped (or that stopped the read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadRecord {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: u64,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// What reading found besides the data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadReport {
+    /// Records kept.
+    pub records: usize,
+    /// Records dropped with `on_bad_record: skip`.
+    pub skipped: usize,
+    /// The first few dropped records.
+    pub bad_records: Vec<BadRecord>,
+    /// Per column, values that did not parse as the column's kind (read as missing).
+    pub unparsable: BTreeMap<String, usize>,
+}
+
+/// How many dropped records are kept as examples.
+pub const BAD_EXAMPLES: usize = 5;
+
+impl ReadReport {
+    pub(crate) fn bad(&mut self, record: BadRecord) {
+        self.skipped += 1;
+        if self.bad_records.len() < BAD_EXAMPLES {
+            self.bad_records.push(record);
+        }
+    }
+
+    /// Adds another read's findings.
+    pub fn merge(&mut self, other: ReadReport) {
+        self.records += other.records;
+        self.skipped += other.skipped;
+        for b in other.bad_records {
+            if self.bad_records.len() < BAD_EXAMPLES {
+                self.bad_records.push(b);
+            }
+        }
+        for (k, v) in other.unparsable {
+            *self.unparsable.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// The default missing-value tokens.
+pub fn default_missing() -> Vec<String> {
+    ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"].iter().map(|s| s.to_string()).collect()
+}
+
+/// How to read one table file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableFormat {
+    /// Field separator.
+    pub delimiter: Delimiter,
+    /// Quote character, `None` for none.
+    pub quote: Option<u8>,
+    /// Whether the first (non-skipped) line names the columns.
+    pub header: bool,
+    /// Lines to skip before the header or first record.
+    pub skip_rows: usize,
+    /// Column names, overriding the header (or naming header-less columns).
+    pub names: Option<Vec<String>>,
+    /// Tokens that mean "missing".
+    pub missing: Vec<String>,
+    /// What to do with a malformed record.
+    pub on_bad_record: OnBadRecord,
+}
+
+/// Splits the stream of `source` into records, calling `f(line, fields or a reason)`.
+fn for_each_record(
+    source: &mut Source,
+    fmt: &TableFormat,
+    f: &mut dyn FnMut(u64, std::result::Result<Vec<String>, String>) -> Result<()>,
+) -> Result<()> {
+    let path: PathBuf = source.path().into();
+    let reader = source.reader();
+    for _ in 0..fmt.skip_rows {
+        let mut sink = Vec::new();
+        reader.read_until(b'\n', &mut sink).map_err(|e| Error::io(&path, e))?;
+    }
+    let offset = fmt.skip_rows as u64;
+    let utf8 = |fields: Vec<&[u8]>| -> std::result::Result<Vec<String>, String> {
+        fields
+            .into_iter()
+            .enumerate()
+            .map(|(j, b)| {
+                std::str::from_utf8(b)
+                    .map(str::to_string)
+                    .map_err(|e| format!("field {} is not valid UTF-8 (byte {})", j + 1, e.valid_up_to()))
+            })
+            .collect()
+    };
+    match fmt.delimiter {
+        Delimiter::Byte(d) => {
+            let mut r = ::csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .delimiter(d)
+                .quoting(fmt.quote.is_some())
+                .quote(fmt.quote.unwrap_or(b'"'))
+                .from_reader(reader);
+            let mut rec = ::csv::ByteRecord::new();
+            loop {
+                match r.read_byte_record(&mut rec) {
+                    Ok(false) => break,
+                    Ok(true) => {
+                        let line = rec.position().map_or(0, |p| p.line()) + offset;
+                        f(line, utf8(rec.iter().collect()))?;
+                    }
+                    Err(e) => {
+                        let line = e.position().map_or(0, |p| p.line()) + offset;
+                        match e.into_kind() {
+                            ::csv::ErrorKind::Io(io) => return Err(Error::io(&path, io)),
+                            other => f(line, Err(format!("{other:?}")))?,
+                        }
+                    }
+                }
+            }
+        }
+        Delimiter::Whitespace => {
+            let mut line_no = offset;
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                let n = reader.read_until(b'\n', &mut buf).map_err(|e| Error::io(&path, e))?;
+                if n == 0 {
+                    break;
+                }
+                line_no += 1;
+                let fields: Vec<&[u8]> = buf.split(|b| b.is_ascii_whitespace()).filter(|s| !s.is_empty()).collect();
+                if fields.is_empty() {
+                    continue;
+                }
+                f(line_no, utf8(fields))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Column kinds decided by looking at values.
+pub fn infer_kind<'a>(values: impl Iterator<Item = &'a str>) -> FeatureKind {
+    let values: Vec<&str> = values.collect();
+    if values.is_empty() {
+        return FeatureKind::Numeric;
+    }
+    let numeric = values.iter().filter(|v| parse_number(v).is_some()).count();
+    if numeric as f64 >= 0.95 * values.len() as f64 {
+        return FeatureKind::Numeric;
+    }
+    if values.iter().all(|v| parse_bool(v, false).is_some()) {
+        return FeatureKind::Boolean;
+    }
+    let words: usize = values.iter().map(|v| v.split_whitespace().count()).sum();
+    if words as f64 / values.len() as f64 >= 3.0 { FeatureKind::Text } else { FeatureKind::Categorical }
+}
+
+/// A finite number, or `None`.
+pub fn parse_number(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// `true`/`false`, `yes`/`no`, `t`/`f`, `y`/`n` in any case (and `1`/`0` when `digits`).
+pub fn parse_bool(s: &str, digits: bool) -> Option<f64> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "t" | "y" => Some(1.0),
+        "false" | "no" | "f" | "n" => Some(0.0),
+        "1" if digits => Some(1.0),
+        "0" if digits => Some(0.0),
+        _ => None,
+    }
+}
+
+/// Accumulates one column's values in its kind.
+struct Builder {
+    kind: FeatureKind,
+    numbers: Vec<f64>,
+    strings: Vec<Option<String>>,
+    unparsable: usize,
+}
+
+impl Builder {
+    fn new(kind: FeatureKind) -> Self {
+        Self { kind, numbers: Vec::new(), strings: Vec::new(), unparsable: 0 }
+    }
+
+    fn push(&mut self, value: Option<String>) {
+        match self.kind {
+            FeatureKind::Numeric | FeatureKind::Boolean => {
+                let v = value.map(|s| {
+                    let parsed =
+                        if self.kind == FeatureKind::Numeric { parse_number(&s) } else { parse_bool(&s, true) };
+                    parsed.unwrap_or_else(|| {
+                        self.unparsable += 1;
+                        f64::NAN
+                    })
+                });
+                self.numbers.push(v.unwrap_or(f64::NAN));
+            }
+            FeatureKind::Categorical | FeatureKind::Text => self.strings.push(value),
+        }
+    }
+
+    fn finish(self, name: String) -> (Column, usize) {
+        let values = match self.kind {
+            FeatureKind::Numeric | FeatureKind::Boolean => Values::Numbers(self.numbers),
+            _ => Values::Strings(self.strings),
+        };
+        (Column { name, kind: self.kind, values }, self.unparsable)
+    }
+}
+
+/// The columns to read and how to type them.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// The target column, if it is in this file.
+    pub target: Option<ColumnRef>,
+    /// The feature columns; `None`: every column but the target.
+    pub features: Option<Vec<ColumnRef>>,
+    /// Kinds fixed by the config (or by a bundle's schema), by column name.
+    pub kinds: BTreeMap<String, FeatureKind>,
+    /// Every feature column must have its kind in `kinds` (reading for a bundle).
+    pub require_kinds: bool,
+}
+
+/// A table read from a file.
+#[derive(Debug, Clone)]
+pub struct TableRead {
+    /// The feature columns.
+    pub table: Table,
+    /// The target column, if one was selected.
+    pub target: Option<Column>,
+    /// The file's identity.
+    pub input: InputFile,
+    /// Bad records and unparsable values.
+    pub report: ReadReport,
+}
+
+const SAMPLE: usize = 1000;
+
+/// Reads the table at `path`.
+pub fn read(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> Result<TableRead> {
+    let mut source = Source::open(path, role)?;
+    let path: PathBuf = source.path().into();
+    let file = path.display().to_string();
+    let mut report = ReadReport::default();
+    let missing = |s: &str| fmt.missing.iter().any(|m| m == s.trim());
+    let mut header: Option<Vec<String>> = None;
+    let mut expect_fields: Option<usize> = None;
+    let mut sample: Vec<Vec<String>> = Vec::new();
+    let mut plan: Option<Plan> = None;
+    {
+        let mut on_record = |line: u64, rec: std::result::Result<Vec<String>, String>| -> Result<()> {
+            let fields = match rec {
+                Ok(f) => f,
+                Err(reason) => return bad(&mut report, fmt, &file, &path, line, reason),
+            };
+            if fmt.header && header.is_none() {
+                header = Some(fields.iter().map(|s| s.trim().to_string()).collect());
+                expect_fields = Some(fields.len());
+                return Ok(());
+            }
+            let n = *expect_fields.get_or_insert(fields.len());
+            if fields.len() != n {
+                return bad(
+                    &mut report,
+                    fmt,
+                    &file,
+                    &path,
+                    line,
+                    format!("expected {n} fields, found {}", fields.len()),
+                );
+            }
+            match plan.as_mut() {
+                Some(p) => p.push(fields, &missing),
+                None => {
+                    sample.push(fields);
+                    if sample.len() == SAMPLE {
+                        let mut p = Plan::new(&path, fmt, sel, header.as_deref(), n, &sample, &missing)?;
+                        for r in sample.drain(..) {
+                            p.push(r, &missing);
+                        }
+                        plan = Some(p);
+                    }
+                }
+            }
+            Ok(())
+        };
+        for_each_record(&mut source, fmt, &mut on_record)?;
+    }
+    let plan = match plan {
+        Some(p) => p,
+        None => {
+            let Some(n) = expect_fields else {
+                return Err(Error::format(&path, "empty file: no header and no records"));
+            };
+            if sample.is_empty() {
+                return Err(Error::format(&path, "no records after the header"));
+            }
+            let mut p = Plan::new(&path, fmt, sel, header.as_deref(), n, &sample, &missing)?;
+            for r in sample.drain(..) {
+                p.push(r, &missing);
+            }
+            p
+        }
+    };
+    let input = source.finish()?;
+    let (table, target, unparsable, records) = plan.finish();
+    report.records = records;
+    report.unparsable = unparsable;
+    Ok(TableRead { table, target, input, report })
+}
+
+fn bad(report: &mut ReadReport, fmt: &TableFormat, file: &str, path: &Path, line: u64, reason: String) -> Result<()> {
+    match fmt.on_bad_record {
+        OnBadRecord::Fail => Err(Error::Record { path: path.into(), line, message: reason }),
+        OnBadRecord::Skip => {
+            report.bad(BadRecord { file: file.into(), line, reason });
+            Ok(())
+        }
+    }
+}
+
+/// Which fields go where, decided from the header and the sample.
+struct Plan {
+    /// For each feature column: its field index, name and builder.
+    features: Vec<(usize, String, Builder)>,
+    target: Option<(usize, String, Builder)>,
+    records: usize,
+}
+
+impl Plan {
+    fn new(
+        path: &Path,
+        fmt: &TableFormat,
+        sel: &Selection,
+        header: Option<&[String]>,
+        n: usize,
+        sample: &[Vec<String>],
+        missing: &dyn Fn(&str) -> bool,
+    ) -> Result<Self> {
+        let names: Vec<String> = match (&fmt.names, header) {
+            (Some(names), _) => {
+                if names.len() != n {
+                    return Err(Error::format(
+                        path,
+                        format!("`names` lists {} columns, the file has {n}", names.len()),
+                    ));
+                }
+                names.clone()
+            }
+            (None, Some(h)) => h.to_vec(),
+            (None, None) => (0..n).map(|i| format!("f{i}")).collect(),
+        };
+        let find = |r: &ColumnRef| -> Result<usize> {
+            match r {
+                ColumnRef::Index(i) if *i < n => Ok(*i),
+                ColumnRef::Index(i) => {
+                    Err(Error::format(path, format!("column {i} does not exist: the file has {n} columns")))
+                }
+                ColumnRef::Name(name) => names.iter().position(|c| c == name).ok_or_else(|| {
+                    Error::format(path, format!("no column `{name}`; the columns are: {}", names.join(", ")))
+                }),
+            }
+        };
+        let target = sel.target.as_ref().map(&find).transpose()?;
+        let feature_idx: Vec<usize> = match &sel.features {
+            Some(refs) => refs.iter().map(&find).collect::<Result<_>>()?,
+            None => (0..n).filter(|&i| Some(i) != target).collect(),
+        };
+        let kind_of = |i: usize| -> Result<FeatureKind> {
+            if let Some(k) = sel.kinds.get(&names[i]) {
+                return Ok(*k);
+            }
+            if sel.require_kinds && Some(i) != target {
+                return Err(Error::format(path, format!("unexpected column `{}`", names[i])));
+            }
+            Ok(infer_kind(sample.iter().map(|r| r[i].as_str()).filter(|v| !missing(v))))
+        };
+        let features = feature_idx
+            .into_iter()
+            .map(|i| Ok((i, names[i].clone(), Builder::new(kind_of(i)?))))
+            .collect::<Result<Vec<_>>>()?;
+        let target = target.map(|i| Ok::<_, Error>((i, names[i].clone(), Builder::new(kind_of(i)?)))).transpose()?;
+        Ok(Self { features, target, records: 0 })
+    }
+
+    fn push(&mut self, fields: Vec<String>, missing: &dyn Fn(&str) -> bool) {
+        let mut fields: Vec<Option<String>> = fields.into_iter().map(|f| (!missing(&f)).then_some(f)).collect();
+        for (i, _, b) in self.features.iter_mut().chain(self.target.iter_mut()) {
+            b.push(fields[*i].take());
+        }
+        self.records += 1;
+    }
+
+    fn finish(self) -> (Table, Option<Column>, BTreeMap<String, usize>, usize) {
+        let mut unparsable = BTreeMap::new();
+        let mut columns = Vec::new();
+        for (_, name, b) in self.features {
+            let (c, bad) = b.finish(name.clone());
+            if bad > 0 {
+                unparsable.insert(name, bad);
+            }
+            columns.push(c);
+        }
+        let target = self.target.map(|(_, name, b)| {
+            let (c, bad) = b.finish(name.clone());
+            if bad > 0 {
+                unparsable.insert(name, bad);
+            }
+            c
+        });
+        (Table { columns }, target, unparsable, self.records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt() -> TableFormat {
+        TableFormat {
+            delimiter: Delimiter::Byte(b','),
+            quote: Some(b'"'),
+            header: true,
+            skip_rows: 0,
+            names: None,
+            missing: default_missing(),
+            on_bad_record: OnBadRecord::Fail,
+        }
+    }
+
+    fn write(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn sel(target: &str) -> Selection {
+        Selection { target: Some(ColumnRef::Name(target.into())), ..Default::default() }
+    }
+
+    #[test]
+    fn infers_kinds_and_reads_missing_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "t.csv",
+            b"age,smoker,city,note,y\n31,yes,Paris,\"a long, quoted note here\",1\n,no,Lyon,short one two three,0\n45.5,?,Paris,NA,1\n",
+        );
+        let r = read(&p, "data", &fmt(), &sel("y")).unwrap();
+        let kinds: Vec<FeatureKind> = r.table.columns.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, [FeatureKind::Numeric, FeatureKind::Boolean, FeatureKind::Categorical, FeatureKind::Text]);
+        assert!(
+            matches!(&r.table.columns[0].values, Values::Numbers(v) if v[0] == 31.0 && v[1].is_nan() && v[2] == 45.5)
+        );
+        assert!(
+            matches!(&r.table.columns[1].values, Values::Numbers(v) if v[0] == 1.0 && v[1] == 0.0 && v[2].is_nan())
+        );
+        assert_eq!(r.table.columns[3].values.text(0).as_deref(), Some("a long, quoted note here"));
+        assert!(r.table.columns[3].values.is_missing(2));
+        let t = r.target.unwrap();
+        assert_eq!((t.name.as_str(), t.kind), ("y", FeatureKind::Numeric));
+        assert_eq!(r.report.records, 3);
+    }
+
+    #[test]
+    fn unparsable_numbers_are_counted_and_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("x,y\n");
+        for i in 0..40 {
+            text += &format!("{i},{}\n", i % 2);
+        }
+        text += "oops,1\n";
+        let p = write(dir.path(), "u.csv", text.as_bytes());
+        let r = read(&p, "data", &fmt(), &sel("y")).unwrap();
+        assert_eq!(r.table.columns[0].kind, FeatureKind::Numeric);
+        assert_eq!(r.report.unparsable.get("x"), Some(&1));
+        assert!(r.table.columns[0].values.is_missing(40));
+    }
+
+    #[test]
+    fn whitespace_tables_without_header_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "w.txt", b"59 2 32.1\n48  1\t21.6\n\n");
+        let f = TableFormat { delimiter: Delimiter::Whitespace, header: false, ..fmt() };
+        let s =
+            Selection { kinds: BTreeMap::from([("f1".to_string(), FeatureKind::Categorical)]), ..Default::default() };
+        let r = read(&p, "data", &f, &s).unwrap();
+        assert_eq!(r.table.rows(), 2);
+        assert_eq!(r.table.columns[1].kind, FeatureKind::Categorical);
+        assert_eq!(r.table.columns[2].values, Values::Numbers(vec![32.1, 21.6]));
+    }
+
+    #[test]
+    fn bad_records_fail_or_are_skipped_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "b.csv", b"a,b\n1,2\n3\n4,\xff\n5,6\n");
+        let err = read(&p, "data", &fmt(), &Selection::default()).unwrap_err();
+        assert_eq!(err.to_string(), format!("{}:3: expected 2 fields, found 1", p.display()));
+        let skip = TableFormat { on_bad_record: OnBadRecord::Skip, ..fmt() };
+        let r = read(&p, "data", &skip, &Selection::default()).unwrap();
+        assert_eq!(r.table.rows(), 2);
+        assert_eq!(r.report.skipped, 2);
+        let reasons: Vec<(u64, &str)> = r.report.bad_records.iter().map(|b| (b.line, b.reason.as_str())).collect();
+        assert_eq!(reasons, [(3, "expected 2 fields, found 1"), (4, "field 2 is not valid UTF-8 (byte 0)")]);
+    }
+
+    #[test]
+    fn missing_columns_and_empty_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "m.csv", b"a,b\n1,2\n");
+        let err = read(&p, "data", &fmt(), &sel("c")).unwrap_err();
+        assert_eq!(err.to_string(), format!("{}: no column `c`; the columns are: a, b", p.display()));
+        let e = write(dir.path(), "e.csv", b"");
+        assert_eq!(
+            read(&e, "data", &fmt(), &Selection::default()).unwrap_err().to_string(),
+            format!("{}: empty file: no header and no records", e.display())
+        );
+        let h = write(dir.path(), "h.csv", b"a,b\n");
+        assert_eq!(
+            read(&h, "data", &fmt(), &Selection::default()).unwrap_err().to_string(),
+            format!("{}: no records after the header", h.display())
+        );
+        let idx = Selection { target: Some(ColumnRef::Index(5)), ..Default::default() };
+        assert_eq!(
+            read(&p, "data", &fmt(), &idx).unwrap_err().to_string(),
+            format!("{}: column 5 does not exist: the file has 2 columns", p.display())
+        );
+    }
+
+    #[test]
+    fn streams_past_the_inference_sample() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("n,label\n");
+        for i in 0..2500 {
+            text += &format!("{i},{}\n", if i % 3 == 0 { "x" } else { "y" });
+        }
+        let p = write(dir.path(), "big.csv", text.as_bytes());
+        let r = read(&p, "data", &fmt(), &sel("label")).unwrap();
+        assert_eq!(r.report.records, 2500);
+        assert_eq!(r.target.as_ref().unwrap().values.text(2498).as_deref(), Some("y"));
+        assert_eq!(r.target.as_ref().unwrap().values.text(2499).as_deref(), Some("x"));
+        assert!(matches!(&r.table.columns[0].values, Values::Numbers(v) if v[2499] == 2499.0));
+    }
+}

@@ -1,0 +1,350 @@
+//! The `preprocess:` section.
+
+use std::path::{Path, PathBuf};
+
+use pipeline_core::config::{Issue, Tagged};
+use serde::{Deserialize, Serialize};
+
+use crate::split::SplitConfig;
+
+/// `preprocess:`: cleaning, encoding, scaling, tokenization and the split. Everything fitted is
+/// fitted on the training part only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreprocessConfig {
+    /// Train / validation / test fractions.
+    #[serde(default)]
+    pub split: SplitConfig,
+    /// Remove exact duplicate records (every input and the target equal) before splitting.
+    #[serde(default)]
+    pub dedup: bool,
+    /// How missing values are filled (or their rows dropped).
+    #[serde(default)]
+    pub missing: MissingConfig,
+    /// Outlier handling for numeric columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outliers: Option<OutlierConfig>,
+    /// Scaling of numeric columns, or of image pixels.
+    #[serde(default)]
+    pub scale: Scale,
+    /// Encoding of categorical columns.
+    #[serde(default)]
+    pub categorical: CategoricalConfig,
+    /// Tokenization and vectorization of text columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextConfig>,
+}
+
+/// How numeric and image values are scaled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scale {
+    /// As they are.
+    #[default]
+    None,
+    /// Divide 8-bit pixel values by 255 (images, or pixel columns).
+    Pixel,
+    /// Subtract the training mean, divide by the training standard deviation (population; a
+    /// constant is divided by 1) — per column for tables (scikit-learn's `StandardScaler`), per
+    /// channel for images.
+    Standard,
+    /// Map the training minimum to 0 and maximum to 1, per column (`MinMaxScaler`).
+    MinMax,
+}
+
+/// How missing numbers are filled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumericImpute {
+    /// The training mean.
+    #[default]
+    Mean,
+    /// The training median.
+    Median,
+    /// The most frequent training value (the smallest on ties).
+    MostFrequent,
+    /// `fill_number`.
+    Constant,
+    /// Drop records with a missing value (before splitting); serving refuses them.
+    Drop,
+}
+
+/// How missing categories (and booleans, and texts) are filled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CategoricalImpute {
+    /// The most frequent training value (the first in sorted order on ties).
+    #[default]
+    MostFrequent,
+    /// `fill_category` (texts: the empty text).
+    Constant,
+    /// Drop records with a missing value (before splitting); serving refuses them.
+    Drop,
+}
+
+/// `preprocess.missing`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissingConfig {
+    /// For numeric columns.
+    #[serde(default)]
+    pub numeric: NumericImpute,
+    /// For categorical, boolean and text columns.
+    #[serde(default)]
+    pub categorical: CategoricalImpute,
+    /// The fill of `numeric: constant`.
+    #[serde(default)]
+    pub fill_number: f64,
+    /// The fill of `categorical: constant`.
+    #[serde(default = "default_fill_category")]
+    pub fill_category: String,
+}
+
+fn default_fill_category() -> String {
+    "missing".into()
+}
+
+impl Default for MissingConfig {
+    fn default() -> Self {
+        Self {
+            numeric: NumericImpute::default(),
+            categorical: CategoricalImpute::default(),
+            fill_number: 0.0,
+            fill_category: default_fill_category(),
+        }
+    }
+}
+
+/// Outlier detection method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutlierMethod {
+    /// Beyond `threshold` training standard deviations from the training mean (default 3).
+    Zscore,
+    /// Beyond `threshold` interquartile ranges outside the training quartiles (default 1.5).
+    Iqr,
+}
+
+/// What to do with outliers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutlierAction {
+    /// Clamp values to the bounds (in training and at serving).
+    Clip,
+    /// Drop training records with a value outside the bounds (other parts are kept whole).
+    Drop,
+}
+
+/// `preprocess.outliers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierConfig {
+    /// How bounds are found.
+    pub method: OutlierMethod,
+    /// The bound's distance; absent, 3 (z-score) or 1.5 (IQR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Clip or drop.
+    pub action: OutlierAction,
+}
+
+impl OutlierConfig {
+    /// The threshold, defaulted by method.
+    pub fn threshold(&self) -> f64 {
+        self.threshold.unwrap_or(match self.method {
+            OutlierMethod::Zscore => 3.0,
+            OutlierMethod::Iqr => 1.5,
+        })
+    }
+}
+
+/// How categories become numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// One 0/1 column per training category (`OneHotEncoder`).
+    #[default]
+    OneHot,
+    /// One column: the category's index in sorted order (`OrdinalEncoder`).
+    Ordinal,
+}
+
+/// What a category unseen in training becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unknown {
+    /// An error naming the column and value.
+    Error,
+    /// All zeros (one-hot) or -1 (ordinal), as scikit-learn's `handle_unknown="ignore"` /
+    /// `unknown_value=-1`.
+    #[default]
+    Ignore,
+}
+
+/// `preprocess.categorical`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoricalConfig {
+    /// One-hot or ordinal.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// The policy for categories unseen in training.
+    #[serde(default)]
+    pub unknown: Unknown,
+}
+
+/// `preprocess.text`: tokenization with the `tokenizers` crate, then vectorization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextConfig {
+    /// The tokenizer: trained on the training part, or loaded.
+    pub tokenizer: TokenizerConfig,
+    /// Tokens per text for `sequence` output (longer texts are truncated, shorter padded).
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// What the model sees.
+    #[serde(default)]
+    pub output: TextOutput,
+}
+
+fn default_max_length() -> usize {
+    128
+}
+
+/// What text becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextOutput {
+    /// Token ids, padded / truncated to `max_length` (for sequence models).
+    Sequence,
+    /// Token counts per vocabulary entry.
+    BagOfWords,
+    /// TF-IDF over the vocabulary: raw counts × smoothed IDF (`ln((1 + n) / (1 + df)) + 1`,
+    /// fitted on the training part), each row L2-normalised — scikit-learn's `TfidfVectorizer`
+    /// defaults.
+    #[default]
+    Tfidf,
+}
+
+/// `preprocess.text.tokenizer`, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TokenizerConfig {
+    /// Train a WordPiece vocabulary (BERT's scheme) on the training texts.
+    Wordpiece(TrainTokenizer),
+    /// Train a byte-pair-encoding vocabulary on the training texts.
+    Bpe(TrainTokenizer),
+    /// Load a BERT `vocab.txt` (WordPiece, `[CLS] … [SEP]` added).
+    Vocab(VocabFile),
+    /// Load a `tokenizer.json` saved by the `tokenizers` library (Rust or Python).
+    File(TokenizerFile),
+}
+
+impl<'de> Deserialize<'de> for TokenizerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = Tagged::read(d, "kind", &["wordpiece", "bpe", "vocab", "file"])?;
+        match t.variant.as_str() {
+            "wordpiece" => t.parse().map(TokenizerConfig::Wordpiece),
+            "bpe" => t.parse().map(TokenizerConfig::Bpe),
+            "vocab" => t.parse().map(TokenizerConfig::Vocab),
+            "file" => t.parse().map(TokenizerConfig::File),
+            other => unreachable!("Tagged::read admits only listed variants, got {other}"),
+        }
+    }
+}
+
+/// `kind: wordpiece` / `kind: bpe`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainTokenizer {
+    /// Vocabulary size, special tokens included.
+    #[serde(default = "default_vocab_size")]
+    pub vocab_size: usize,
+    /// Pieces seen fewer times are not kept.
+    #[serde(default = "default_min_frequency")]
+    pub min_frequency: u64,
+    /// Lower-case (and strip accents) before tokenizing.
+    #[serde(default = "yes")]
+    pub lowercase: bool,
+}
+
+fn default_vocab_size() -> usize {
+    8000
+}
+fn default_min_frequency() -> u64 {
+    2
+}
+fn yes() -> bool {
+    true
+}
+
+/// `kind: vocab`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VocabFile {
+    /// The `vocab.txt` (one token per line, `##` continuation prefix).
+    pub path: PathBuf,
+    /// Lower-case (and strip accents) first, as uncased BERT models expect.
+    #[serde(default = "yes")]
+    pub lowercase: bool,
+}
+
+/// `kind: file`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerFile {
+    /// The `tokenizer.json`.
+    pub path: PathBuf,
+}
+
+impl PreprocessConfig {
+    /// Checks the values serde cannot.
+    pub fn validate(&self) -> Vec<Issue> {
+        let mut issues = self.split.validate("preprocess.split");
+        if let Some(o) = &self.outliers
+            && !(o.threshold().is_finite() && o.threshold() > 0.0)
+        {
+            issues.push(Issue::new(
+                "preprocess.outliers.threshold",
+                format!("must be a positive number, got {}", o.threshold()),
+            ));
+        }
+        if !self.missing.fill_number.is_finite() {
+            issues.push(Issue::new("preprocess.missing.fill_number", "must be a finite number"));
+        }
+        if let Some(t) = &self.text {
+            if t.max_length == 0 {
+                issues.push(Issue::new("preprocess.text.max_length", "must be at least 1, got 0"));
+            }
+            match &t.tokenizer {
+                TokenizerConfig::Wordpiece(c) | TokenizerConfig::Bpe(c) if c.vocab_size < 10 => {
+                    issues.push(Issue::new(
+                        "preprocess.text.tokenizer.vocab_size",
+                        format!("must be at least 10, got {}", c.vocab_size),
+                    ))
+                }
+                TokenizerConfig::Vocab(VocabFile { path, .. }) | TokenizerConfig::File(TokenizerFile { path })
+                    if !path.is_file() =>
+                {
+                    issues.push(Issue::new(
+                        "preprocess.text.tokenizer.path",
+                        format!("file not found: {}", path.display()),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        issues
+    }
+
+    /// Makes the tokenizer's file path relative to `base` (the config file's directory).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let Some(t) = &mut self.text
+            && let TokenizerConfig::Vocab(VocabFile { path, .. }) | TokenizerConfig::File(TokenizerFile { path }) =
+                &mut t.tokenizer
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
+        }
+    }
+}
