@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use pipeline_core::FeatureKind;
-use pipeline_core::raw::{Column, RawDataset, RawInputs, Values};
+use pipeline_core::raw::{Column, RawDataset, RawInputs, TargetSpec, TaskHint, Values};
 use serde::{Deserialize, Serialize};
 
 /// Statistics of a numeric column's non-missing values.
@@ -240,8 +240,8 @@ fn correlation_ratio(x: &[f64], classes: &[Option<String>]) -> Option<f64> {
     (total > 0.0).then(|| (between / total).sqrt())
 }
 
-/// Summarises `data`.
-pub fn summarize(data: &RawDataset) -> Summary {
+/// Summarises `data`; `spec` says whether a numeric target holds classes (and their names).
+pub fn summarize(data: &RawDataset, spec: &TargetSpec) -> Summary {
     let rows = data.rows();
     let mut columns = Vec::new();
     let mut image = None;
@@ -270,7 +270,33 @@ pub fn summarize(data: &RawDataset) -> Summary {
             });
         }
     }
-    let target = data.target.as_ref().map(column_summary);
+    let target = data.target.as_ref().map(|t| {
+        let mut s = column_summary(t);
+        let classes = match (&t.values, spec.task) {
+            (Values::Numbers(_), TaskHint::Regression) | (Values::Strings(_), _) => false,
+            (Values::Numbers(_), TaskHint::Classification) => true,
+            (Values::Numbers(v), TaskHint::Auto) => !target_is_continuous(v),
+        };
+        if classes && let Values::Numbers(v) = &t.values {
+            // Class balance of numeric labels, named by `label_names` when given.
+            let mut counts: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
+            for x in v.iter().filter(|x| !x.is_nan()) {
+                *counts.entry(*x as i64).or_default() += 1;
+            }
+            let name = |k: i64| {
+                spec.label_names
+                    .as_ref()
+                    .and_then(|n| usize::try_from(k).ok().and_then(|i| n.get(i)))
+                    .cloned()
+                    .unwrap_or_else(|| k.to_string())
+            };
+            s.top = counts.into_iter().map(|(k, n)| (name(k), n)).collect();
+            s.top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            s.numeric = None;
+            s.histogram = None;
+        }
+        s
+    });
 
     // Exact duplicates over every input and the target.
     let mut seen = HashSet::new();
@@ -361,7 +387,7 @@ mod tests {
             values: Values::Strings(["lo", "lo", "hi", "hi", "lo"].iter().map(|s| Some(s.to_string())).collect()),
         };
         let data = RawDataset { inputs: RawInputs::Table(Table { columns: vec![x, noise, cat] }), target: Some(y) };
-        let s = summarize(&data);
+        let s = summarize(&data, &TargetSpec::default());
         assert_eq!(s.rows, 5);
         assert_eq!(s.duplicate_rows, 1);
         assert_eq!((s.columns[2].count, s.columns[2].missing, s.columns[2].distinct), (4, 1, 2));

@@ -4,6 +4,7 @@
 //! - `dlp run <config.yaml>`: ingest → preprocess → train → evaluate → bundle, into a new run
 //!   directory ([`pipeline`]); `dlp train --resume <run-dir>` (`train` is an alias of `run`)
 //!   continues an interrupted run from its newest checkpoint;
+//! - `dlp inspect <config.yaml>`: summarize the data before any training ([`inspect`]);
 //! - `dlp check <config.yaml>`: validate a config without running it;
 //! - `dlp predict <bundle> --input <file> --output <file.csv>`: batch prediction with a bundle.
 //!
@@ -16,6 +17,7 @@
 
 pub mod config;
 pub mod device;
+pub mod inspect;
 mod locate;
 pub mod pipeline;
 
@@ -53,6 +55,15 @@ enum Command {
         /// With --resume: the checkpoint to continue from instead of the newest.
         #[arg(long, requires = "resume")]
         checkpoint: Option<PathBuf>,
+    },
+    /// Summarize the data of a pipeline before any training: per-column statistics, class
+    /// balance, duplicates, the features most associated with the target, histograms.
+    Inspect {
+        /// The pipeline config (YAML).
+        config: PathBuf,
+        /// Where the report directory is created.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
     },
     /// Check a pipeline config without running it.
     Check {
@@ -129,6 +140,12 @@ fn dispatch(command: Command) -> Result<()> {
             };
             writeln!(out, "run directory: {}", summary.run_dir.display())?;
             writeln!(out, "{}", summary.test.headline())?;
+        }
+        Command::Inspect { config: path, runs_dir } => {
+            let config = config::load(&path)?;
+            let report = inspect::inspect(&config, &runs_dir)?;
+            write!(out, "{}", report.table)?;
+            writeln!(out, "report: {}", report.dir.display())?;
         }
         Command::Check { config: path } => {
             config::load(&path)?;

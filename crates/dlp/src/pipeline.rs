@@ -228,17 +228,35 @@ fn execute(
     clock.lap("train");
 
     let preds = models::predict(model.as_ref(), test_part.features(), &spec.input_shape, head, 512, &device)?;
+    let preds = preprocessor.target.decode(preds);
     let report = match (&schema.target.task, &preds, test_part.targets()) {
         (Task::Classification { labels }, _, Targets::Classes(actual)) => TestReport::Classification {
             labels: labels.clone(),
             report: ClassificationReport::compute(actual, &preds.argmax().unwrap_or_default(), labels)?,
         },
-        (_, Predictions::Values(predicted), Targets::Values(actual)) => {
-            TestReport::Regression(RegressionReport::compute(actual, predicted)?)
+        (_, Predictions::Values(predicted), Targets::Values(encoded)) => {
+            // Targets in their own units: undo the standardization the model trained on.
+            let Predictions::Values(actual) = preprocessor.target.decode(Predictions::Values(encoded.clone())) else {
+                bail!("regression targets decode to values");
+            };
+            TestReport::Regression(RegressionReport::compute(&actual, predicted)?)
         }
         _ => bail!("the predictions do not fit the task"),
     };
     write_json(&run.eval(), &EvalFile { split: "test", report: &report })?;
+    let actual: Vec<String> = match (test_part.targets(), &schema.target.task) {
+        (Targets::Classes(c), Task::Classification { labels }) => {
+            c.iter().map(|&i| labels[i as usize].clone()).collect()
+        }
+        (Targets::Values(v), _) => match preprocessor.target.decode(Predictions::Values(v.clone())) {
+            Predictions::Values(v) => v.iter().map(ToString::to_string).collect(),
+            Predictions::Classes { .. } => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let csv = serve::predictions_csv(&schema.target.task, &preds, Some(&source_rows(&split.test)), Some(&actual))
+        .map_err(anyhow::Error::msg)?;
+    write_atomic(&run.predictions(), &csv)?;
     clock.lap("eval");
 
     let staged = run.stage_bundle()?;

@@ -77,6 +77,56 @@ pub fn charts_png(charts: &[Chart], panel: (u32, u32), path: &Path) -> Result<()
     pipeline_core::run::write_atomic(path, &png).map_err(|e| fail(&e))
 }
 
+/// Draws a histogram (`edges.len() == counts.len() + 1`) into a PNG at `path`.
+pub fn histogram_png(
+    title: &str,
+    x_label: &str,
+    edges: &[f64],
+    counts: &[usize],
+    path: &Path,
+) -> Result<(), PlotError> {
+    register_font();
+    let fail = |e: &dyn std::fmt::Display| PlotError { path: path.display().to_string(), message: e.to_string() };
+    if edges.len() != counts.len() + 1 || counts.is_empty() {
+        return Err(fail(&"a histogram needs one more edge than bins"));
+    }
+    let (w, h) = (480u32, 320u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let (x0, x1) = (edges[0], edges[edges.len() - 1]);
+        let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+        let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.05;
+        let mut ctx = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(x0..x1, 0f64..top)
+            .map_err(|e| fail(&e))?;
+        ctx.configure_mesh()
+            .x_desc(x_label)
+            .y_desc("count")
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(|e| fail(&e))?;
+        let color = COLORS[0];
+        ctx.draw_series(edges.windows(2).zip(counts).map(|(e, &c)| {
+            Rectangle::new(
+                [(e[0], 0.0), (if e[1] > e[0] { e[1] } else { e[0] + 1.0 }, c as f64)],
+                color.mix(0.8).filled(),
+            )
+        }))
+        .map_err(|e| fail(&e))?;
+        root.present().map_err(|e| fail(&e))?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| fail(&"buffer size"))?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(|e| fail(&e))?;
+    pipeline_core::run::write_atomic(path, &png).map_err(|e| fail(&e))
+}
+
 fn draw<DB: DrawingBackend>(chart: &Chart, area: &DrawingArea<DB, plotters::coord::Shift>) -> Result<(), String> {
     let finite: Vec<(f64, f64)> = chart
         .series
@@ -145,6 +195,17 @@ fn draw<DB: DrawingBackend>(chart: &Chart, area: &DrawingArea<DB, plotters::coor
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histograms_draw_bars() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h.png");
+        histogram_png("x", "value", &[0.0, 1.0, 2.0, 3.0], &[5, 0, 2], &p).unwrap();
+        let img = image::open(&p).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (480, 320));
+        assert!(img.pixels().filter(|px| px.0 != [255, 255, 255]).count() > 5000);
+        assert!(histogram_png("x", "v", &[0.0], &[1], &p).is_err());
+    }
 
     #[test]
     fn writes_a_png_of_the_right_size_with_lines() {

@@ -9,6 +9,7 @@
 //!   training_curves.png  loss, accuracy and learning rate by epoch
 //!   checkpoints/       epoch-NNNN[-batch-NNNNN].ckpt and best.ckpt, to resume from
 //!   eval.json          test-set evaluation
+//!   predictions.csv    the test part's predictions, by source record
 //!   bundle/            everything needed to serve: nothing is re-fitted at serving time
 //!     bundle.json      format version, schema (inputs, task, label names), provenance
 //!     model.json       the model config (architecture and options)
@@ -93,6 +94,11 @@ impl RunDir {
     /// `checkpoints/`.
     pub fn checkpoints(&self) -> PathBuf {
         self.root.join("checkpoints")
+    }
+
+    /// `predictions.csv`: the test part's predictions, by source record.
+    pub fn predictions(&self) -> PathBuf {
+        self.root.join("predictions.csv")
     }
 
     /// `training_curves.png`.

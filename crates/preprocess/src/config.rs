@@ -9,7 +9,7 @@ use crate::split::SplitConfig;
 
 /// `preprocess:`: cleaning, encoding, scaling, tokenization and the split. Everything fitted is
 /// fitted on the training part only.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PreprocessConfig {
     /// Train / validation / test fractions.
@@ -33,6 +33,25 @@ pub struct PreprocessConfig {
     /// Tokenization and vectorization of text columns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<TextConfig>,
+    /// For regression: train on standardized targets (training mean and standard deviation),
+    /// mapping predictions back. Makes one learning rate fit targets of any magnitude.
+    #[serde(default = "yes")]
+    pub scale_target: bool,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        Self {
+            split: SplitConfig::default(),
+            dedup: false,
+            missing: MissingConfig::default(),
+            outliers: None,
+            scale: Scale::default(),
+            categorical: CategoricalConfig::default(),
+            text: None,
+            scale_target: true,
+        }
+    }
 }
 
 /// How numeric and image values are scaled.

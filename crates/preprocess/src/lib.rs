@@ -206,6 +206,10 @@ impl Preprocessor {
     /// outliers are dropped).
     pub fn fit(config: &PreprocessConfig, train: &RawDataset, target: TargetEncoder) -> Result<(Self, Vec<usize>)> {
         let target_name = train.target.as_ref().map_or_else(|| "label".to_string(), |t| t.name.clone());
+        let target = match &train.target {
+            Some(t) if config.scale_target => target.fit_scale(t),
+            _ => target,
+        };
         let all: Vec<usize> = (0..train.rows()).collect();
         match &train.inputs {
             RawInputs::Images(imgs) => {

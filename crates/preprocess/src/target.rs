@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use pipeline_core::raw::{Column, TargetSpec, TaskHint, Values};
-use pipeline_core::{Targets, Task};
+use pipeline_core::{Predictions, Targets, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -22,8 +22,14 @@ pub enum TargetEncoder {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         label_values: Option<Vec<f64>>,
     },
-    /// Regression on the values as they are.
-    Values,
+    /// Regression: the model learns `(y - shift) / scale` (standardized with training
+    /// statistics when `preprocess.scale_target` is on); predictions are mapped back.
+    Values {
+        /// Subtracted from targets.
+        shift: f64,
+        /// Targets are divided by it.
+        scale: f64,
+    },
 }
 
 fn integers_with_few_values(v: &[f64]) -> bool {
@@ -51,7 +57,7 @@ impl TargetEncoder {
             (TaskHint::Auto, Values::Numbers(v)) => integers_with_few_values(v),
         };
         if !classify {
-            return Ok(TargetEncoder::Values);
+            return Ok(TargetEncoder::Values { shift: 0.0, scale: 1.0 });
         }
         match &column.values {
             Values::Strings(v) => {
@@ -99,7 +105,32 @@ impl TargetEncoder {
     pub fn task(&self) -> Task {
         match self {
             TargetEncoder::Classes { labels, .. } => Task::Classification { labels: labels.clone() },
-            TargetEncoder::Values => Task::Regression,
+            TargetEncoder::Values { .. } => Task::Regression,
+        }
+    }
+
+    /// Standardizes regression targets with the statistics of `train` (population standard
+    /// deviation; a constant target is only shifted). Classes are left as they are.
+    pub fn fit_scale(self, train: &Column) -> Self {
+        match (&self, &train.values) {
+            (TargetEncoder::Values { .. }, Values::Numbers(v)) => {
+                let y: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+                let n = y.len().max(1) as f64;
+                let mean = y.iter().sum::<f64>() / n;
+                let std = (y.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+                TargetEncoder::Values { shift: mean, scale: if std > 1e-12 { std } else { 1.0 } }
+            }
+            _ => self,
+        }
+    }
+
+    /// Maps model outputs back to target units (regression values are un-standardized).
+    pub fn decode(&self, predictions: Predictions) -> Predictions {
+        match (self, predictions) {
+            (TargetEncoder::Values { shift, scale }, Predictions::Values(v)) => {
+                Predictions::Values(v.iter().map(|&p| (f64::from(p) * scale + shift) as f32).collect())
+            }
+            (_, p) => p,
         }
     }
 
@@ -107,7 +138,9 @@ impl TargetEncoder {
     pub fn encode(&self, column: &Column) -> Result<Targets> {
         let err = |m: String| Error::Target { column: column.name.clone(), message: m };
         match (self, &column.values) {
-            (TargetEncoder::Values, Values::Numbers(v)) => Ok(Targets::Values(v.iter().map(|&x| x as f32).collect())),
+            (TargetEncoder::Values { shift, scale }, Values::Numbers(v)) => {
+                Ok(Targets::Values(v.iter().map(|&x| ((x - shift) / scale) as f32).collect()))
+            }
             (TargetEncoder::Classes { labels, label_values: None }, Values::Strings(v)) => {
                 let index: BTreeMap<&str, u32> =
                     labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u32)).collect();
@@ -156,14 +189,20 @@ mod tests {
     #[test]
     fn decides_the_task() {
         let auto = TargetSpec::default();
-        assert_eq!(TargetEncoder::fit(&nums(&[151.0, 75.5, 141.0]), &auto).unwrap(), TargetEncoder::Values);
+        assert_eq!(
+            TargetEncoder::fit(&nums(&[151.0, 75.5, 141.0]), &auto).unwrap(),
+            TargetEncoder::Values { shift: 0.0, scale: 1.0 }
+        );
         let e = TargetEncoder::fit(&nums(&[2.0, 0.0, 1.0, 2.0]), &auto).unwrap();
         assert_eq!(e.task(), Task::Classification { labels: vec!["0".into(), "1".into(), "2".into()] });
         assert_eq!(e.encode(&nums(&[2.0, 0.0])).unwrap(), Targets::Classes(vec![2, 0]));
         let s = TargetEncoder::fit(&strs(&["spam", "ham", "ham"]), &auto).unwrap();
         assert_eq!(s.encode(&strs(&["ham", "spam"])).unwrap(), Targets::Classes(vec![0, 1]));
         let reg = TargetSpec { task: TaskHint::Regression, label_names: None };
-        assert_eq!(TargetEncoder::fit(&nums(&[1.0, 2.0]), &reg).unwrap(), TargetEncoder::Values);
+        let e = TargetEncoder::fit(&nums(&[1.0, 2.0]), &reg).unwrap().fit_scale(&nums(&[1.0, 3.0]));
+        assert_eq!(e, TargetEncoder::Values { shift: 2.0, scale: 1.0 });
+        assert_eq!(e.encode(&nums(&[4.0])).unwrap(), Targets::Values(vec![2.0]));
+        assert_eq!(e.decode(Predictions::Values(vec![2.0])), Predictions::Values(vec![4.0]));
     }
 
     #[test]

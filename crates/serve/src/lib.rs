@@ -125,14 +125,15 @@ impl Bundle {
     /// Predicts for raw records (as read from a source, before preprocessing).
     pub fn predict(&self, inputs: &RawInputs) -> Result<Predictions> {
         let rows = self.preprocess.transform_inputs(inputs)?;
-        Ok(models::predict(
+        let outputs = models::predict(
             self.model.as_ref(),
             &rows,
             &self.index.schema.input.shape(),
             self.index.head,
             256,
             &self.device,
-        )?)
+        )?;
+        Ok(self.preprocess.target.decode(outputs))
     }
 }
 
@@ -254,36 +255,58 @@ pub fn read_inputs(bundle: &Bundle, input: &Path, format: InputFormat) -> Result
     }
 }
 
-/// Predicts every record of `input` and writes a CSV to `output` (atomically): `row,label,
-/// confidence,p_<class>…` for classification, `row,value` for regression. Returns the number
-/// of records.
+/// Predictions as CSV: `row,[actual,]label,confidence,p_<class>…` for classification,
+/// `row,[actual,]value` for regression. `rows` names each record (default 0, 1, …); `actual`
+/// adds the true target of each.
+pub fn predictions_csv(
+    task: &Task,
+    preds: &Predictions,
+    rows: Option<&[usize]>,
+    actual: Option<&[String]>,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let id = |i: usize| rows.map_or(i, |r| r[i]).to_string();
+    let mut head = vec!["row".to_string()];
+    if actual.is_some() {
+        head.push("actual".into());
+    }
+    match (preds, task) {
+        (Predictions::Classes { probs, classes }, Task::Classification { labels }) => {
+            head.extend(["label".to_string(), "confidence".into()]);
+            head.extend(labels.iter().map(|l| format!("p_{l}")));
+            w.write_record(&head).map_err(|e| e.to_string())?;
+            let best = preds.argmax().unwrap_or_default();
+            for (i, row) in probs.chunks_exact(*classes).enumerate() {
+                let c = best[i] as usize;
+                let mut rec = vec![id(i)];
+                rec.extend(actual.map(|a| a[i].clone()));
+                rec.extend([labels[c].clone(), format!("{:.6}", row[c])]);
+                rec.extend(row.iter().map(|p| format!("{p:.6}")));
+                w.write_record(&rec).map_err(|e| e.to_string())?;
+            }
+        }
+        (Predictions::Values(v), _) => {
+            head.push("value".into());
+            w.write_record(&head).map_err(|e| e.to_string())?;
+            for (i, x) in v.iter().enumerate() {
+                let mut rec = vec![id(i)];
+                rec.extend(actual.map(|a| a[i].clone()));
+                rec.push(x.to_string());
+                w.write_record(&rec).map_err(|e| e.to_string())?;
+            }
+        }
+        _ => return Err("predictions do not match the bundle's task".into()),
+    }
+    w.into_inner().map_err(|e| e.to_string())
+}
+
+/// Predicts every record of `input` and writes a CSV ([`predictions_csv`]) to `output`,
+/// atomically. Returns the number of records.
 pub fn predict_file(bundle: &Bundle, input: &Path, format: InputFormat, output: &Path) -> Result<usize> {
     let inputs = read_inputs(bundle, input, format)?;
     let preds = bundle.predict(&inputs)?;
     let out_err = |e: &dyn std::fmt::Display| Error::Output { path: output.into(), message: e.to_string() };
-    let mut w = csv::Writer::from_writer(Vec::new());
-    match (&preds, bundle.task()) {
-        (Predictions::Classes { probs, classes }, Task::Classification { labels }) => {
-            let mut header = vec!["row".to_string(), "label".into(), "confidence".into()];
-            header.extend(labels.iter().map(|l| format!("p_{l}")));
-            w.write_record(&header).map_err(|e| out_err(&e))?;
-            let best = preds.argmax().unwrap_or_default();
-            for (i, row) in probs.chunks_exact(*classes).enumerate() {
-                let c = best[i] as usize;
-                let mut rec = vec![i.to_string(), labels[c].clone(), format!("{:.6}", row[c])];
-                rec.extend(row.iter().map(|p| format!("{p:.6}")));
-                w.write_record(&rec).map_err(|e| out_err(&e))?;
-            }
-        }
-        (Predictions::Values(v), _) => {
-            w.write_record(["row", "value"]).map_err(|e| out_err(&e))?;
-            for (i, x) in v.iter().enumerate() {
-                w.write_record([i.to_string(), x.to_string()]).map_err(|e| out_err(&e))?;
-            }
-        }
-        _ => return Err(out_err(&"predictions do not match the bundle's task")),
-    }
-    let bytes = w.into_inner().map_err(|e| out_err(&e))?;
+    let bytes = predictions_csv(bundle.task(), &preds, None, None).map_err(|e| out_err(&e))?;
     pipeline_core::run::write_atomic(output, &bytes).map_err(|e| out_err(&e))?;
     Ok(preds.len())
 }
