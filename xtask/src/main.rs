@@ -2,6 +2,7 @@
 //!
 //! - `run-pipeline [--config FILE]`: builds `dlp` in release mode and runs a pipeline
 //!   (default `configs/mnist-mlp.yaml`), ending with where the run went and its test metrics;
+//! - `bench ingest`: CSV and image-folder ingest throughput beside pandas and Pillow;
 //! - `ci`: what `.ci/run` runs, cheapest first: format check, clippy with warnings as errors,
 //!   then the README's test command `cargo test --workspace`.
 //!
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run-pipeline") => run_pipeline(&args[1..]),
         Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -30,7 +32,11 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <command>
 commands:
   run-pipeline [--config FILE] [--runs-dir DIR]   build dlp (release) and run a pipeline
-  ci                                              format check, clippy, tests";
+  ci                                              format check, clippy, tests
+  bench ingest [--rounds N]                       CSV and image-folder ingest against pandas / Pillow
+
+Benchmarks run their Python peers with $DLP_BENCH_PYTHON, else .venv-bench/bin/python, else
+python3 (set up with: python3 -m venv .venv-bench && .venv-bench/bin/pip install pandas pillow numpy).";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
@@ -76,6 +82,184 @@ fn run_pipeline(args: &[String]) -> Result<(), String> {
     let mut run = Command::new(dlp);
     run.arg("run").arg(&config).arg("--runs-dir").arg(&runs_dir);
     status(run)
+}
+
+/// The Python that runs benchmark peers.
+fn python() -> String {
+    if let Ok(p) = std::env::var("DLP_BENCH_PYTHON") {
+        return p;
+    }
+    let venv = root().join(".venv-bench/bin/python");
+    if venv.exists() { venv.display().to_string() } else { "python3".into() }
+}
+
+/// Runs `cmd`, returning its standard output.
+fn output(mut cmd: Command) -> Result<String, String> {
+    let what = format!("{:?}", cmd.get_program());
+    let out = cmd.output().map_err(|e| format!("cannot start {what}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The first "seconds count" line of a benchmark program's output.
+fn timing(text: &str) -> Result<(f64, f64), String> {
+    let line = text.lines().next().ok_or("no timing printed")?;
+    let mut it = line.split_whitespace().map(|v| v.parse::<f64>());
+    match (it.next(), it.next()) {
+        (Some(Ok(s)), Some(Ok(n))) => Ok((s, n)),
+        _ => Err(format!("cannot read timing {line:?}")),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The machine, for benchmark reports.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("{cpu}, {cores} cores")
+}
+
+/// A deterministic 1,000,000-row CSV of mixed columns (the same every time).
+fn write_bench_csv(path: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let cats = ["red", "green", "blue", "yellow", "black"];
+    let err = |e: std::io::Error| e.to_string();
+    writeln!(w, "id,a,b,c,d,e,f,g,h,cat").map_err(err)?;
+    for i in 0..1_000_000 {
+        writeln!(
+            w,
+            "{i},{:.6},{:.4},{:.5},{:.6},{},{:.3},{:.2},{:.6},{}",
+            next(),
+            next() * 100.0,
+            next() * 6.0 - 3.0,
+            next(),
+            (next() * 1000.0) as u32,
+            next(),
+            next() * 1e3,
+            next(),
+            cats[(next() * 5.0) as usize % 5]
+        )
+        .map_err(err)?;
+    }
+    w.flush().map_err(err)
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut rounds = 5;
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rounds" => {
+                rounds = it.next().and_then(|v| v.parse().ok()).ok_or(format!("--rounds needs a number\n{USAGE}"))?
+            }
+            _ => return Err(format!("unknown argument {a}\n{USAGE}")),
+        }
+    }
+    match args.first().map(String::as_str) {
+        Some("ingest") => bench_ingest(rounds),
+        _ => Err(USAGE.to_string()),
+    }
+}
+
+#[allow(clippy::print_stdout, reason = "the report is the command's output")]
+fn bench_ingest(rounds: usize) -> Result<(), String> {
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let csv = dir.join("ingest.csv");
+    if !csv.exists() {
+        eprintln!("xtask: writing {}", csv.display());
+        write_bench_csv(&csv)?;
+    }
+    let mut build = cargo();
+    build.args(["build", "--release", "--locked", "-p", "data-ingest", "--example", "ingest_bench"]);
+    status(build)?;
+    let exe = root().join("target/release/examples/ingest_bench");
+    let images = dir.join("images");
+    if !images.exists() {
+        let mut make = Command::new(&exe);
+        make.arg("make-images").arg(&images).arg("2000");
+        status(make)?;
+    }
+    let py = python();
+    let peer = |script: &str, args: &[String]| -> Result<(f64, f64), String> {
+        let mut c = Command::new(&py);
+        c.arg(root().join("xtask/peers").join(script)).args(args);
+        timing(&output(c)?)
+    };
+    let ours = |args: &[String]| -> Result<(f64, f64), String> {
+        let mut c = Command::new(&exe);
+        c.args(args);
+        timing(&output(c)?)
+    };
+    let csv_args = vec!["csv".to_string(), csv.display().to_string(), "1".into()];
+    let img_args = vec!["images".to_string(), images.display().to_string(), "64".into(), "1".into()];
+    let peer_csv = vec![csv.display().to_string(), "1".into()];
+    let peer_img = vec![images.display().to_string(), "64".into(), "1".into()];
+    let (mut rust_csv, mut pandas, mut rust_img, mut pil) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut peer_error = None;
+    for round in 0..rounds {
+        eprintln!("xtask: ingest round {}/{rounds}", round + 1);
+        let (s, n) = ours(&csv_args)?;
+        rust_csv.push(n / s);
+        let (s, n) = ours(&img_args)?;
+        rust_img.push(n / s);
+        match (peer("pandas_read_csv.py", &peer_csv), peer("pil_images.py", &peer_img)) {
+            (Ok((s1, n1)), Ok((s2, n2))) => {
+                pandas.push(n1 / s1);
+                pil.push(n2 / s2);
+            }
+            (Err(e), _) | (_, Err(e)) => peer_error = Some(e),
+        }
+    }
+    let (rc, ri) = (median(rust_csv), median(rust_img));
+    let mut report = format!(
+        "Machine: {}. Medians of {rounds} alternating rounds, each a fresh process reading the data once.\n\n",
+        machine()
+    );
+    report += "| workload | dlp | peer | ratio dlp / peer |\n|---|---|---|---|\n";
+    let csv_name = "CSV ingest, 1,000,000 rows x 10 columns (73 MB)";
+    let img_name = "image folder decode + resize to 64x64, 2,000 PNG/JPEG of 96x96";
+    match &peer_error {
+        Some(e) => {
+            report += &format!("| {csv_name} | {rc:.0} rows/s | not run: {e} | |\n");
+            report += &format!("| {img_name} | {ri:.0} images/s | not run | |\n");
+        }
+        None => {
+            let (pc, pi) = (median(pandas), median(pil));
+            report += &format!("| {csv_name} | {rc:.0} rows/s | pandas.read_csv {pc:.0} rows/s | {:.2} |\n", rc / pc);
+            report += &format!("| {img_name} | {ri:.0} images/s | Pillow {pi:.0} images/s | {:.2} |\n", ri / pi);
+        }
+    }
+    println!("{report}");
+    std::fs::write(dir.join("ingest.md"), &report).map_err(|e| e.to_string())
 }
 
 fn ci() -> Result<(), String> {

@@ -14,7 +14,7 @@ use crate::{Error, Result};
 
 /// A file being read: yields decompressed bytes, hashes the stored ones.
 pub struct Source {
-    reader: Box<dyn BufRead>,
+    reader: Box<dyn BufRead + Send>,
     digest: Arc<Mutex<(Sha256, u64)>>,
     path: PathBuf,
     role: String,
@@ -43,7 +43,7 @@ impl Source {
         let digest = Arc::new(Mutex::new((Sha256::new(), 0u64)));
         let mut raw = BufReader::with_capacity(1 << 16, Hashing { inner: file, digest: digest.clone() });
         let gzip = raw.fill_buf().map_err(|e| Error::io(&path, e))?.starts_with(&[0x1f, 0x8b]);
-        let reader: Box<dyn BufRead> = if gzip {
+        let reader: Box<dyn BufRead + Send> = if gzip {
             Box::new(BufReader::with_capacity(1 << 16, GzRead { inner: flate2::bufread::MultiGzDecoder::new(raw) }))
         } else {
             Box::new(raw)

@@ -154,11 +154,15 @@ pub struct TableFormat {
     pub on_bad_record: OnBadRecord,
 }
 
-/// Splits the stream of `source` into records, calling `f(line, fields or a reason)`.
+/// A record, or why it is bad.
+type RecordResult<'a> = std::result::Result<&'a ::csv::ByteRecord, String>;
+
+/// Splits the stream of `source` into records, calling `f(line, record or a reason)`. Records
+/// are checked to be UTF-8 as a whole; fields are handed over as bytes, without allocating.
 fn for_each_record(
     source: &mut Source,
     fmt: &TableFormat,
-    f: &mut dyn FnMut(u64, std::result::Result<Vec<String>, String>) -> Result<()>,
+    f: &mut dyn FnMut(u64, RecordResult<'_>) -> Result<()>,
 ) -> Result<()> {
     let path: PathBuf = source.path().into();
     let reader = source.reader();
@@ -167,17 +171,18 @@ fn for_each_record(
         reader.read_until(b'\n', &mut sink).map_err(|e| Error::io(&path, e))?;
     }
     let offset = fmt.skip_rows as u64;
-    let utf8 = |fields: Vec<&[u8]>| -> std::result::Result<Vec<String>, String> {
-        fields
-            .into_iter()
+    let checked = |rec: &::csv::ByteRecord| -> std::result::Result<(), String> {
+        if std::str::from_utf8(rec.as_slice()).is_ok() {
+            return Ok(());
+        }
+        let (j, at) = rec
+            .iter()
             .enumerate()
-            .map(|(j, b)| {
-                std::str::from_utf8(b)
-                    .map(str::to_string)
-                    .map_err(|e| format!("field {} is not valid UTF-8 (byte {})", j + 1, e.valid_up_to()))
-            })
-            .collect()
+            .find_map(|(j, b)| std::str::from_utf8(b).err().map(|e| (j, e.valid_up_to())))
+            .unwrap_or((0, 0));
+        Err(format!("field {} is not valid UTF-8 (byte {at})", j + 1))
     };
+    let mut rec = ::csv::ByteRecord::new();
     match fmt.delimiter {
         Delimiter::Byte(d) => {
             let mut r = ::csv::ReaderBuilder::new()
@@ -187,13 +192,15 @@ fn for_each_record(
                 .quoting(fmt.quote.is_some())
                 .quote(fmt.quote.unwrap_or(b'"'))
                 .from_reader(reader);
-            let mut rec = ::csv::ByteRecord::new();
             loop {
                 match r.read_byte_record(&mut rec) {
                     Ok(false) => break,
                     Ok(true) => {
                         let line = rec.position().map_or(0, |p| p.line()) + offset;
-                        f(line, utf8(rec.iter().collect()))?;
+                        match checked(&rec) {
+                            Ok(()) => f(line, Ok(&rec))?,
+                            Err(reason) => f(line, Err(reason))?,
+                        }
                     }
                     Err(e) => {
                         let line = e.position().map_or(0, |p| p.line()) + offset;
@@ -215,15 +222,26 @@ fn for_each_record(
                     break;
                 }
                 line_no += 1;
-                let fields: Vec<&[u8]> = buf.split(|b| b.is_ascii_whitespace()).filter(|s| !s.is_empty()).collect();
-                if fields.is_empty() {
+                rec.clear();
+                for field in buf.split(|b| b.is_ascii_whitespace()).filter(|s| !s.is_empty()) {
+                    rec.push_field(field);
+                }
+                if rec.is_empty() {
                     continue;
                 }
-                f(line_no, utf8(fields))?;
+                match checked(&rec) {
+                    Ok(()) => f(line_no, Ok(&rec))?,
+                    Err(reason) => f(line_no, Err(reason))?,
+                }
             }
         }
     }
     Ok(())
+}
+
+/// A field as text (records are UTF-8-checked before fields are read).
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or_default()
 }
 
 /// Column kinds decided by looking at values.
@@ -245,7 +263,17 @@ pub fn infer_kind<'a>(values: impl Iterator<Item = &'a str>) -> FeatureKind {
 
 /// A finite number, or `None`.
 pub fn parse_number(s: &str) -> Option<f64> {
-    s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+    parse_number_bytes(s.as_bytes())
+}
+
+/// A finite number from bytes (surrounding ASCII whitespace ignored), or `None`.
+pub fn parse_number_bytes(b: &[u8]) -> Option<f64> {
+    let b = b.trim_ascii();
+    // fast-float2 accepts a leading '+' and inf/nan; reject the latter (NaN means missing here).
+    match fast_float2::parse::<f64, _>(b) {
+        Ok(v) if v.is_finite() => Some(v),
+        _ => None,
+    }
 }
 
 /// `true`/`false`, `yes`/`no`, `t`/`f`, `y`/`n` in any case (and `1`/`0` when `digits`).
@@ -272,12 +300,16 @@ impl Builder {
         Self { kind, numbers: Vec::new(), strings: Vec::new(), unparsable: 0 }
     }
 
-    fn push(&mut self, value: Option<String>) {
+    /// Adds a value (`None`: missing), given as the field's bytes (already UTF-8-checked).
+    fn push(&mut self, value: Option<&[u8]>) {
         match self.kind {
             FeatureKind::Numeric | FeatureKind::Boolean => {
-                let v = value.map(|s| {
-                    let parsed =
-                        if self.kind == FeatureKind::Numeric { parse_number(&s) } else { parse_bool(&s, true) };
+                let v = value.map(|b| {
+                    let parsed = if self.kind == FeatureKind::Numeric {
+                        parse_number_bytes(b)
+                    } else {
+                        parse_bool(text(b), true)
+                    };
                     parsed.unwrap_or_else(|| {
                         self.unparsable += 1;
                         f64::NAN
@@ -285,7 +317,7 @@ impl Builder {
                 });
                 self.numbers.push(v.unwrap_or(f64::NAN));
             }
-            FeatureKind::Categorical | FeatureKind::Text => self.strings.push(value),
+            FeatureKind::Categorical | FeatureKind::Text => self.strings.push(value.map(|b| text(b).to_string())),
         }
     }
 
@@ -332,41 +364,38 @@ pub fn read(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> Resu
     let path: PathBuf = source.path().into();
     let file = path.display().to_string();
     let mut report = ReadReport::default();
-    let missing = |s: &str| fmt.missing.iter().any(|m| m == s.trim());
+    let tokens: Vec<&[u8]> = fmt.missing.iter().map(|m| m.trim().as_bytes()).collect();
+    let missing = |b: &[u8]| {
+        let t = b.trim_ascii();
+        tokens.contains(&t)
+    };
     let mut header: Option<Vec<String>> = None;
     let mut expect_fields: Option<usize> = None;
-    let mut sample: Vec<Vec<String>> = Vec::new();
+    let mut sample: Vec<::csv::ByteRecord> = Vec::new();
     let mut plan: Option<Plan> = None;
     {
-        let mut on_record = |line: u64, rec: std::result::Result<Vec<String>, String>| -> Result<()> {
-            let fields = match rec {
-                Ok(f) => f,
+        let mut on_record = |line: u64, rec: RecordResult<'_>| -> Result<()> {
+            let rec = match rec {
+                Ok(r) => r,
                 Err(reason) => return bad(&mut report, fmt, &file, &path, line, reason),
             };
             if fmt.header && header.is_none() {
-                header = Some(fields.iter().map(|s| s.trim().to_string()).collect());
-                expect_fields = Some(fields.len());
+                header = Some(rec.iter().map(|s| text(s).trim().to_string()).collect());
+                expect_fields = Some(rec.len());
                 return Ok(());
             }
-            let n = *expect_fields.get_or_insert(fields.len());
-            if fields.len() != n {
-                return bad(
-                    &mut report,
-                    fmt,
-                    &file,
-                    &path,
-                    line,
-                    format!("expected {n} fields, found {}", fields.len()),
-                );
+            let n = *expect_fields.get_or_insert(rec.len());
+            if rec.len() != n {
+                return bad(&mut report, fmt, &file, &path, line, format!("expected {n} fields, found {}", rec.len()));
             }
             match plan.as_mut() {
-                Some(p) => p.push(fields, &missing),
+                Some(p) => p.push(rec, &missing),
                 None => {
-                    sample.push(fields);
+                    sample.push(rec.clone());
                     if sample.len() == SAMPLE {
                         let mut p = Plan::new(&path, fmt, sel, header.as_deref(), n, &sample, &missing)?;
                         for r in sample.drain(..) {
-                            p.push(r, &missing);
+                            p.push(&r, &missing);
                         }
                         plan = Some(p);
                     }
@@ -387,7 +416,7 @@ pub fn read(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> Resu
             }
             let mut p = Plan::new(&path, fmt, sel, header.as_deref(), n, &sample, &missing)?;
             for r in sample.drain(..) {
-                p.push(r, &missing);
+                p.push(&r, &missing);
             }
             p
         }
@@ -424,8 +453,8 @@ impl Plan {
         sel: &Selection,
         header: Option<&[String]>,
         n: usize,
-        sample: &[Vec<String>],
-        missing: &dyn Fn(&str) -> bool,
+        sample: &[::csv::ByteRecord],
+        missing: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Self> {
         let names: Vec<String> = match (&fmt.names, header) {
             (Some(names), _) => {
@@ -463,7 +492,7 @@ impl Plan {
             if sel.require_kinds && Some(i) != target {
                 return Err(Error::format(path, format!("unexpected column `{}`", names[i])));
             }
-            Ok(infer_kind(sample.iter().map(|r| r[i].as_str()).filter(|v| !missing(v))))
+            Ok(infer_kind(sample.iter().map(|r| &r[i]).filter(|v| !missing(v)).map(text)))
         };
         let features = feature_idx
             .into_iter()
@@ -473,10 +502,10 @@ impl Plan {
         Ok(Self { features, target, records: 0 })
     }
 
-    fn push(&mut self, fields: Vec<String>, missing: &dyn Fn(&str) -> bool) {
-        let mut fields: Vec<Option<String>> = fields.into_iter().map(|f| (!missing(&f)).then_some(f)).collect();
+    fn push(&mut self, rec: &::csv::ByteRecord, missing: &dyn Fn(&[u8]) -> bool) {
         for (i, _, b) in self.features.iter_mut().chain(self.target.iter_mut()) {
-            b.push(fields[*i].take());
+            let v = &rec[*i];
+            b.push((!missing(v)).then_some(v));
         }
         self.records += 1;
     }
