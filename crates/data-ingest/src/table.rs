@@ -647,6 +647,25 @@ mod tests {
     }
 
     #[test]
+    fn columns_by_name_or_index_and_quoting_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "q.csv", b"a,b,c,y\n1,\"x\",3,0\n4,\"z,6,1\n");
+        let s = Selection {
+            target: Some(ColumnRef::Index(3)),
+            features: Some(vec![ColumnRef::Name("c".into()), ColumnRef::Index(0)]),
+            ..Default::default()
+        };
+        // Quoting off: the stray quotes are ordinary characters.
+        let r = read(&p, "data", &TableFormat { quote: None, ..fmt() }, &s).unwrap();
+        let names: Vec<&str> = r.table.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["c", "a"]);
+        assert_eq!(r.table.columns[0].values, Values::Numbers(vec![3.0, 6.0]));
+        assert_eq!(r.target.unwrap().name, "y");
+        let b = read(&p, "data", &TableFormat { quote: None, ..fmt() }, &Selection::default()).unwrap();
+        assert_eq!(b.table.columns[1].values.text(1).as_deref(), Some("\"z"));
+    }
+
+    #[test]
     fn streams_past_the_inference_sample() {
         let dir = tempfile::tempdir().unwrap();
         let mut text = String::from("n,label\n");
