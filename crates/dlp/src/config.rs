@@ -116,6 +116,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Locates `issues` (found after loading, e.g. a model that does not fit the data's shapes) in
+/// the config file at `path`.
+pub fn located(path: &Path, issues: Vec<Issue>) -> ConfigError {
+    let index = KeyIndex::new(&std::fs::read_to_string(path).unwrap_or_default());
+    ConfigError(
+        issues
+            .into_iter()
+            .map(|i| Located { file: path.into(), position: index.find(&i.key), key: i.key, message: i.message })
+            .collect(),
+    )
+}
+
 /// Reads, parses and validates the pipeline config at `path`. Relative data paths are resolved
 /// against the config file's directory, so the returned config means the same from anywhere.
 pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {

@@ -5,6 +5,7 @@
 //!   directory ([`pipeline`]); `dlp train --resume <run-dir>` (`train` is an alias of `run`)
 //!   continues an interrupted run from its newest checkpoint;
 //! - `dlp inspect <config.yaml>`: summarize the data before any training ([`inspect`]);
+//! - `dlp model summary <config.yaml>`: layers, output shapes and parameter counts;
 //! - `dlp check <config.yaml>`: validate a config without running it;
 //! - `dlp predict <bundle> --input <file> --output <file.csv>`: batch prediction with a bundle.
 //!
@@ -65,6 +66,11 @@ enum Command {
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
     },
+    /// Model tools.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
     /// Check a pipeline config without running it.
     Check {
         /// The pipeline config (YAML).
@@ -85,6 +91,16 @@ enum Command {
         /// `.txt` → text, else IDX).
         #[arg(long, value_enum)]
         format: Option<Format>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Each layer of the configured model with its output shape and parameter count, and the
+    /// totals (reads the data: the input shape depends on it).
+    Summary {
+        /// The pipeline config (YAML).
+        config: PathBuf,
     },
 }
 
@@ -146,6 +162,11 @@ fn dispatch(command: Command) -> Result<()> {
             let report = inspect::inspect(&config, &runs_dir)?;
             write!(out, "{}", report.table)?;
             writeln!(out, "report: {}", report.dir.display())?;
+        }
+        Command::Model { command: ModelCommand::Summary { config: path } } => {
+            let config = config::load(&path)?;
+            device::set_threads(config.threads);
+            write!(out, "{}", pipeline::summary(&config, &path)?)?;
         }
         Command::Check { config: path } => {
             config::load(&path)?;

@@ -96,7 +96,7 @@ pub fn run(config_path: &Path, config: &PipelineConfig, options: &RunOptions) ->
         timings: Vec::new(),
     };
     write_json(&run.manifest(), &manifest)?;
-    execute(&run, config, manifest, None)
+    execute(&run, config, config_path, manifest, None)
 }
 
 /// Continues the run in `run_dir` (whose resolved `config.yaml` is `config`) from its newest
@@ -113,7 +113,7 @@ pub fn resume(run_dir: &Path, config: &PipelineConfig, checkpoint: Option<&Path>
         Some(p) => train::checkpoint::read(p, &device)?,
         None => newest_checkpoint(&run, &device)?,
     };
-    execute(&run, config, manifest, Some(ck))
+    execute(&run, config, &run.config(), manifest, Some(ck))
 }
 
 /// Reads the newest checkpoint of `run`; if it is damaged, the error names the newest one that
@@ -148,6 +148,7 @@ fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
 fn execute(
     run: &RunDir,
     config: &PipelineConfig,
+    config_path: &Path,
     mut manifest: Manifest,
     resume: Option<Checkpoint>,
 ) -> Result<RunSummary> {
@@ -155,52 +156,15 @@ fn execute(
     let seed = config.seed;
     let device = device::open(device::parse(&config.device).map_err(anyhow::Error::msg)?)?;
 
-    let ingested = data_ingest::load(&config.data).context("reading the data")?;
-    if resume.is_some() {
-        for (now, then) in ingested.inputs.iter().zip(&manifest.inputs) {
-            if now.sha256 != then.sha256 {
-                bail!(
-                    "{}: the data changed since the run started (sha256 {} then, {} now); start a new run instead",
-                    now.path,
-                    then.sha256,
-                    now.sha256
-                );
-            }
-        }
-    }
-    manifest.inputs = ingested.inputs;
-    clock.lap("ingest");
-
-    let (data, kept_rows, mut cleaning) = preprocess::clean(&ingested.data, &config.preprocess);
-    drop(ingested.data);
-    let target = data.target.as_ref().context("the data has no target column")?;
-    let encoder = TargetEncoder::fit(target, &config.data.target_spec())?;
-    let targets = encoder.encode(target)?;
-    let split = preprocess::split(&targets, &config.preprocess.split, &mut rng(seed, "split"))?;
-    // split.json names records by their position in the source, before cleaning.
-    let source_rows = |part: &[usize]| part.iter().map(|&i| kept_rows[i]).collect::<Vec<_>>();
-    write_json(
-        &run.root().join("split.json"),
-        &preprocess::Split {
-            train: source_rows(&split.train),
-            validation: source_rows(&split.validation),
-            test: source_rows(&split.test),
-        },
-    )?;
-    let train_raw = data.select(&split.train);
-    let (preprocessor, kept) = Preprocessor::fit(&config.preprocess, &train_raw, encoder)?;
-    cleaning.outliers = train_raw.rows() - kept.len();
-    let train_raw = if cleaning.outliers > 0 { train_raw.select(&kept) } else { train_raw };
-    let train_part = preprocessor.transform(&train_raw)?;
-    let val_part = preprocessor.transform(&data.select(&split.validation))?;
-    let test_part = preprocessor.transform(&data.select(&split.test))?;
-    drop((data, train_raw));
-    manifest.data_report = Some(serde_json::json!({ "read": ingested.report, "cleaning": cleaning }));
-    clock.lap("preprocess");
+    let prepared = prepare(config, resume.as_ref().map(|_| manifest.inputs.as_slice()), &mut clock)?;
+    let Prepared { inputs, read_report, cleaning, split, preprocessor, train: train_part, validation: val_part, test: test_part } =
+        prepared;
+    manifest.inputs = inputs;
+    manifest.data_report = Some(serde_json::json!({ "read": read_report, "cleaning": cleaning }));
+    write_json(&run.root().join("split.json"), &split)?;
 
     let schema = train_part.schema().clone();
-    let head = Trainer::head(&config.train, &schema.target.task)?;
-    let spec = ModelSpec { input_shape: schema.input.shape(), outputs: head.outputs(&schema.target.task) };
+    let (head, spec) = model_spec(config, &schema, config_path)?;
     let params = Params::new(rng(seed, "init"));
     let model = models::build(&config.model, &spec, params.var_builder(&device)).context("building the model")?;
     let mut progress = Progress::auto();
@@ -254,7 +218,7 @@ fn execute(
         },
         _ => Vec::new(),
     };
-    let csv = serve::predictions_csv(&schema.target.task, &preds, Some(&source_rows(&split.test)), Some(&actual))
+    let csv = serve::predictions_csv(&schema.target.task, &preds, Some(&split.test), Some(&actual))
         .map_err(anyhow::Error::msg)?;
     write_atomic(&run.predictions(), &csv)?;
     clock.lap("eval");
@@ -277,6 +241,99 @@ fn execute(
     manifest.finished_at = Some(timestamp(chrono::Utc::now()));
     write_json(&run.manifest(), &manifest)?;
     Ok(RunSummary { run_dir: run.root().to_path_buf(), test: report })
+}
+
+/// The data, cleaned, split and preprocessed: what training sees.
+pub struct Prepared {
+    /// The files read.
+    pub inputs: Vec<pipeline_core::run::InputFile>,
+    /// What reading found (bad records, unparsable values).
+    pub read_report: data_ingest::ReadReport,
+    /// What cleaning removed.
+    pub cleaning: preprocess::CleanReport,
+    /// The parts, as indices of source records.
+    pub split: preprocess::Split,
+    /// The fitted preprocessing.
+    pub preprocessor: Preprocessor,
+    /// The training part.
+    pub train: pipeline_core::Dataset,
+    /// The validation part (possibly empty).
+    pub validation: pipeline_core::Dataset,
+    /// The test part.
+    pub test: pipeline_core::Dataset,
+}
+
+/// Reads, cleans, splits and preprocesses the data of `config`. With `expect`, the files read
+/// must have those hashes (resuming a run on changed data is refused).
+pub fn prepare(config: &PipelineConfig, expect: Option<&[pipeline_core::run::InputFile]>, clock: &mut Clock) -> Result<Prepared> {
+    let ingested = data_ingest::load(&config.data).context("reading the data")?;
+    for (now, then) in ingested.inputs.iter().zip(expect.unwrap_or_default()) {
+        if now.sha256 != then.sha256 {
+            bail!(
+                "{}: the data changed since the run started (sha256 {} then, {} now); start a new run instead",
+                now.path,
+                then.sha256,
+                now.sha256
+            );
+        }
+    }
+    clock.lap("ingest");
+    let (data, kept_rows, mut cleaning) = preprocess::clean(&ingested.data, &config.preprocess);
+    drop(ingested.data);
+    let target = data.target.as_ref().context("the data has no target column")?;
+    let encoder = TargetEncoder::fit(target, &config.data.target_spec())?;
+    let targets = encoder.encode(target)?;
+    let split = preprocess::split(&targets, &config.preprocess.split, &mut rng(config.seed, "split"))?;
+    let train_raw = data.select(&split.train);
+    let (preprocessor, kept) = Preprocessor::fit(&config.preprocess, &train_raw, encoder)?;
+    cleaning.outliers = train_raw.rows() - kept.len();
+    let train_raw = if cleaning.outliers > 0 { train_raw.select(&kept) } else { train_raw };
+    let train = preprocessor.transform(&train_raw)?;
+    let validation = preprocessor.transform(&data.select(&split.validation))?;
+    let test = preprocessor.transform(&data.select(&split.test))?;
+    // Parts are named by their position in the source, before cleaning.
+    let source_rows = |part: &[usize]| part.iter().map(|&i| kept_rows[i]).collect::<Vec<_>>();
+    let split = preprocess::Split {
+        train: source_rows(&split.train),
+        validation: source_rows(&split.validation),
+        test: source_rows(&split.test),
+    };
+    clock.lap("preprocess");
+    Ok(Prepared {
+        inputs: ingested.inputs,
+        read_report: ingested.report,
+        cleaning,
+        split,
+        preprocessor,
+        train,
+        validation,
+        test,
+    })
+}
+
+/// The output head and model spec for data of `schema`, after checking the architecture fits
+/// the data's shapes (problems are config errors located in `config_path`).
+pub fn model_spec(config: &PipelineConfig, schema: &pipeline_core::Schema, config_path: &Path) -> Result<(pipeline_core::Head, ModelSpec)> {
+    let head = Trainer::head(&config.train, &schema.target.task)?;
+    let spec = ModelSpec { input_shape: schema.input.shape(), outputs: head.outputs(&schema.target.task) };
+    let issues = config.model.check(&spec);
+    if !issues.is_empty() {
+        return Err(crate::config::located(config_path, issues).into());
+    }
+    Ok((head, spec))
+}
+
+/// `dlp model summary`: prepares the data (the model's input shape depends on it) and lists
+/// the layers of the configured model.
+pub fn summary(config: &PipelineConfig, config_path: &Path) -> Result<String> {
+    let device = device::open(device::parse(&config.device).map_err(anyhow::Error::msg)?)?;
+    let prepared = prepare(config, None, &mut Clock::start())?;
+    let schema = prepared.train.schema().clone();
+    let (_, spec) = model_spec(config, &schema, config_path)?;
+    let params = Params::new(rng(config.seed, "init"));
+    let model = models::build(&config.model, &spec, params.var_builder(&device)).context("building the model")?;
+    let s = models::summarize(model.as_ref(), &params, &spec.input_shape);
+    Ok(s.table(&spec.input_shape))
 }
 
 /// `training_curves.png`: loss, accuracy (classification) and learning rate by epoch.
@@ -308,17 +365,19 @@ fn training_curves(history: &[EpochMetrics], path: &Path) -> Result<()> {
 }
 
 /// Wall time per phase, for the manifest.
-struct Clock {
+pub struct Clock {
     last: Instant,
     laps: Vec<PhaseTiming>,
 }
 
 impl Clock {
-    fn start() -> Self {
+    /// Starts timing.
+    pub fn start() -> Self {
         Self { last: Instant::now(), laps: Vec::new() }
     }
 
-    fn lap(&mut self, phase: &str) {
+    /// Ends the current phase.
+    pub fn lap(&mut self, phase: &str) {
         let now = Instant::now();
         self.laps.push(PhaseTiming { phase: phase.into(), seconds: (now - self.last).as_secs_f64() });
         self.last = now;

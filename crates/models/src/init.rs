@@ -67,18 +67,20 @@ impl InitScheme {
     }
 }
 
-/// Trainable parameters: a `VarMap` initialised from a seeded stream.
+/// Trainable parameters: a `VarMap` initialised from a seeded stream, with some variables
+/// optionally frozen (left out of [`trainable_vars`](Self::trainable_vars)).
 #[derive(Clone)]
 pub struct Params {
     varmap: VarMap,
     rng: Arc<Mutex<Rng>>,
+    frozen: Arc<Mutex<Vec<String>>>,
 }
 
 impl Params {
     /// Empty parameters whose variables will be drawn from `rng`, in the order the model
     /// creates them.
     pub fn new(rng: Rng) -> Self {
-        Self { varmap: VarMap::new(), rng: Arc::new(Mutex::new(rng)) }
+        Self { varmap: VarMap::new(), rng: Arc::new(Mutex::new(rng)), frozen: Arc::default() }
     }
 
     /// A `VarBuilder` that creates (or returns existing) variables in these parameters.
@@ -98,6 +100,17 @@ impl Params {
         let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    /// Freezes every variable whose name starts with `prefix`: the optimizer leaves it alone.
+    pub fn freeze(&self, prefix: &str) {
+        self.frozen.lock().unwrap_or_else(|p| p.into_inner()).push(prefix.to_string());
+    }
+
+    /// The variables the optimizer updates, sorted by name.
+    pub fn trainable_vars(&self) -> Vec<(String, Var)> {
+        let frozen = self.frozen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.named_vars().into_iter().filter(|(n, _)| !frozen.iter().any(|f| n.starts_with(f.as_str()))).collect()
     }
 
     /// The number of scalar parameters.

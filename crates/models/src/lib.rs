@@ -6,13 +6,17 @@
 //! serves from a safetensors file ([`load_weights`]). [`predict`] runs a model over rows in
 //! batches at inference.
 //!
-//! Architectures so far: the [`Mlp`](mlp::Mlp).
+//! Architectures: the [`Mlp`](mlp::Mlp), the configurable [`Cnn`](cnn::Cnn) with its LeNet-5
+//! preset, and a small [`ResNet`](cnn::ResNet). [`summarize`] lists layers, output shapes and
+//! parameter counts.
 //!
 //! What it must not do: own the training loop (that is `train`).
 
+pub mod cnn;
 mod init;
 pub mod layers;
 pub mod mlp;
+pub mod summary;
 
 use std::path::Path;
 
@@ -24,7 +28,9 @@ use serde::{Deserialize, Serialize};
 
 pub use init::{InitScheme, Params};
 pub use layers::Activation;
+pub use cnn::{CnnConfig, ConvBlock, LeNet5Config, PoolKind, ResNetConfig};
 pub use mlp::MlpConfig;
+pub use summary::{LayerInfo, Summarize, Summary, summarize};
 
 /// What can go wrong building, loading or running a model.
 #[derive(Debug, thiserror::Error)]
@@ -59,13 +65,27 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ModelConfig {
     /// A multi-layer perceptron.
     Mlp(MlpConfig),
+    /// A stack of convolution blocks and a fully connected head.
+    Cnn(CnnConfig),
+    /// LeNet-5.
+    #[serde(rename = "lenet5")]
+    LeNet5(LeNet5Config),
+    /// A small residual network.
+    #[serde(rename = "resnet")]
+    ResNet(ResNetConfig),
 }
+
+/// The architecture names `arch` accepts.
+pub const ARCHITECTURES: &[&str] = &["mlp", "cnn", "lenet5", "resnet"];
 
 impl<'de> Deserialize<'de> for ModelConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let t = Tagged::read(d, "arch", &["mlp"])?;
+        let t = Tagged::read(d, "arch", ARCHITECTURES)?;
         match t.variant.as_str() {
             "mlp" => t.parse().map(ModelConfig::Mlp),
+            "cnn" => t.parse().map(ModelConfig::Cnn),
+            "lenet5" => t.parse().map(ModelConfig::LeNet5),
+            "resnet" => t.parse().map(ModelConfig::ResNet),
             other => unreachable!("Tagged::read admits only listed variants, got {other}"),
         }
     }
@@ -76,9 +96,28 @@ impl ModelConfig {
     pub fn validate(&self) -> Vec<Issue> {
         match self {
             ModelConfig::Mlp(c) => c.validate("model"),
+            ModelConfig::Cnn(c) => c.validate("model"),
+            ModelConfig::LeNet5(c) => c.to_cnn().validate("model"),
+            ModelConfig::ResNet(c) => c.validate("model"),
+        }
+    }
+
+    /// Checks the architecture against the data's shapes (known once the data is read): a
+    /// kernel larger than its input, a head count that does not divide the width, ….
+    pub fn check(&self, spec: &ModelSpec) -> Vec<Issue> {
+        match self {
+            ModelConfig::Mlp(_) => Vec::new(),
+            ModelConfig::Cnn(c) => c.check("model", spec),
+            ModelConfig::LeNet5(c) => c.to_cnn().check("model", spec),
+            ModelConfig::ResNet(c) => c.check("model", spec),
         }
     }
 }
+
+/// A model that can also list its layers.
+pub trait Network: Model + Summarize {}
+
+impl<T: Model + Summarize> Network for T {}
 
 /// What the data asks of a model: the shape of one input example and the number of outputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,9 +136,12 @@ impl ModelSpec {
 }
 
 /// Builds the model `config` describes for `spec`, with weights from `vb`.
-pub fn build(config: &ModelConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<Box<dyn Model>> {
+pub fn build(config: &ModelConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<Box<dyn Network>> {
     Ok(match config {
         ModelConfig::Mlp(c) => Box::new(mlp::Mlp::new(c, spec, vb)?),
+        ModelConfig::Cnn(c) => Box::new(cnn::Cnn::new(c, spec, vb)?),
+        ModelConfig::LeNet5(c) => Box::new(cnn::Cnn::new(&c.to_cnn(), spec, vb)?),
+        ModelConfig::ResNet(c) => Box::new(cnn::ResNet::new(c, spec, vb)?),
     })
 }
 
@@ -115,7 +157,7 @@ pub fn save_weights(params: &Params, path: &Path) -> Result<()> {
 }
 
 /// Builds the model `config` describes with the weights of the safetensors file at `path`.
-pub fn load_weights(config: &ModelConfig, spec: &ModelSpec, path: &Path, device: &Device) -> Result<Box<dyn Model>> {
+pub fn load_weights(config: &ModelConfig, spec: &ModelSpec, path: &Path, device: &Device) -> Result<Box<dyn Network>> {
     let wrap = |e: candle_core::Error| Error::Weights { path: path.into(), message: e.to_string() };
     let bytes = std::fs::read(path).map_err(|e| Error::Weights { path: path.into(), message: e.to_string() })?;
     let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(wrap)?;

@@ -172,7 +172,7 @@ impl<'t, 'a> Run<'t, 'a> {
         let head = Trainer::head(c, task)?;
         let validation = validation.filter(|v| !v.is_empty());
         let monitor = c.best_monitor(validation.is_some());
-        let vars = t.params.named_vars();
+        let vars = t.params.trainable_vars();
         let weights = vars.iter().filter(|(n, _)| n.ends_with("weight")).map(|(_, v)| v.as_tensor().clone()).collect();
         let opt = Optimizer::new(c.optimizer.clone(), vars.clone())?;
         let batches = train.len().div_ceil(c.batch_size.max(1));
