@@ -1,17 +1,33 @@
 //! Evaluation: metrics on held-out data, computed as scikit-learn computes them.
 //!
-//! So far: accuracy ([`Accuracy`], also a [`Metric`]), the [`RegressionReport`] (MSE, RMSE,
-//! MAE, R², MAPE) and the
-//! [`ClassificationReport`] — per-class precision, recall, F1 and support, their macro and
-//! support-weighted averages, and the confusion matrix — matching
-//! `sklearn.metrics.precision_recall_fscore_support(..., labels=all classes, zero_division=0)`
-//! and `confusion_matrix`.
+//! - [`ClassificationReport`] — per-class precision, recall, F1 and support, their macro and
+//!   support-weighted averages, and the confusion matrix — matching
+//!   `sklearn.metrics.precision_recall_fscore_support(..., labels=all classes, zero_division=0)`
+//!   and `confusion_matrix`; [`RegressionReport`] (MSE, RMSE, MAE, R², MAPE); [`Accuracy`].
+//! - [`metrics`] — the classification metrics one by one (accuracy, balanced accuracy,
+//!   precision / recall / F1 with macro, micro and weighted averages, ROC AUC, average
+//!   precision, log loss, top-k accuracy, Matthews correlation) and [`Metric`]
+//!   implementations of them and of the regression metrics.
+//! - [`curves`] — ROC and precision-recall curve points, binary and one-vs-rest.
+//! - [`confusion`] — confusion matrices, row-normalised, and the most confused class pairs.
+//! - [`stats`] — comparing two models on the same examples: a seeded paired bootstrap
+//!   confidence interval and McNemar's test.
+//! - [`plot`] draws PNG charts (training curves, histograms, confusion heat maps, ROC and PR
+//!   curves) with an embedded font.
 //!
-//! [`plot`] draws PNG charts (training curves so far) with an embedded font.
+//! Every function checks its input and returns an [`Error`] rather than panicking; each
+//! module's docs say where it departs from scikit-learn (undefined cases are errors here, where
+//! scikit-learn warns and returns NaN or 0).
 //!
 //! What it must not do: train.
 
+mod chacha;
+pub mod confusion;
+pub mod curves;
+mod input;
+pub mod metrics;
 pub mod plot;
+pub mod stats;
 
 use pipeline_core::{Direction, Metric, Predictions, Targets};
 use serde::{Deserialize, Serialize};
@@ -35,6 +51,96 @@ pub enum Error {
         /// The number of labels.
         classes: usize,
     },
+    /// Nothing to evaluate.
+    #[error("no examples to evaluate")]
+    Empty,
+    /// Predictions of the wrong kind, e.g. regression values given to a classification metric.
+    #[error("expected {expected}")]
+    Kind {
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// Sizes that do not fit together, e.g. probabilities that do not fill whole rows.
+    #[error("{what}: expected {expected}, found {found}")]
+    Shape {
+        /// What was being checked.
+        what: &'static str,
+        /// The size needed.
+        expected: usize,
+        /// The size found.
+        found: usize,
+    },
+    /// A score that is not a finite number, or a probability outside [0, 1].
+    #[error("{what} {value} at example {index}")]
+    BadScore {
+        /// What is wrong with it.
+        what: &'static str,
+        /// The example (row) it belongs to.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
+    /// A row of class scores that does not sum to one where the metric needs probabilities.
+    #[error("{metric} needs probabilities: the scores of example {index} sum to {sum}, not 1")]
+    NotProbabilities {
+        /// The metric.
+        metric: &'static str,
+        /// The example (row).
+        index: usize,
+        /// Its sum.
+        sum: f64,
+    },
+    /// A ranking metric that is undefined because a class has no true examples: one-vs-rest
+    /// needs positives and negatives of every class (scikit-learn warns and returns NaN or 0).
+    #[error("{metric} is undefined: class {class} never occurs in the true labels")]
+    AbsentClass {
+        /// The metric.
+        metric: &'static str,
+        /// The class without examples.
+        class: u32,
+    },
+    /// A parameter out of its range.
+    #[error("{name} {reason}")]
+    Parameter {
+        /// The parameter.
+        name: &'static str,
+        /// What its value must be.
+        reason: String,
+    },
+    /// A metric gave a value that is not a finite number.
+    #[error("{what} is not finite ({value})")]
+    NotFinite {
+        /// Which value.
+        what: &'static str,
+        /// The value.
+        value: f64,
+    },
+}
+
+impl Error {
+    /// The closest [`pipeline_core::Error`], for [`Metric`] implementations (which return it).
+    /// `pipeline_core` has no free-form variant, so the message is fixed per kind of error.
+    pub fn into_core(self) -> pipeline_core::Error {
+        use pipeline_core::Error as E;
+        match self {
+            Error::Length { predictions, targets } => {
+                E::SizeMismatch { what: "predictions per target", expected: targets, found: predictions }
+            }
+            Error::Shape { what, expected, found } => E::SizeMismatch { what, expected, found },
+            Error::ClassId { .. } => E::KindMismatch { expected: "class ids below the number of classes" },
+            Error::Empty => E::KindMismatch { expected: "at least one example" },
+            Error::Kind { expected } => E::KindMismatch { expected },
+            Error::BadScore { .. } => E::KindMismatch { expected: "finite scores (probabilities within [0, 1])" },
+            Error::NotProbabilities { .. } => {
+                E::KindMismatch { expected: "class probabilities that sum to one for every example" }
+            }
+            Error::AbsentClass { .. } => E::KindMismatch {
+                expected: "targets containing every class (the metric is undefined for a class without examples)",
+            },
+            Error::Parameter { .. } => E::KindMismatch { expected: "metric parameters within range" },
+            Error::NotFinite { .. } => E::KindMismatch { expected: "a finite metric value" },
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].
