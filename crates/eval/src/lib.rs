@@ -21,7 +21,6 @@
 //!
 //! What it must not do: train.
 
-mod chacha;
 pub mod confusion;
 pub mod curves;
 mod input;

@@ -21,7 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chacha::Words;
+use rand::Rng as _;
 use crate::{Error, Result};
 
 /// A bootstrap confidence interval of a difference `a − b`.
@@ -69,12 +69,11 @@ where
     let all: Vec<usize> = (0..examples).collect();
     let observed = difference(&all, "the difference of the metrics on all examples")?;
     let mut rng = pipeline_core::rng(seed, "bootstrap");
-    let mut words = Words::new(&mut rng);
     let mut indices = vec![0usize; examples];
     let mut diffs = Vec::with_capacity(resamples);
     for _ in 0..resamples {
         for i in indices.iter_mut() {
-            *i = words.below(examples as u64) as usize;
+            *i = rng.random_range(0..examples);
         }
         diffs.push(difference(&indices, "the difference of the metrics on a resample")?);
     }
