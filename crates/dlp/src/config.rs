@@ -180,7 +180,19 @@ pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
     let base = std::path::absolute(&base).unwrap_or(base);
     config.data.resolve_paths(&base);
     config.preprocess.resolve_paths(&base);
-    let issues = config.validate();
+    let hub_cache = data_ingest::hub::cache_dir();
+    config.model.resolve_paths(&base, &hub_cache);
+    let mut hub_issues = Vec::new();
+    if let Some(path) = config.preprocess.tokenizer_path_mut()
+        && data_ingest::hub::parse(path).is_some()
+    {
+        match data_ingest::hub::resolve(path) {
+            Ok(local) => *path = local,
+            Err(e) => hub_issues.push(Issue::new("preprocess.text.tokenizer.path", e.to_string())),
+        }
+    }
+    let mut issues = config.validate();
+    issues.extend(hub_issues);
     if !issues.is_empty() {
         return Err(ConfigError(
             issues

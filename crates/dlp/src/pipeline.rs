@@ -166,7 +166,7 @@ fn execute(
     let schema = train_part.schema().clone();
     let (head, spec) = model_spec(config, &schema, config_path)?;
     let params = Params::new(rng(seed, "init"));
-    let model = models::build(&config.model, &spec, params.var_builder(&device)).context("building the model")?;
+    let (model, _) = models::build_for_training(&config.model, &spec, &params, &device).context("building the model")?;
     let mut progress = Progress::auto();
     let mut log = match &resume {
         Some(ck) => MetricsLog::resume(&run.metrics_log(), &ck.state.history),
@@ -233,7 +233,8 @@ fn execute(
         created_at: timestamp(chrono::Utc::now()),
         seed,
     };
-    serve::write_bundle(&staged, &index, &config.model, &preprocessor, &params)?;
+    let model_config = config.model.for_bundle().map_err(anyhow::Error::msg)?;
+    serve::write_bundle(&staged, &index, &model_config, &preprocessor, &params)?;
     run.publish_bundle(staged)?;
     clock.lap("bundle");
 
@@ -315,7 +316,7 @@ pub fn prepare(config: &PipelineConfig, expect: Option<&[pipeline_core::run::Inp
 /// the data's shapes (problems are config errors located in `config_path`).
 pub fn model_spec(config: &PipelineConfig, schema: &pipeline_core::Schema, config_path: &Path) -> Result<(pipeline_core::Head, ModelSpec)> {
     let head = Trainer::head(&config.train, &schema.target.task)?;
-    let spec = ModelSpec { input_shape: schema.input.shape(), outputs: head.outputs(&schema.target.task) };
+    let spec = ModelSpec::new(&schema.input, head.outputs(&schema.target.task));
     let issues = config.model.check(&spec);
     if !issues.is_empty() {
         return Err(crate::config::located(config_path, issues).into());
@@ -331,7 +332,7 @@ pub fn summary(config: &PipelineConfig, config_path: &Path) -> Result<String> {
     let schema = prepared.train.schema().clone();
     let (_, spec) = model_spec(config, &schema, config_path)?;
     let params = Params::new(rng(config.seed, "init"));
-    let model = models::build(&config.model, &spec, params.var_builder(&device)).context("building the model")?;
+    let (model, _) = models::build_for_training(&config.model, &spec, &params, &device).context("building the model")?;
     let s = models::summarize(model.as_ref(), &params, &spec.input_shape);
     Ok(s.table(&spec.input_shape))
 }

@@ -12,6 +12,7 @@
 //!
 //! What it must not do: own the training loop (that is `train`).
 
+pub mod bert;
 pub mod cnn;
 mod init;
 pub mod layers;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use init::{InitScheme, Params};
 pub use layers::Activation;
+pub use bert::{BertConfig, BertSizes, Freeze, Pooling};
 pub use cnn::{CnnConfig, ConvBlock, LeNet5Config, PoolKind, ResNetConfig};
 pub use mlp::MlpConfig;
 pub use summary::{LayerInfo, Summarize, Summary, summarize};
@@ -73,10 +75,12 @@ pub enum ModelConfig {
     /// A small residual network.
     #[serde(rename = "resnet")]
     ResNet(ResNetConfig),
+    /// A pre-trained BERT-family encoder with a task head.
+    Bert(BertConfig),
 }
 
 /// The architecture names `arch` accepts.
-pub const ARCHITECTURES: &[&str] = &["mlp", "cnn", "lenet5", "resnet"];
+pub const ARCHITECTURES: &[&str] = &["mlp", "cnn", "lenet5", "resnet", "bert"];
 
 impl<'de> Deserialize<'de> for ModelConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -86,6 +90,7 @@ impl<'de> Deserialize<'de> for ModelConfig {
             "cnn" => t.parse().map(ModelConfig::Cnn),
             "lenet5" => t.parse().map(ModelConfig::LeNet5),
             "resnet" => t.parse().map(ModelConfig::ResNet),
+            "bert" => t.parse().map(ModelConfig::Bert),
             other => unreachable!("Tagged::read admits only listed variants, got {other}"),
         }
     }
@@ -99,6 +104,7 @@ impl ModelConfig {
             ModelConfig::Cnn(c) => c.validate("model"),
             ModelConfig::LeNet5(c) => c.to_cnn().validate("model"),
             ModelConfig::ResNet(c) => c.validate("model"),
+            ModelConfig::Bert(c) => c.validate("model"),
         }
     }
 
@@ -110,6 +116,30 @@ impl ModelConfig {
             ModelConfig::Cnn(c) => c.check("model", spec),
             ModelConfig::LeNet5(c) => c.to_cnn().check("model", spec),
             ModelConfig::ResNet(c) => c.check("model", spec),
+            ModelConfig::Bert(c) => c.check("model", spec),
+        }
+    }
+}
+
+impl ModelConfig {
+    /// The config as a bundle stores it: self-contained, so that serving needs nothing but the
+    /// bundle (a pre-trained encoder's sizes are copied in from its `config.json`).
+    pub fn for_bundle(&self) -> std::result::Result<ModelConfig, String> {
+        Ok(match self {
+            ModelConfig::Bert(c) => ModelConfig::Bert(BertConfig { sizes: Some(c.sizes()?), ..c.clone() }),
+            other => other.clone(),
+        })
+    }
+
+    /// Makes a pre-trained model's path relative to `base` (the config file's directory), and
+    /// an `hf://<owner>/<name>` path the snapshot directory in the hub cache `hub_cache`.
+    pub fn resolve_paths(&mut self, base: &Path, hub_cache: &Path) {
+        if let ModelConfig::Bert(c) = self {
+            if c.pretrained.to_string_lossy().starts_with("hf://") {
+                c.pretrained = bert::resolve_dir(&c.pretrained, hub_cache);
+            } else if c.pretrained.is_relative() {
+                c.pretrained = base.join(&c.pretrained);
+            }
         }
     }
 }
@@ -122,13 +152,24 @@ impl<T: Model + Summarize> Network for T {}
 /// What the data asks of a model: the shape of one input example and the number of outputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelSpec {
-    /// Shape of one example (`[features]` or `[channels, height, width]`).
+    /// Shape of one example (`[features]`, `[tokens]` or `[channels, height, width]`).
     pub input_shape: Vec<usize>,
     /// Outputs per example: classes, or 1 for regression.
     pub outputs: usize,
+    /// For token-id sequences: the vocabulary size.
+    pub vocab: Option<usize>,
 }
 
 impl ModelSpec {
+    /// The spec of inputs described by `input`, with `outputs` outputs.
+    pub fn new(input: &pipeline_core::InputSchema, outputs: usize) -> Self {
+        let vocab = match input {
+            pipeline_core::InputSchema::Sequence { vocab_size, .. } => Some(*vocab_size),
+            _ => None,
+        };
+        Self { input_shape: input.shape(), outputs, vocab }
+    }
+
     /// Values per input example.
     pub fn input_width(&self) -> usize {
         self.input_shape.iter().product()
@@ -142,7 +183,23 @@ pub fn build(config: &ModelConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<B
         ModelConfig::Cnn(c) => Box::new(cnn::Cnn::new(c, spec, vb)?),
         ModelConfig::LeNet5(c) => Box::new(cnn::Cnn::new(&c.to_cnn(), spec, vb)?),
         ModelConfig::ResNet(c) => Box::new(cnn::ResNet::new(c, spec, vb)?),
+        ModelConfig::Bert(c) => Box::new(bert::Bert::new(c, spec, vb)?),
     })
+}
+
+/// Builds the model for training: fresh, seeded weights in `params`, then pre-trained weights
+/// where the architecture has them (and frozen layers marked). Returns the model and, for
+/// pre-trained encoders, the number of tensors loaded.
+pub fn build_for_training(config: &ModelConfig, spec: &ModelSpec, params: &Params, device: &Device) -> Result<(Box<dyn Network>, Option<usize>)> {
+    match config {
+        ModelConfig::Bert(c) => {
+            let net = bert::Bert::new(c, spec, params.var_builder(device))?;
+            let loaded = bert::load_pretrained(c, params, &net)
+                .map_err(|message| Error::Weights { path: c.weights_file(), message })?;
+            Ok((Box::new(net), Some(loaded)))
+        }
+        other => Ok((build(other, spec, params.var_builder(device))?, None)),
+    }
 }
 
 /// Saves `params` as a safetensors file at `path`, atomically. Tensor names are the
@@ -211,7 +268,7 @@ mod tests {
     use super::*;
 
     fn spec() -> ModelSpec {
-        ModelSpec { input_shape: vec![1, 2, 3], outputs: 4 }
+        ModelSpec { input_shape: vec![1, 2, 3], outputs: 4, vocab: None }
     }
 
     fn mlp() -> ModelConfig {
@@ -250,7 +307,7 @@ mod tests {
         ts.insert("layers.1.bias".to_string(), Tensor::new(&[0.1f32, 0.2], &dev).unwrap());
         let vb = VarBuilder::from_tensors(ts, DType::F32, &dev);
         let cfg = ModelConfig::Mlp(MlpConfig { hidden: vec![2], ..MlpConfig::default() });
-        let model = build(&cfg, &ModelSpec { input_shape: vec![3], outputs: 2 }, vb).unwrap();
+        let model = build(&cfg, &ModelSpec { input_shape: vec![3], outputs: 2, vocab: None }, vb).unwrap();
         let x = Tensor::new(&[[1f32, 2., 3.], [-1., 0.5, 2.]], &dev).unwrap();
         let y = model.forward(&x, &mut Ctx::infer()).unwrap().to_vec2::<f32>().unwrap();
         let want = [[0.71f32, 0.505], [0.51, 0.405]];

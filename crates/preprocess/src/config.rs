@@ -356,12 +356,20 @@ impl PreprocessConfig {
         issues
     }
 
-    /// Makes the tokenizer's file path relative to `base` (the config file's directory).
+    /// The tokenizer file, if the config names one.
+    pub fn tokenizer_path_mut(&mut self) -> Option<&mut PathBuf> {
+        match &mut self.text.as_mut()?.tokenizer {
+            TokenizerConfig::Vocab(VocabFile { path, .. }) | TokenizerConfig::File(TokenizerFile { path }) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Makes the tokenizer's file path relative to `base` (the config file's directory);
+    /// `hf://` paths are left for the caller to resolve through the hub cache.
     pub fn resolve_paths(&mut self, base: &Path) {
-        if let Some(t) = &mut self.text
-            && let TokenizerConfig::Vocab(VocabFile { path, .. }) | TokenizerConfig::File(TokenizerFile { path }) =
-                &mut t.tokenizer
+        if let Some(path) = self.tokenizer_path_mut()
             && path.is_relative()
+            && !path.to_string_lossy().starts_with("hf://")
         {
             *path = base.join(&*path);
         }

@@ -109,10 +109,7 @@ impl Bundle {
                 ),
             });
         }
-        let spec = models::ModelSpec {
-            input_shape: index.schema.input.shape(),
-            outputs: index.head.outputs(&index.schema.target.task),
-        };
+        let spec = models::ModelSpec::new(&index.schema.input, index.head.outputs(&index.schema.target.task));
         let model = models::load_weights(&model_config, &spec, &b.weights(), device)?;
         Ok(Self { index, model_config, preprocess, model, device: device.clone() })
     }

@@ -18,7 +18,7 @@ fn labels() -> Vec<String> {
 }
 
 fn spec() -> ModelSpec {
-    ModelSpec { input_shape: vec![1, 2, 3], outputs: 3 }
+    ModelSpec { input_shape: vec![1, 2, 3], outputs: 3, vocab: None }
 }
 
 /// A bundle of a small MLP over 2x3 grey images, with random (seeded) weights.

@@ -1,0 +1,400 @@
+//! BERT-family encoders (as Hugging Face's `BertModel`), loaded from pre-trained weights for
+//! transfer learning: a task head on top, with the encoder frozen, trained, or trained in its
+//! top layers only.
+//!
+//! Weights are named as `BertForSequenceClassification` names them: `bert.embeddings.…`,
+//! `bert.encoder.layer.<i>.…`, then our head `head.<j>`. A pre-trained checkpoint (a
+//! `model.safetensors` whose names may or may not start with `bert.`) is read from a local
+//! directory or the model hub's cache; its `config.json` gives the sizes, or the YAML does.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Result, Tensor};
+use candle_nn::{Embedding, LayerNorm, Linear, Module, VarBuilder};
+use pipeline_core::config::Issue;
+use pipeline_core::{Ctx, Model};
+use serde::{Deserialize, Serialize};
+
+use crate::layers::{Activation, dropout, linear};
+use crate::summary::{LayerInfo, Summarize};
+use crate::{InitScheme, ModelSpec};
+
+/// Sizes of a BERT encoder (the fields of a Hugging Face `config.json` that matter).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertSizes {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width of every layer.
+    pub hidden_size: usize,
+    /// Encoder layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layers.
+    pub intermediate_size: usize,
+    /// Position embeddings.
+    #[serde(default = "default_positions")]
+    pub max_position_embeddings: usize,
+    /// Token types.
+    #[serde(default = "default_types")]
+    pub type_vocab_size: usize,
+    /// Layer-norm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Dropout of hidden states in training.
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f32,
+}
+
+fn default_positions() -> usize {
+    512
+}
+fn default_types() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_dropout() -> f32 {
+    0.1
+}
+
+/// Which encoder weights the optimizer may change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Freeze {
+    /// The whole encoder is frozen: only the head trains (features are computed without
+    /// back-propagating through the encoder).
+    #[default]
+    All,
+    /// Everything trains (full fine-tuning).
+    None,
+    /// Only the top `train_layers` encoder layers (and the head) train.
+    Top,
+}
+
+/// How the encoder's token states become one vector per text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// Mean over the non-padding tokens (sentence-transformers' default).
+    #[default]
+    Mean,
+    /// The first (`[CLS]`) token's state.
+    Cls,
+}
+
+/// `model: {arch: bert, …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BertConfig {
+    /// The pre-trained model: a directory holding `model.safetensors` (and usually
+    /// `config.json`), or `hf://<owner>/<name>` in the hub cache.
+    pub pretrained: PathBuf,
+    /// The sizes, when the checkpoint has no `config.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizes: Option<BertSizes>,
+    /// Mean or `[CLS]` pooling.
+    #[serde(default)]
+    pub pooling: Pooling,
+    /// What to freeze.
+    #[serde(default)]
+    pub freeze: Freeze,
+    /// With `freeze: top`, how many top layers train.
+    #[serde(default)]
+    pub train_layers: usize,
+    /// Hidden widths of the head.
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+    /// Dropout before each head layer.
+    #[serde(default = "default_dropout")]
+    pub dropout: f32,
+}
+
+impl BertConfig {
+    /// The checkpoint's weights file.
+    pub fn weights_file(&self) -> PathBuf {
+        self.pretrained.join("model.safetensors")
+    }
+
+    /// The sizes: from the YAML (`sizes`) when given, else from `config.json` beside the
+    /// weights.
+    pub fn sizes(&self) -> std::result::Result<BertSizes, String> {
+        if let Some(s) = &self.sizes {
+            return Ok(s.clone());
+        }
+        let file = self.pretrained.join("config.json");
+        match std::fs::read_to_string(&file) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display())),
+            Err(_) => Err(format!(
+                "{} has no config.json: give model.sizes (hidden_size, num_hidden_layers, …)",
+                self.pretrained.display()
+            )),
+        }
+    }
+
+    pub(crate) fn validate(&self, key: &str) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        if !self.weights_file().is_file() {
+            issues.push(Issue::new(format!("{key}.pretrained"), format!("no model.safetensors in {}", self.pretrained.display())));
+        } else {
+            match self.sizes() {
+                Err(e) => issues.push(Issue::new(format!("{key}.sizes"), e)),
+                Ok(s) => {
+                    if s.num_attention_heads == 0 || s.hidden_size % s.num_attention_heads != 0 {
+                        issues.push(Issue::new(
+                            format!("{key}.sizes.num_attention_heads"),
+                            format!("{} heads do not divide the width {}", s.num_attention_heads, s.hidden_size),
+                        ));
+                    }
+                    if self.freeze == Freeze::Top && !(1..=s.num_hidden_layers).contains(&self.train_layers) {
+                        issues.push(Issue::new(
+                            format!("{key}.train_layers"),
+                            format!("must be between 1 and the {} encoder layers, got {}", s.num_hidden_layers, self.train_layers),
+                        ));
+                    }
+                }
+            }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            issues.push(Issue::new(format!("{key}.dropout"), format!("must be in [0, 1), got {}", self.dropout)));
+        }
+        issues
+    }
+
+    pub(crate) fn check(&self, key: &str, spec: &ModelSpec) -> Vec<Issue> {
+        let Ok(s) = self.sizes() else { return Vec::new() };
+        let length = spec.input_shape.first().copied().unwrap_or(0);
+        match spec.vocab {
+            None => vec![Issue::new(
+                format!("{key}.arch"),
+                "a BERT encoder reads token ids: set preprocess.text.output to sequence".to_string(),
+            )],
+            Some(vocab) if vocab > s.vocab_size => vec![Issue::new(
+                format!("{key}.pretrained"),
+                format!("the tokenizer's vocabulary ({vocab}) is larger than the encoder's ({}): use its vocab.txt", s.vocab_size),
+            )],
+            Some(_) if length > s.max_position_embeddings => vec![Issue::new(
+                format!("{key}.pretrained"),
+                format!("sequences of {length} tokens exceed the encoder's {} positions", s.max_position_embeddings),
+            )],
+            Some(_) => Vec::new(),
+        }
+    }
+}
+
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    inter: Linear,
+    out: Linear,
+    out_norm: LayerNorm,
+}
+
+/// A BERT encoder with a task head.
+pub struct Bert {
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    emb_norm: LayerNorm,
+    layers: Vec<Layer>,
+    head: Vec<Linear>,
+    sizes: BertSizes,
+    pooling: Pooling,
+    /// Layers below this index run without gradients (frozen).
+    first_trained: usize,
+    dropout: f32,
+}
+
+fn layer_norm(n: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
+    candle_nn::layer_norm(n, candle_nn::LayerNormConfig { eps, ..Default::default() }, vb)
+}
+
+/// A linear layer with BERT's initialisation (normal, std 0.02; zero bias); pre-trained weights
+/// replace it.
+fn bert_linear(i: usize, o: usize, vb: VarBuilder) -> Result<Linear> {
+    let w = vb.get_with_hints((o, i), "weight", candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 })?;
+    let b = vb.get_with_hints(o, "bias", candle_nn::Init::Const(0.0))?;
+    Ok(Linear::new(w, Some(b)))
+}
+
+impl Bert {
+    /// Builds the encoder (under `bert.`) and the head (under `head.`) for `spec`.
+    pub fn new(cfg: &BertConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<Self> {
+        let s = cfg.sizes().map_err(candle_core::Error::Msg)?;
+        let (h, eps) = (s.hidden_size, s.layer_norm_eps);
+        let b = vb.pp("bert");
+        let e = b.pp("embeddings");
+        let emb = |n: usize, name: &str| -> Result<Embedding> {
+            let w = e.get_with_hints((n, h), &format!("{name}.weight"), candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 })?;
+            Ok(Embedding::new(w, h))
+        };
+        let word = emb(s.vocab_size, "word_embeddings")?;
+        let position = emb(s.max_position_embeddings, "position_embeddings")?;
+        let token_type = emb(s.type_vocab_size, "token_type_embeddings")?;
+        let emb_norm = layer_norm(h, eps, e.pp("LayerNorm"))?;
+        let mut layers = Vec::new();
+        for i in 0..s.num_hidden_layers {
+            let l = b.pp(format!("encoder.layer.{i}"));
+            let a = l.pp("attention");
+            layers.push(Layer {
+                query: bert_linear(h, h, a.pp("self.query"))?,
+                key: bert_linear(h, h, a.pp("self.key"))?,
+                value: bert_linear(h, h, a.pp("self.value"))?,
+                attn_out: bert_linear(h, h, a.pp("output.dense"))?,
+                attn_norm: layer_norm(h, eps, a.pp("output.LayerNorm"))?,
+                inter: bert_linear(h, s.intermediate_size, l.pp("intermediate.dense"))?,
+                out: bert_linear(s.intermediate_size, h, l.pp("output.dense"))?,
+                out_norm: layer_norm(h, eps, l.pp("output.LayerNorm"))?,
+            });
+        }
+        let mut dims = vec![h];
+        dims.extend(&cfg.hidden);
+        dims.push(spec.outputs);
+        let head = dims
+            .windows(2)
+            .enumerate()
+            .map(|(j, d)| linear(d[0], d[1], InitScheme::Torch, vb.pp("head").pp(j.to_string())))
+            .collect::<Result<_>>()?;
+        let first_trained = match cfg.freeze {
+            Freeze::All => s.num_hidden_layers,
+            Freeze::None => 0,
+            Freeze::Top => s.num_hidden_layers.saturating_sub(cfg.train_layers),
+        };
+        Ok(Self { word, position, token_type, emb_norm, layers, head, sizes: s, pooling: cfg.pooling, first_trained, dropout: cfg.dropout })
+    }
+
+    /// The weight-name prefixes the optimizer must leave alone under this freeze setting.
+    pub fn frozen_prefixes(&self) -> Vec<String> {
+        if self.first_trained == 0 {
+            return Vec::new();
+        }
+        let mut v = vec!["bert.embeddings.".to_string()];
+        v.extend((0..self.first_trained).map(|i| format!("bert.encoder.layer.{i}.")));
+        v
+    }
+
+    /// Token states `[batch, time, hidden]` for token ids `[batch, time]` and the padding mask
+    /// (1 for real tokens), as `BertModel`'s `last_hidden_state`.
+    pub fn encode(&self, ids: &Tensor, mask: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        let (bsz, t) = ids.dims2()?;
+        let dev = ids.device();
+        let positions = Tensor::arange(0u32, t as u32, dev)?.unsqueeze(0)?.broadcast_as((bsz, t))?;
+        let types = Tensor::zeros((bsz, t), DType::U32, dev)?;
+        let x = (self.word.forward(ids)? + self.position.forward(&positions)?)?;
+        let x = (x + self.token_type.forward(&types)?)?;
+        let mut x = dropout(&self.emb_norm.forward(&x)?, self.sizes.hidden_dropout_prob, ctx)?;
+        // Additive mask: 0 for tokens, a large negative number for padding (as BertModel does
+        // with the dtype's minimum).
+        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 3.4028234663852886e38f64)?.reshape((bsz, 1, 1, t))?;
+        let heads = self.sizes.num_attention_heads;
+        let hd = self.sizes.hidden_size / heads;
+        let scale = 1.0 / (hd as f64).sqrt();
+        for (i, l) in self.layers.iter().enumerate() {
+            if i == self.first_trained && i > 0 {
+                x = x.detach();
+            }
+            let split = |y: Tensor| -> Result<Tensor> { y.reshape((bsz, t, heads, hd))?.transpose(1, 2)?.contiguous() };
+            let q = split(l.query.forward(&x)?)?;
+            let k = split(l.key.forward(&x)?)?;
+            let v = split(l.value.forward(&x)?)?;
+            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
+            let probs = dropout(&candle_nn::ops::softmax_last_dim(&scores)?, self.sizes.hidden_dropout_prob, ctx)?;
+            let ctx_states = probs.matmul(&v)?.transpose(1, 2)?.reshape((bsz, t, self.sizes.hidden_size))?;
+            let a = dropout(&l.attn_out.forward(&ctx_states)?, self.sizes.hidden_dropout_prob, ctx)?;
+            let x1 = l.attn_norm.forward(&(a + &x)?)?;
+            let f = l.out.forward(&l.inter.forward(&x1)?.gelu_erf()?)?;
+            let f = dropout(&f, self.sizes.hidden_dropout_prob, ctx)?;
+            x = l.out_norm.forward(&(f + x1)?)?;
+        }
+        if self.first_trained >= self.layers.len() {
+            x = x.detach();
+        }
+        Ok(x)
+    }
+
+    /// One vector per text: mean over real tokens, or the `[CLS]` state.
+    pub fn pool(&self, states: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        match self.pooling {
+            Pooling::Cls => states.narrow(1, 0, 1)?.squeeze(1),
+            Pooling::Mean => {
+                let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+                let sum = states.broadcast_mul(&m)?.sum(1)?;
+                let count = m.sum(1)?.clamp(1e-9, f64::MAX)?;
+                sum.broadcast_div(&count)
+            }
+        }
+    }
+}
+
+impl Model for Bert {
+    fn forward(&self, xs: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        let ids = xs.to_dtype(DType::U32)?;
+        let mask = ids.ne(0u32)?;
+        let states = self.encode(&ids, &mask, ctx)?;
+        let mut y = self.pool(&states, &mask)?;
+        let last = self.head.len() - 1;
+        for (j, l) in self.head.iter().enumerate() {
+            y = l.forward(&dropout(&y, self.dropout, ctx)?)?;
+            if j < last {
+                y = Activation::Relu.forward(&y)?;
+            }
+        }
+        Ok(y)
+    }
+}
+
+impl Summarize for Bert {
+    fn layers(&self, input: &[usize]) -> Vec<LayerInfo> {
+        let t = input.first().copied().unwrap_or(0);
+        let h = self.sizes.hidden_size;
+        let mut out = vec![LayerInfo::new("bert.embeddings".into(), "Embeddings (word, position, type) + LayerNorm".into(), vec![t, h])];
+        for i in 0..self.layers.len() {
+            let frozen = if i < self.first_trained { " (frozen)" } else { "" };
+            out.push(LayerInfo::new(format!("bert.encoder.layer.{i}"), format!("BertLayer{frozen}"), vec![t, h]));
+        }
+        out.push(LayerInfo::new("pool".into(), format!("{:?} pooling", self.pooling), vec![h]));
+        for (j, l) in self.head.iter().enumerate() {
+            out.push(LayerInfo::new(format!("head.{j}"), "Linear".into(), vec![l.weight().dim(0).unwrap_or(0)]));
+        }
+        out
+    }
+}
+
+/// Copies the pre-trained encoder weights of `cfg` into `params` (names with or without a
+/// `bert.` prefix; the pooler and buffers such as `position_ids` are ignored) and freezes what
+/// `cfg.freeze` says. Errors name the file and the tensor.
+pub fn load_pretrained(cfg: &BertConfig, params: &crate::Params, net: &Bert) -> std::result::Result<usize, String> {
+    let file = cfg.weights_file();
+    let tensors = candle_core::safetensors::load(&file, &candle_core::Device::Cpu).map_err(|e| format!("{}: {e}", file.display()))?;
+    let vars = params.varmap().data().lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut loaded = 0;
+    for (name, var) in vars.iter().filter(|(n, _)| n.starts_with("bert.")) {
+        let bare = &name["bert.".len()..];
+        let t = tensors.get(name).or_else(|| tensors.get(bare)).ok_or_else(|| format!("{}: no tensor {bare}", file.display()))?;
+        if t.dims() != var.dims() {
+            return Err(format!("{}: {bare} has shape {:?}, the model expects {:?}", file.display(), t.dims(), var.dims()));
+        }
+        var.set(&t.to_dtype(DType::F32).and_then(|t| t.to_device(var.device())).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        loaded += 1;
+    }
+    for p in net.frozen_prefixes() {
+        params.freeze(&p);
+    }
+    Ok(loaded)
+}
+
+/// Resolves `hf://<owner>/<name>` (a model repository in the hub cache) to its snapshot
+/// directory; other paths are returned as they are.
+pub fn resolve_dir(path: &Path, cache: &Path) -> PathBuf {
+    let Some(rest) = path.to_str().and_then(|s| s.strip_prefix("hf://")) else { return path.to_path_buf() };
+    let rest = rest.strip_prefix("models/").unwrap_or(rest);
+    let (repo, revision) = rest.split_once('@').unwrap_or((rest, "main"));
+    let folder = cache.join(format!("models--{}", repo.replace('/', "--")));
+    let commit = std::fs::read_to_string(folder.join("refs").join(revision)).map(|c| c.trim().to_string()).unwrap_or_else(|_| revision.to_string());
+    folder.join("snapshots").join(commit)
+}
