@@ -10,9 +10,11 @@
 //!
 //! What it must not do: own the training loop (that is `train`).
 
+pub mod attention;
 mod init;
 pub mod layers;
 pub mod mlp;
+pub mod rnn;
 
 use std::path::Path;
 
