@@ -12,11 +12,13 @@
 //!
 //! What it must not do: own the training loop (that is `train`).
 
+pub mod attention;
 pub mod bert;
 pub mod cnn;
 mod init;
 pub mod layers;
 pub mod mlp;
+pub mod rnn;
 pub mod summary;
 
 use std::path::Path;
