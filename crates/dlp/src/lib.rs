@@ -1,9 +1,12 @@
 //! The `dlp` command-line interface: one binary that parses the pipeline YAML into each phase
 //! crate's config, wires the phases together, and prints what a person needs to see.
 //!
-//! - `dlp run <config.yaml>`: ingest → preprocess → train → evaluate → bundle, into a new run
-//!   directory ([`pipeline`]); `dlp train --resume <run-dir>` (`train` is an alias of `run`)
-//!   continues an interrupted run from its newest checkpoint;
+//! - `dlp run <config.yaml> [--compare <run-dir>]`: ingest → preprocess → train → evaluate
+//!   ([`evaluate`]: metrics, baselines, comparison, gate) → report ([`report`]) → bundle, into a
+//!   new run directory ([`pipeline`]); a failed gate exits 1 after the run directory is
+//!   complete; `dlp train --resume <run-dir>` (`train` is an alias of `run`) continues an
+//!   interrupted run from its newest checkpoint;
+//! - `dlp cv <config.yaml> --folds K`: k-fold cross-validation, mean ± std per metric ([`cv`]);
 //! - `dlp inspect <config.yaml>`: summarize the data before any training ([`inspect`]);
 //! - `dlp model summary <config.yaml>`: layers, output shapes and parameter counts;
 //! - `dlp check <config.yaml>`: validate a config without running it;
@@ -17,10 +20,13 @@
 //! split so the end-to-end tests can run the same `main`.
 
 pub mod config;
+pub mod cv;
 pub mod device;
+pub mod evaluate;
 pub mod inspect;
 mod locate;
 pub mod pipeline;
+pub mod report;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -56,6 +62,22 @@ enum Command {
         /// With --resume: the checkpoint to continue from instead of the newest.
         #[arg(long, requires = "resume")]
         checkpoint: Option<PathBuf>,
+        /// Score this previous run's model on the same test records and compare (paired
+        /// bootstrap, McNemar); the config's `eval.gate.vs_previous` gates on it.
+        #[arg(long, value_name = "RUN_DIR")]
+        compare: Option<PathBuf>,
+    },
+    /// Cross-validate a pipeline: train and score it on K folds (stratified for classification),
+    /// beside its baselines, and report each metric as mean ± standard deviation.
+    Cv {
+        /// The pipeline config (YAML).
+        config: PathBuf,
+        /// Number of folds.
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// Where the cross-validation directory is created.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
     },
     /// Summarize the data of a pipeline before any training: per-column statistics, class
     /// balance, duplicates, the features most associated with the target, histograms.
@@ -140,7 +162,7 @@ pub fn main() -> ExitCode {
 fn dispatch(command: Command) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::Run { config: path, runs_dir, resume, checkpoint } => {
+        Command::Run { config: path, runs_dir, resume, checkpoint, compare } => {
             let summary = match (path, resume) {
                 (_, Some(run_dir)) => {
                     let config = config::load(&run_dir.join("config.yaml"))?;
@@ -150,12 +172,36 @@ fn dispatch(command: Command) -> Result<()> {
                 (Some(path), None) => {
                     let config = config::load(&path)?;
                     device::set_threads(config.threads);
-                    pipeline::run(&path, &config, &pipeline::RunOptions { runs_dir })?
+                    pipeline::run(&path, &config, &pipeline::RunOptions { runs_dir, compare })?
                 }
                 (None, None) => unreachable!("clap requires a config or --resume"),
             };
             writeln!(out, "run directory: {}", summary.run_dir.display())?;
-            writeln!(out, "{}", summary.test.headline())?;
+            for line in summary.lines() {
+                writeln!(out, "{line}")?;
+            }
+            if let Some(g) = summary.gate().filter(|g| !g.passed) {
+                let failed: Vec<&str> = g.checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_str()).collect();
+                anyhow::bail!("the evaluation gate failed: {}", failed.join("; "));
+            }
+        }
+        Command::Cv { config: path, folds, runs_dir } => {
+            let config = config::load(&path)?;
+            device::set_threads(config.threads);
+            let report = cv::cross_validate(&path, &config, folds, &runs_dir)?;
+            for m in &report.summary {
+                let baselines: Vec<String> =
+                    m.baselines.iter().map(|(n, b)| format!("{n} {:.4} ± {:.4}", b.mean, b.std)).collect();
+                writeln!(
+                    out,
+                    "{}: {:.4} ± {:.4} (baselines: {})",
+                    m.metric,
+                    m.model.mean,
+                    m.model.std,
+                    baselines.join(", ")
+                )?;
+            }
+            writeln!(out, "report: {}", report.dir.join("cv.md").display())?;
         }
         Command::Inspect { config: path, runs_dir } => {
             let config = config::load(&path)?;
