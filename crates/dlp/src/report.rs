@@ -270,12 +270,12 @@ pub fn markdown(input: &ReportInput<'_>, image: &dyn Fn(&str) -> String) -> Stri
     let median = speeds.get(speeds.len() / 2).copied();
     let _ = writeln!(
         w,
-        "{} epochs{}; best epoch {} by {:?}{}. Final training loss {}, validation loss {}, validation accuracy {}. \
+        "{} epochs{}; best epoch {} by {}{}. Final training loss {}, validation loss {}, validation accuracy {}. \
          Median throughput {} samples/s.\n",
         f.history.len(),
         if f.stopped_early { " (stopped early)" } else { "" },
         f.best_epoch,
-        f.monitor,
+        serde_json::to_value(f.monitor).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
         if f.restored_best { ", whose weights were restored" } else { "" },
         num(last.map(|h| h.train_loss)),
         num(last.and_then(|h| h.val_loss)),
