@@ -9,6 +9,8 @@
 //! - `dlp cv <config.yaml> --folds K`: k-fold cross-validation, mean ± std per metric ([`cv`]);
 //! - `dlp inspect <config.yaml>`: summarize the data before any training ([`inspect`]);
 //! - `dlp model summary <config.yaml>`: layers, output shapes and parameter counts;
+//! - `dlp sample <bundle> --out grid.png [--classify <bundle>]`: images from a GAN's generator
+//!   ([`generate`]);
 //! - `dlp check <config.yaml>`: validate a config without running it;
 //! - `dlp predict <bundle> --input <file> --output <file.csv>`: batch prediction with a bundle.
 //!
@@ -23,6 +25,7 @@ pub mod config;
 pub mod cv;
 pub mod device;
 pub mod evaluate;
+pub mod generate;
 pub mod inspect;
 mod locate;
 pub mod pipeline;
@@ -92,6 +95,24 @@ enum Command {
     Model {
         #[command(subcommand)]
         command: ModelCommand,
+    },
+    /// Draw images from a generative model's bundle (`arch: gan`) into a PNG grid.
+    Sample {
+        /// The bundle directory (`<run>/bundle`).
+        bundle: PathBuf,
+        /// The PNG file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// How many images.
+        #[arg(long, default_value_t = 64)]
+        count: usize,
+        /// Seeds the noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// A classifier bundle that labels each image (prints the class counts and the mean
+        /// confidence, and writes them beside the PNG as JSON).
+        #[arg(long, value_name = "BUNDLE")]
+        classify: Option<PathBuf>,
     },
     /// Check a pipeline config without running it.
     Check {
@@ -213,6 +234,15 @@ fn dispatch(command: Command) -> Result<()> {
             let config = config::load(&path)?;
             device::set_threads(config.threads);
             write!(out, "{}", pipeline::summary(&config, &path)?)?;
+        }
+        Command::Sample { bundle, out: png, count, seed, classify } => {
+            let classified = generate::sample(&bundle, &png, count, seed, classify.as_deref())?;
+            writeln!(out, "wrote {count} samples to {}", png.display())?;
+            if let Some(c) = classified {
+                let counts: Vec<String> = c.counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                writeln!(out, "classified: {} of {} classes; counts {}", c.covered, c.counts.len(), counts.join(", "))?;
+                writeln!(out, "mean top-class confidence: {:.4}", c.mean_confidence)?;
+            }
         }
         Command::Check { config: path } => {
             config::load(&path)?;

@@ -31,14 +31,18 @@ pub struct RunOptions {
 pub struct RunSummary {
     /// The run directory.
     pub run_dir: PathBuf,
-    /// The evaluation of the test part.
-    pub evaluation: Evaluation,
+    /// The evaluation of the test part (`None` for a generative model).
+    pub evaluation: Option<Evaluation>,
+    /// The grid of generated images (generative models).
+    pub samples: Option<PathBuf>,
 }
 
 impl RunSummary {
     /// The lines `dlp run` prints: the headline, the baselines, the comparison and the gate.
     pub fn lines(&self) -> Vec<String> {
-        let e = &self.evaluation;
+        let Some(e) = &self.evaluation else {
+            return self.samples.iter().map(|s| format!("generated samples: {}", s.display())).collect();
+        };
         let mut lines = vec![e.test.headline()];
         let metric = e.test.default_metric();
         for b in &e.baselines {
@@ -67,7 +71,7 @@ impl RunSummary {
 
     /// The gate's verdict, when the config has a gate.
     pub fn gate(&self) -> Option<&GateOutcome> {
-        self.evaluation.gate.as_ref()
+        self.evaluation.as_ref().and_then(|e| e.gate.as_ref())
     }
 }
 
@@ -186,6 +190,27 @@ fn execute(
     manifest.data_report = Some(serde_json::json!({ "read": read_report, "cleaning": cleaning }));
     write_json(&run.root().join("split.json"), &split)?;
 
+    if let models::ModelConfig::Gan(gan) = &config.model {
+        let issues = config.model.check(&ModelSpec::new(&train_part.schema().input, 0));
+        if !issues.is_empty() {
+            return Err(crate::config::located(config_path, issues).into());
+        }
+        if resume.is_some() {
+            bail!("a GAN run cannot be resumed (its loop writes no checkpoints yet): start a new run");
+        }
+        let (generator, discriminator, summary) = crate::generate::train_gan(run, config, gan, &train_part, &device)?;
+        clock.lap("train");
+        let staged = run.stage_bundle()?;
+        let index = crate::generate::bundle_index(config, &train_part.schema().input, timestamp(chrono::Utc::now()));
+        serve::write_bundle(&staged, &index, &config.model, &preprocessor, &generator)?;
+        models::save_weights(&discriminator, &staged.root().join("discriminator.safetensors"))?;
+        run.publish_bundle(staged)?;
+        clock.lap("bundle");
+        manifest.timings.extend(clock.laps);
+        manifest.finished_at = Some(timestamp(chrono::Utc::now()));
+        write_json(&run.manifest(), &manifest)?;
+        return Ok(RunSummary { run_dir: run.root().to_path_buf(), evaluation: None, samples: Some(summary.samples) });
+    }
     let schema = train_part.schema().clone();
     let (head, spec) = model_spec(config, &schema, config_path)?;
     let params = Params::new(rng(seed, "init"));
@@ -296,7 +321,7 @@ fn execute(
         evaluation: &evaluation,
     };
     crate::report::write(run, &report_input).context("writing the report")?;
-    Ok(RunSummary { run_dir: run.root().to_path_buf(), evaluation })
+    Ok(RunSummary { run_dir: run.root().to_path_buf(), evaluation: Some(evaluation), samples: None })
 }
 
 /// The data, cleaned, split and preprocessed: what training sees.

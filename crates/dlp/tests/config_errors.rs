@@ -123,7 +123,7 @@ fn unknown_architecture() {
         "  arch: mlp",
         "  arch: mpl",
         "11:3: model.arch: unknown variant `mpl`, expected one of `mlp`, `cnn`, `lenet5`, `resnet`, `rnn`, \
-         `transformer`, `bert`",
+         `transformer`, `bert`, `gan`",
     );
 }
 
