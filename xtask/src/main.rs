@@ -386,6 +386,6 @@ fn report_screenshot(args: &[String]) -> Result<(), String> {
         .arg(format!("file://{}", html.display()));
     status(c).map_err(|e| format!("{e} (install it with `apt install chromium`, or set $CHROMIUM)"))?;
     std::fs::rename(&tmp, &out).map_err(|e| format!("{}: {e}", out.display()))?;
-    println!("screenshot: {}", out.display());
+    eprintln!("xtask: screenshot written to {}", out.display());
     Ok(())
 }
