@@ -148,7 +148,6 @@ impl Trainer<'_> {
 
 struct Run<'t, 'a> {
     t: &'t Trainer<'a>,
-    train: &'t Dataset,
     validation: Option<&'t Dataset>,
     loss: LossConfig,
     head: Head,
@@ -288,7 +287,12 @@ impl<'t, 'a> Run<'t, 'a> {
                     let lr = self.sched.lr(epoch - 1, b / accumulate);
                     let (value, correct) = self.forward_backward(&data, &mut st, &mut grads, accumulate)?;
                     if !value.is_finite() {
-                        return Err(Error::Diverged { epoch, batch: b + 1, loss: value, checkpoint: last_ckpt });
+                        return Err(Error::Diverged {
+                            epoch,
+                            batch: b + 1,
+                            loss: value,
+                            checkpoint: last_ckpt.clone(),
+                        });
                     }
                     pending += 1;
                     st.partial.loss_sum += f64::from(value) * idx.len() as f64;
@@ -831,7 +835,7 @@ mod tests {
             let tc = TrainConfig {
                 epochs: 1,
                 batch_size: 16,
-                optimizer: OptimizerConfig::Sgd(crate::optim::SgdConfig { lr: 1e-30, ..Default::default() }),
+                optimizer: serde_json::from_str(r#"{"kind": "sgd", "lr": 1e-30}"#).unwrap(),
                 augment: serde_json::from_str(augment).unwrap(),
                 ..Default::default()
             };
