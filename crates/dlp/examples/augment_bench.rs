@@ -21,7 +21,13 @@ use train::Trainer;
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n == 0 { f64::NAN } else if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// Images per second of one loader epoch (batches assembled, augmented and made tensors, no
@@ -52,8 +58,14 @@ fn epoch_seconds(config: &PipelineConfig, path: &Path, data: &Dataset) -> Result
     let params = Params::new(rng(config.seed, "init"));
     let (model, _) = models::build_for_training(&config.model, &spec, &params, &device)?;
     let tc = train::TrainConfig { epochs: 1, ..config.train.clone() };
-    let trainer =
-        Trainer { model: model.as_ref(), params: &params, config: &tc, seed: config.seed, device: &device, checkpoint_dir: None };
+    let trainer = Trainer {
+        model: model.as_ref(),
+        params: &params,
+        config: &tc,
+        seed: config.seed,
+        device: &device,
+        checkpoint_dir: None,
+    };
     let report = trainer.fit(data, None, &mut [])?;
     Ok(report.history[0].train_seconds)
 }

@@ -199,7 +199,6 @@ impl<'t, 'a> Run<'t, 'a> {
         let fingerprint = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
         Ok(Self {
             t,
-            train,
             validation,
             loss,
             head,
