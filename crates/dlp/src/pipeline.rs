@@ -444,7 +444,8 @@ pub fn model_spec(
 ) -> Result<(pipeline_core::Head, ModelSpec)> {
     let head = Trainer::head(&config.train, &schema.target.task)?;
     let spec = ModelSpec::new(&schema.input, head.outputs(&schema.target.task));
-    let issues = config.model.check(&spec);
+    let mut issues = config.model.check(&spec);
+    issues.extend(augment::config::check(&config.train.augment, "train.augment", &schema.input));
     if !issues.is_empty() {
         return Err(crate::config::located(config_path, issues).into());
     }

@@ -75,7 +75,7 @@ fn unknown_key() {
         "  epochz: 2",
         "14:3: train.epochz: unknown field `epochz`, expected one of `epochs`, `batch_size`, `shuffle`, \
          `optimizer`, `schedule`, `warmup`, `loss`, `penalty`, `clip_norm`, `clip_value`, `accumulate`, \
-         `early_stopping`, `checkpoint`, `lr_scale`",
+         `early_stopping`, `checkpoint`, `lr_scale`, `drop_last`, `augment`, `loader`",
     );
 }
 

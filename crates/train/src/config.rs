@@ -55,6 +55,16 @@ pub struct TrainConfig {
     /// `{"head.": 20}` to train a fresh head faster than a pre-trained encoder.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub lr_scale: std::collections::BTreeMap<String, f64>,
+    /// Drop an epoch's last batch when it is shorter than `batch_size`.
+    #[serde(default)]
+    pub drop_last: bool,
+    /// Random transforms of the training examples, applied in order, drawn anew every epoch
+    /// (crate `augment`; never applied to validation, test or serving).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub augment: Vec<augment::Transform>,
+    /// How training batches are prepared: background workers and their queue.
+    #[serde(default)]
+    pub loader: augment::LoaderConfig,
 }
 
 fn default_epochs() -> usize {
@@ -87,6 +97,9 @@ impl Default for TrainConfig {
             early_stopping: None,
             checkpoint: CheckpointConfig::default(),
             lr_scale: Default::default(),
+            drop_last: false,
+            augment: Vec::new(),
+            loader: augment::LoaderConfig::default(),
         }
     }
 }
@@ -370,6 +383,8 @@ impl TrainConfig {
         for (prefix, &f) in &self.lr_scale {
             positive(&mut issues, &format!("train.lr_scale.{prefix}"), f);
         }
+        issues.extend(augment::config::validate(&self.augment, "train.augment"));
+        issues.extend(self.loader.validate("train.loader"));
         non_negative(&mut issues, "train.penalty.l1", self.penalty.l1);
         non_negative(&mut issues, "train.penalty.l2", self.penalty.l2);
         if let Some(v) = self.clip_norm {
@@ -386,6 +401,22 @@ impl TrainConfig {
                     format!("{} needs a validation part, but preprocess.split.validation is 0", es.monitor.name()),
                 ));
             }
+        }
+        issues
+    }
+
+    /// Problems that show only with the data: transforms that do not fit its inputs, or
+    /// `drop_last` leaving no batch.
+    pub fn check_data(&self, input: &pipeline_core::InputSchema, train_examples: usize) -> Vec<Issue> {
+        let mut issues = augment::config::check(&self.augment, "train.augment", input);
+        if self.drop_last && train_examples < self.batch_size {
+            issues.push(Issue::new(
+                "train.drop_last",
+                format!(
+                    "leaves no batch: the training part has {train_examples} examples, fewer than batch_size ({})",
+                    self.batch_size
+                ),
+            ));
         }
         issues
     }

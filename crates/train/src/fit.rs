@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use augment::{Augmenter, LoadedBatch, Loader};
 use candle_core::{D, DType, Device, Tensor};
 use models::Params;
 use pipeline_core::{Batch, Ctx, Dataset, Direction, Head, Model, rng};
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -148,7 +148,6 @@ impl Trainer<'_> {
 
 struct Run<'t, 'a> {
     t: &'t Trainer<'a>,
-    train: &'t Dataset,
     validation: Option<&'t Dataset>,
     loss: LossConfig,
     head: Head,
@@ -157,6 +156,8 @@ struct Run<'t, 'a> {
     weights: Vec<Tensor>,
     opt: Optimizer,
     sched: Scheduler,
+    /// Taken out by `go`, so that its workers can borrow it while the loop changes `self`.
+    loader: Option<Loader<'t>>,
     batches: usize,
     fingerprint: String,
 }
@@ -175,17 +176,41 @@ impl<'t, 'a> Run<'t, 'a> {
         let vars = t.params.trainable_vars();
         let weights = vars.iter().filter(|(n, _)| n.ends_with("weight")).map(|(_, v)| v.as_tensor().clone()).collect();
         let opt = Optimizer::new(c.optimizer.clone(), vars.clone())?.with_lr_scales(&c.lr_scale);
-        let batches = train.len().div_ceil(c.batch_size.max(1));
+        let issues = c.check_data(&train.schema().input, train.len());
+        if !issues.is_empty() {
+            return Err(Error::Config(issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")));
+        }
+        let augmenter = match c.augment.is_empty() {
+            true => None,
+            false => Some(Augmenter::new(&c.augment, "train.augment", &train.schema().input, t.seed)?),
+        };
+        let loader = Loader::new(train, c.batch_size, c.drop_last, augmenter, c.loader.workers, c.loader.prefetch);
+        let batches = loader.batches();
         let steps_per_epoch = batches.div_ceil(c.accumulate.max(1));
         let sched = Scheduler::new(c.schedule.clone(), c.warmup.clone(), c.optimizer.lr(), c.epochs, steps_per_epoch);
         let mut h = Sha256::new();
-        h.update(serde_json::to_vec(c).unwrap_or_default());
+        // How batches are prepared does not change them: a run may resume with other loader settings.
+        let results = TrainConfig { loader: Default::default(), ..c.clone() };
+        h.update(serde_json::to_vec(&results).unwrap_or_default());
         h.update(t.seed.to_le_bytes());
         for (name, v) in &vars {
             h.update(format!("{name}{:?}", v.dims()).as_bytes());
         }
         let fingerprint = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
-        Ok(Self { t, train, validation, loss, head, monitor, vars, weights, opt, sched, batches, fingerprint })
+        Ok(Self {
+            t,
+            validation,
+            loss,
+            head,
+            monitor,
+            vars,
+            weights,
+            opt,
+            sched,
+            loader: Some(loader),
+            batches,
+            fingerprint,
+        })
     }
 
     fn fresh_state(&self) -> TrainState {
@@ -238,56 +263,64 @@ impl<'t, 'a> Run<'t, 'a> {
             None => (self.fresh_state(), None, None),
         };
         let restore_best = c.early_stopping.as_ref().is_some_and(|e| e.restore_best);
-        let n = self.train.len();
         let accumulate = c.accumulate.max(1);
+        let loader = self.loader.take().ok_or_else(|| Error::Config("the loader was already used".into()))?;
         for cb in callbacks.iter_mut() {
             cb.on_fit_begin(c.epochs, self.batches, st.epochs_done + 1);
         }
         let mut stopped_early = false;
         for epoch in st.epochs_done + 1..=c.epochs {
             let mut shuffle = st.shuffle_rng.clone();
-            let mut order: Vec<usize> = (0..n).collect();
-            if c.shuffle {
-                order.shuffle(&mut shuffle);
-            }
+            let order = loader.order(c.shuffle.then_some(&mut shuffle));
             let started = Instant::now();
             let seconds_before = st.partial.seconds;
             let first_lr = self.sched.lr(epoch - 1, st.batches_done / accumulate);
             let mut grads: Vec<Option<Tensor>> = vec![None; self.vars.len()];
             let mut pending = 0;
-            for (b, idx) in order.chunks(c.batch_size.max(1)).enumerate().skip(st.batches_done) {
-                let lr = self.sched.lr(epoch - 1, b / accumulate);
-                let data = self.train.batch(idx, self.t.device)?;
-                let (value, correct) = self.forward_backward(&data, &mut st, &mut grads, accumulate)?;
-                if !value.is_finite() {
-                    return Err(Error::Diverged { epoch, batch: b + 1, loss: value, checkpoint: last_ckpt });
-                }
-                pending += 1;
-                st.partial.loss_sum += f64::from(value) * idx.len() as f64;
-                st.partial.correct += correct;
-                st.partial.samples += idx.len();
-                let last = b + 1 == self.batches;
-                if pending == accumulate || last {
-                    clip(&mut grads, c.clip_value, c.clip_norm)?;
-                    self.opt.step(&grads, lr)?;
-                    grads.iter_mut().for_each(|g| *g = None);
-                    pending = 0;
-                    st.batches_done = b + 1;
-                    st.optimizer_steps = self.opt.steps();
-                    let every = c.checkpoint.every_steps;
-                    if every > 0 && st.optimizer_steps.is_multiple_of(every as u64) && !last {
-                        st.partial.seconds = seconds_before + started.elapsed().as_secs_f64();
-                        last_ckpt = self.save(
-                            &st,
-                            best_weights.as_deref(),
-                            checkpoint::file_name(st.epochs_done, st.batches_done),
-                        )?;
+            let device = self.t.device;
+            // The loader's workers prepare batches ahead while this thread trains; they stop when
+            // the epoch's batches are dropped (also on an early return).
+            std::thread::scope(|scope| -> Result<()> {
+                for loaded in loader.epoch(scope, epoch, &order, st.batches_done, device) {
+                    let LoadedBatch { index: b, rows: idx, batch: data } = loaded?;
+                    let lr = self.sched.lr(epoch - 1, b / accumulate);
+                    let (value, correct) = self.forward_backward(&data, &mut st, &mut grads, accumulate)?;
+                    if !value.is_finite() {
+                        return Err(Error::Diverged {
+                            epoch,
+                            batch: b + 1,
+                            loss: value,
+                            checkpoint: last_ckpt.clone(),
+                        });
+                    }
+                    pending += 1;
+                    st.partial.loss_sum += f64::from(value) * idx.len() as f64;
+                    st.partial.correct += correct;
+                    st.partial.samples += idx.len();
+                    let last = b + 1 == self.batches;
+                    if pending == accumulate || last {
+                        clip(&mut grads, c.clip_value, c.clip_norm)?;
+                        self.opt.step(&grads, lr)?;
+                        grads.iter_mut().for_each(|g| *g = None);
+                        pending = 0;
+                        st.batches_done = b + 1;
+                        st.optimizer_steps = self.opt.steps();
+                        let every = c.checkpoint.every_steps;
+                        if every > 0 && st.optimizer_steps.is_multiple_of(every as u64) && !last {
+                            st.partial.seconds = seconds_before + started.elapsed().as_secs_f64();
+                            last_ckpt = self.save(
+                                &st,
+                                best_weights.as_deref(),
+                                checkpoint::file_name(st.epochs_done, st.batches_done),
+                            )?;
+                        }
+                    }
+                    for cb in callbacks.iter_mut() {
+                        cb.on_batch_end(&BatchEnd { epoch, batch: b + 1, samples: st.partial.samples, loss: value });
                     }
                 }
-                for cb in callbacks.iter_mut() {
-                    cb.on_batch_end(&BatchEnd { epoch, batch: b + 1, samples: st.partial.samples, loss: value });
-                }
-            }
+                Ok(())
+            })?;
             let train_seconds = seconds_before + started.elapsed().as_secs_f64();
             let (val_loss, val_accuracy) = match self.validation {
                 Some(v) => {
@@ -739,5 +772,99 @@ mod tests {
         let fresh = setup(7, vec![8], 0.2);
         let err = trainer(&fresh, &other, 7, None).resume(ck, &data, Some(&data), &mut []).unwrap_err();
         assert!(err.to_string().ends_with("it was written by a different training configuration or model"), "{err}");
+    }
+
+    fn augmented(tc: &TrainConfig, workers: usize) -> TrainConfig {
+        TrainConfig {
+            augment: serde_json::from_str(r#"[{"kind": "feature_noise", "std": 0.3, "p": 0.8}]"#).unwrap(),
+            drop_last: true,
+            loader: augment::LoaderConfig { workers, prefetch: 2 },
+            ..tc.clone()
+        }
+    }
+
+    #[test]
+    fn resuming_an_augmented_run_gives_the_same_weights_with_any_workers() {
+        let data = blobs(100, 0, false);
+        let tc = augmented(
+            &TrainConfig {
+                epochs: 3,
+                batch_size: 16,
+                checkpoint: CheckpointConfig { every_epochs: 1, every_steps: 2, keep: 100 },
+                ..Default::default()
+            },
+            3,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let s = setup(8, vec![8], 0.2);
+        let full = trainer(&s, &tc, 8, Some(dir.path())).fit(&data, Some(&data), &mut []).unwrap();
+        let want = weights(&s.params);
+        // drop_last: 100 examples make 6 batches of 16 every epoch; 4 are never seen in one.
+        assert!(full.history.iter().all(|m| (m.samples_per_sec * m.train_seconds - 96.0).abs() < 1e-6));
+        // The same run in the training thread only.
+        let s0 = setup(8, vec![8], 0.2);
+        trainer(&s0, &augmented(&tc, 0), 8, None).fit(&data, Some(&data), &mut []).unwrap();
+        assert_eq!(weights(&s0.params), want, "the number of workers changes nothing");
+        // Augmentation changes the result.
+        let plain = TrainConfig { augment: Vec::new(), ..tc.clone() };
+        let sp = setup(8, vec![8], 0.2);
+        trainer(&sp, &plain, 8, None).fit(&data, Some(&data), &mut []).unwrap();
+        assert_ne!(weights(&sp.params), want);
+        let all = checkpoint::list(dir.path());
+        assert!(all.len() > 5, "{all:?}");
+        for path in all.iter().filter(|p| !p.ends_with("epoch-0003.ckpt")) {
+            let ck = checkpoint::read(path, &Device::Cpu).unwrap();
+            let fresh = setup(8, vec![8], 0.2);
+            // Resumed with other loader settings: they are not part of the run's identity.
+            let report = trainer(&fresh, &augmented(&tc, 1), 8, None).resume(ck, &data, Some(&data), &mut []).unwrap();
+            assert_eq!(weights(&fresh.params), want, "resumed from {}", path.display());
+            assert_eq!(
+                report.history.iter().map(|m| m.train_loss).collect::<Vec<_>>(),
+                full.history.iter().map(|m| m.train_loss).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn validation_batches_are_never_augmented() {
+        // With a learning rate too small to move the weights, the validation loss is the same
+        // with and without (huge) augmentation, while the training loss is not.
+        let (train, val) = (blobs(64, 0, false), blobs(32, 5, false));
+        let run = |augment: &str| {
+            let tc = TrainConfig {
+                epochs: 1,
+                batch_size: 16,
+                optimizer: serde_json::from_str(r#"{"kind": "sgd", "lr": 1e-30}"#).unwrap(),
+                augment: serde_json::from_str(augment).unwrap(),
+                ..Default::default()
+            };
+            let s = setup(4, vec![8], 0.0);
+            let report = trainer(&s, &tc, 4, None).fit(&train, Some(&val), &mut []).unwrap();
+            (report.history[0].clone(), weights(&s.params))
+        };
+        let (plain, w0) = run("[]");
+        let (noisy, w1) = run(r#"[{"kind": "feature_noise", "std": 1000.0}]"#);
+        assert_eq!(w0, w1, "the weights did not move");
+        assert_eq!(plain.val_loss, noisy.val_loss);
+        assert_eq!(plain.val_accuracy, noisy.val_accuracy);
+        assert!(noisy.train_loss > 10.0 * plain.train_loss, "{} vs {}", noisy.train_loss, plain.train_loss);
+    }
+
+    #[test]
+    fn transforms_that_do_not_fit_the_data_are_config_errors() {
+        let data = blobs(20, 0, false);
+        let s = setup(1, vec![4], 0.0);
+        let tc = TrainConfig {
+            augment: serde_json::from_str(r#"[{"kind": "rotate", "degrees": 5}]"#).unwrap(),
+            ..Default::default()
+        };
+        let err = trainer(&s, &tc, 1, None).fit(&data, None, &mut []).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "train.augment[0].kind: `rotate` transforms image inputs, but the data has tabular inputs"
+        );
+        let tc = TrainConfig { drop_last: true, batch_size: 32, ..Default::default() };
+        let err = trainer(&s, &tc, 1, None).fit(&data, None, &mut []).unwrap_err();
+        assert!(err.to_string().starts_with("train.drop_last: leaves no batch"), "{err}");
     }
 }

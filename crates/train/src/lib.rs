@@ -15,6 +15,10 @@
 //! - [`gan`]: the two-optimizer loop of generative adversarial networks;
 //! - [`baseline`]: the trivial and linear models every report compares against.
 //!
+//! Training batches come from [`augment::Loader`]: the seeded per-epoch shuffle, `drop_last`,
+//! the configured augmentation (`train.augment`) and background workers that prepare batches
+//! ahead of the step (`train.loader`). Validation batches are read directly, never augmented.
+//!
 //! Observers — the progress display ([`Progress`]), the JSON-lines metrics log ([`MetricsLog`]),
 //! the tuner's pruning — are [`Callback`]s called after every batch and epoch; any of them may
 //! stop the run. Randomness (shuffling, dropout) comes from seeded streams, so the same config,
@@ -61,6 +65,9 @@ pub enum Error {
     /// The config does not fit the data (e.g. a regression loss for a classification task).
     #[error("{0}")]
     Config(String),
+    /// Preparing a training batch failed.
+    #[error(transparent)]
+    Loader(#[from] augment::Error),
     /// The loss became NaN or infinite.
     #[error(
         "training diverged at epoch {epoch}, batch {batch}: the loss is {loss}; lower the learning rate \
