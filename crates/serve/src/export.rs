@@ -40,8 +40,11 @@ fn export_err(message: impl Into<String>) -> Error {
     Error::Export { message: message.into() }
 }
 
-/// The bundle's weights as `(name, shape, values)`, in name order.
-fn read_weights(bundle: &Bundle) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+/// One weight: name, shape, values.
+type Weight = (String, Vec<usize>, Vec<f32>);
+
+/// The bundle's weights, in name order.
+fn read_weights(bundle: &Bundle) -> Result<Vec<Weight>> {
     let path = bundle.dir.join("model.safetensors");
     let bytes = std::fs::read(&path).map_err(|e| export_err(format!("{}: {e}", path.display())))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| export_err(format!("{}: {e}", path.display())))?;
@@ -78,10 +81,8 @@ pub fn export_safetensors(bundle: &Bundle, output: &Path) -> Result<usize> {
         meta.insert("dlp.labels".into(), json(labels));
     }
     meta.insert("dlp.preprocess".into(), json(&bundle.preprocess));
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = weights
-        .into_iter()
-        .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
-        .collect();
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+        weights.into_iter().map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
     let views = bytes
         .iter()
         .map(|(n, s, b)| {
@@ -226,8 +227,10 @@ impl Graph {
             PoolKind::Max => "MaxPool",
             PoolKind::Avg => "AveragePool",
         };
-        let attrs =
-            vec![AttributeProto::ints("kernel_shape", &[p as i64, p as i64]), AttributeProto::ints("strides", &[p as i64, p as i64])];
+        let attrs = vec![
+            AttributeProto::ints("kernel_shape", &[p as i64, p as i64]),
+            AttributeProto::ints("strides", &[p as i64, p as i64]),
+        ];
         self.node(op, &[x], attrs)
     }
 
@@ -300,11 +303,9 @@ pub fn onnx_model(bundle: &Bundle) -> Result<Vec<u8>> {
     let mut g = Graph { nodes: Vec::new(), inits: Vec::new(), weights, next: 0 };
     let schema = &bundle.index.schema;
     let (input, input_shape, doc) = match (&schema.input, &bundle.preprocess.inputs) {
-        (InputSchema::Image { channels, height, width }, preprocess::InputTransform::Images { .. }) => (
-            "pixels",
-            vec![None, Some(*channels), Some(*height), Some(*width)],
-            "raw pixels, 0-255, channel-first",
-        ),
+        (InputSchema::Image { channels, height, width }, preprocess::InputTransform::Images { .. }) => {
+            ("pixels", vec![None, Some(*channels), Some(*height), Some(*width)], "raw pixels, 0-255, channel-first")
+        }
         (InputSchema::Tabular { features }, _) => {
             ("features", vec![None, Some(features.len())], "rows after the bundle's preprocessing")
         }

@@ -370,5 +370,11 @@ pub fn predictions_csv(
 /// atomically, without a progress bar ([`stream::predict_stream`]). Returns the number of
 /// records.
 pub fn predict_file(bundle: &Bundle, input: &Path, format: InputFormat, output: &Path) -> Result<usize> {
-    stream::predict_stream(bundle, input, format, output, &stream::StreamOptions { progress: false, ..Default::default() })
+    stream::predict_stream(
+        bundle,
+        input,
+        format,
+        output,
+        &stream::StreamOptions { progress: false, ..Default::default() },
+    )
 }

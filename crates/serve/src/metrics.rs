@@ -65,7 +65,9 @@ impl Metrics {
 
     /// Counts a finished request and its latency.
     pub fn request(&self, endpoint: &str, status: u16, seconds: f64) {
-        self.requests.get_or_create(&vec![("endpoint".into(), endpoint.into()), ("status".into(), status.to_string())]).inc();
+        self.requests
+            .get_or_create(&vec![("endpoint".into(), endpoint.into()), ("status".into(), status.to_string())])
+            .inc();
         self.latency.get_or_create(&vec![("endpoint".into(), endpoint.into())]).observe(seconds);
     }
 
@@ -76,7 +78,9 @@ impl Metrics {
 
     /// Counts `count` predictions of `class`.
     pub fn predicted(&self, model: &str, class: &str, count: u64) {
-        self.predictions.get_or_create(&vec![("model".into(), model.into()), ("class".into(), class.into())]).inc_by(count);
+        self.predictions
+            .get_or_create(&vec![("model".into(), model.into()), ("class".into(), class.into())])
+            .inc_by(count);
     }
 
     /// Counts a load attempt; a successful one also sets the served version.

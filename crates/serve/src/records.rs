@@ -155,8 +155,12 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+        let mut path = e.path().to_string();
         let inner = e.into_inner();
+        if inner.to_string().starts_with("unknown field") {
+            // The path ends in the unknown key itself: name the object that holds it.
+            path = path.rsplit_once('.').map_or(".".into(), |(parent, _)| parent.to_string());
+        }
         if inner.is_syntax() || inner.is_eof() {
             RequestError::bad(format!("malformed JSON: {inner}"))
         } else if path == "." {
@@ -211,9 +215,8 @@ fn tensor_elements<'a>(input: &'a InferInput, key: &str) -> Result<(Vec<usize>, 
 
 /// One numeric element as `f64`: finite numbers; for integer datatypes, integers in range.
 fn number(v: &Value, datatype: &str, at: impl Fn() -> String) -> Result<f64> {
-    let x = v
-        .as_f64()
-        .ok_or_else(|| RequestError::bad(format!("{}: {v} is not a number (datatype {datatype})", at())))?;
+    let x =
+        v.as_f64().ok_or_else(|| RequestError::bad(format!("{}: {v} is not a number (datatype {datatype})", at())))?;
     if !x.is_finite() {
         return Err(RequestError::bad(format!("{}: {x} is not a finite number", at())));
     }
@@ -336,7 +339,8 @@ pub fn infer_inputs(req: &InferRequest, raw: &RawSchema) -> Result<RawInputs> {
                 let dt = input.datatype.as_str();
                 let values = match col.kind {
                     FeatureKind::Numeric | FeatureKind::Boolean => {
-                        let wanted = if col.kind == FeatureKind::Boolean { "BOOL or a numeric type" } else { "numeric" };
+                        let wanted =
+                            if col.kind == FeatureKind::Boolean { "BOOL or a numeric type" } else { "numeric" };
                         if !(NUMERIC_TYPES.contains(&dt) || dt == "BOOL") {
                             return Err(RequestError::bad(format!(
                                 "{key}.datatype: `{}` is {wanted}, got {dt}",
@@ -388,8 +392,26 @@ pub fn infer_inputs(req: &InferRequest, raw: &RawSchema) -> Result<RawInputs> {
     }
 }
 
+/// Checks that every output asked for is one of `outputs` (before any work is done).
+pub fn check_outputs(outputs: &[TensorSpec], wanted: Option<&[RequestedOutput]>) -> Result<()> {
+    for (i, w) in wanted.unwrap_or_default().iter().enumerate() {
+        if !outputs.iter().any(|o| o.name == w.name) {
+            return Err(RequestError::bad(format!(
+                "outputs[{i}].name: unknown output `{}`: the model gives {}",
+                w.name,
+                outputs.iter().map(|o| format!("`{}`", o.name)).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The outputs of a V2 response for `preds`, restricted to `wanted` when given.
-pub fn infer_outputs(task: &Task, preds: &Predictions, wanted: Option<&[RequestedOutput]>) -> Result<Vec<OutputTensor>> {
+pub fn infer_outputs(
+    task: &Task,
+    preds: &Predictions,
+    wanted: Option<&[RequestedOutput]>,
+) -> Result<Vec<OutputTensor>> {
     let n = preds.len();
     let mut all = Vec::new();
     match (preds, task) {
@@ -697,10 +719,19 @@ mod tests {
             err(r#"{"instances": [{"x": "NaN", "color": "a", "ok": 1}]}"#, &t),
             r#"instances[0].x: "NaN" is not a finite number"#
         );
-        assert_eq!(err(r#"{"instances": [{"x": "abc", "color": "a", "ok": 1}]}"#, &t), r#"instances[0].x: "abc" is not a number"#);
-        assert_eq!(err(r#"{"instances": [{"x": 1, "color": "a", "ok": 3}]}"#, &t), "instances[0].ok: 3 is not a boolean");
+        assert_eq!(
+            err(r#"{"instances": [{"x": "abc", "color": "a", "ok": 1}]}"#, &t),
+            r#"instances[0].x: "abc" is not a number"#
+        );
+        assert_eq!(
+            err(r#"{"instances": [{"x": 1, "color": "a", "ok": 3}]}"#, &t),
+            "instances[0].ok: 3 is not a boolean"
+        );
         assert_eq!(err(r#"{"instances": []}"#, &t), "instances: empty: give at least one record");
-        assert_eq!(err(r#"{"instances": [7]}"#, &t), "instances[0]: expected an object of named fields (`x`, `color`, `ok`), got a number");
+        assert_eq!(
+            err(r#"{"instances": [7]}"#, &t),
+            "instances[0]: expected an object of named fields (`x`, `color`, `ok`), got a number"
+        );
         let e = parse_json::<PredictRequest>(br#"{"instances": [1,}"#).unwrap_err();
         assert!(e.message.starts_with("malformed JSON: "), "{}", e.message);
         let e = parse_json::<PredictRequest>(br#"{"records": []}"#).unwrap_err();
@@ -714,7 +745,9 @@ mod tests {
     fn v2_tensors_are_checked_for_shape_datatype_and_values() {
         let img = RawSchema::Image { channels: 1, height: 2, width: 2 };
         let parse = |body: &str| parse_json::<InferRequest>(body.as_bytes()).unwrap();
-        let ok = parse(r#"{"inputs": [{"name": "pixels", "shape": [2, 4], "datatype": "UINT8", "data": [[0,1,2,3],[4,5,6,255]]}]}"#);
+        let ok = parse(
+            r#"{"inputs": [{"name": "pixels", "shape": [2, 4], "datatype": "UINT8", "data": [[0,1,2,3],[4,5,6,255]]}]}"#,
+        );
         let RawInputs::Images(im) = infer_inputs(&ok, &img).unwrap() else { panic!() };
         assert_eq!(im.pixels.len(), 8);
         let e = |body: &str| infer_inputs(&parse(body), &img).unwrap_err().message;

@@ -30,10 +30,10 @@ use candle_core::Device;
 use pipeline_core::Predictions;
 use pipeline_core::raw::RawInputs;
 
+use crate::Bundle;
 use crate::batcher::{BatchConfig, Batcher};
 use crate::metrics::Metrics;
 use crate::records::{TensorSpec, input_specs, output_specs};
-use crate::Bundle;
 
 /// One served request, as observers see it.
 pub struct Observation<'a> {
@@ -168,13 +168,15 @@ pub fn versions(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) && entry.path().is_dir() {
-            if let Ok(v) = name.parse::<u64>() {
-                out.push((v, entry.path()));
-            }
+        if !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_digit())
+            && entry.path().is_dir()
+            && let Ok(v) = name.parse::<u64>()
+        {
+            out.push((v, entry.path()));
         }
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|v| std::cmp::Reverse(v.0));
     Ok(out)
 }
 

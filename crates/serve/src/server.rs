@@ -197,7 +197,10 @@ async fn server_metadata() -> Response {
 fn resolve(st: &AppState, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, RequestError> {
     let Some(slot) = st.registry.get(name) else {
         let names: Vec<String> = st.registry.slots().iter().map(|s| format!("`{}`", s.name)).collect();
-        return Err(RequestError::not_found(format!("unknown model `{name}`: this server serves {}", names.join(", "))));
+        return Err(RequestError::not_found(format!(
+            "unknown model `{name}`: this server serves {}",
+            names.join(", ")
+        )));
     };
     let Some(model) = slot.current() else {
         return Err(RequestError { status: 503, message: format!("model `{name}` has no version loaded yet") });
@@ -330,6 +333,7 @@ async fn infer_impl(st: &AppState, name: &str, version: Option<&str>, raw: Resul
         let bytes = body(st, raw)?;
         let req: records::InferRequest = records::parse_json(&bytes)?;
         let inputs = records::infer_inputs(&req, &model.bundle.preprocess.raw)?;
+        records::check_outputs(&model.outputs, req.outputs.as_deref())?;
         let preds = run_model(st, &model, &inputs).await?;
         let outputs = records::infer_outputs(model.bundle.task(), &preds, req.outputs.as_deref())?;
         let mut out = json!({
@@ -555,10 +559,8 @@ pub fn run(
     let (state, events) = load(source, &options)?;
     events.iter().for_each(|e| log(e));
     let io = |what: String| move |cause| ServeError::Io { what, cause };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(io("starting the runtime".into()))?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(io("starting the runtime".into()))?;
     rt.block_on(async move {
         let listener = TcpListener::bind(addr).await.map_err(io(format!("binding {addr}")))?;
         let local = listener.local_addr().map_err(io("reading the bound address".into()))?;

@@ -65,7 +65,10 @@ struct IdxChunks {
 impl IdxChunks {
     fn open(path: &Path, raw: &RawSchema) -> Result<Self> {
         let RawSchema::Image { channels, height, width } = raw else {
-            return Err(shape_err(path, "IDX input fits image models only; this model reads named columns (give a CSV)"));
+            return Err(shape_err(
+                path,
+                "IDX input fits image models only; this model reads named columns (give a CSV)",
+            ));
         };
         let mut src = data_ingest::source::Source::open(path, "input")?;
         let mut head = [0u8; 4];
@@ -362,9 +365,11 @@ fn list_images(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for p in entries {
         if p.is_dir() {
             list_images(&p, out)?;
-        } else if p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-            data_ingest::images::EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
-        }) {
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| data_ingest::images::EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
             out.push(p);
         }
     }
