@@ -10,6 +10,26 @@ use models::{MlpConfig, ModelConfig, ModelSpec, Params};
 use pipeline_core::raw::{Column, ImageSet, RawDataset, RawInputs, TargetSpec, Values};
 use pipeline_core::run::BUNDLE_FORMAT_VERSION;
 use pipeline_core::{BundleDir, BundleIndex, FeatureKind, Head, InputSchema, Schema, Target, Task, rng};
+
+/// The Python that has onnxruntime, safetensors and numpy (see `tests/tests/serve.rs` at the
+/// workspace root): `DLP_TEST_PYTHON`, else `python3`; `None` (skipped, loudly) only when neither
+/// has them and `DLP_REQUIRE_PYTHON` is unset.
+pub fn python() -> Option<String> {
+    let py = std::env::var("DLP_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = std::process::Command::new(&py).args(["-c", "import onnxruntime, safetensors, numpy"]).output();
+    if probe.is_ok_and(|o| o.status.success()) {
+        return Some(py);
+    }
+    assert!(
+        std::env::var_os("DLP_REQUIRE_PYTHON").is_none(),
+        "DLP_REQUIRE_PYTHON is set but {py} lacks onnxruntime, safetensors or numpy; `cargo xtask test` installs them"
+    );
+    eprintln!(
+        "\n*** SKIPPED: the ONNX Runtime check needs a Python with onnxruntime, safetensors and numpy; \
+         run `cargo xtask test` (it installs them) or set DLP_TEST_PYTHON ***\n"
+    );
+    None
+}
 use preprocess::{PreprocessConfig, Preprocessor, TargetEncoder};
 
 /// The labels of the image model.
@@ -18,11 +38,25 @@ pub fn labels() -> Vec<String> {
 }
 
 fn write(dir: &Path, name: &str, pre: &Preprocessor, config: &ModelConfig, seed: u64) {
+    write_with(dir, name, pre, config, None, seed, false);
+}
+
+/// Writes a bundle of `config` over `pre`'s inputs; `head` overrides the task's usual head;
+/// `perturb` gives batch-norm statistics and biases non-trivial values.
+pub fn write_with(
+    dir: &Path,
+    name: &str,
+    pre: &Preprocessor,
+    config: &ModelConfig,
+    head: Option<Head>,
+    seed: u64,
+    perturb: bool,
+) {
     let schema = pre.schema();
     let index = BundleIndex {
         format_version: BUNDLE_FORMAT_VERSION,
         name: name.into(),
-        head: Head::default_for(&schema.target.task),
+        head: head.unwrap_or_else(|| Head::default_for(&schema.target.task)),
         schema: Schema {
             input: schema.input.clone(),
             target: Target { name: schema.target.name, task: schema.target.task },
@@ -34,6 +68,19 @@ fn write(dir: &Path, name: &str, pre: &Preprocessor, config: &ModelConfig, seed:
     let spec = ModelSpec::new(&index.schema.input, index.head.outputs(&index.schema.target.task));
     let params = Params::new(rng(seed, "init"));
     models::build(config, &spec, params.var_builder(&Device::Cpu)).unwrap();
+    if perturb {
+        for (name, var) in params.named_vars() {
+            let n = var.elem_count();
+            let h = name.bytes().map(f64::from).sum::<f64>() * 0.01;
+            let vals: Vec<f32> = (0..n)
+                .map(|i| {
+                    let x = 0.3 * (0.37 * i as f64 + h).sin();
+                    (if name.ends_with("running_var") { x.abs() + 0.5 } else { x }) as f32
+                })
+                .collect();
+            var.set(&candle_core::Tensor::from_vec(vals, var.shape(), &Device::Cpu).unwrap()).unwrap();
+        }
+    }
     let b = BundleDir::new(dir);
     std::fs::create_dir_all(b.root()).unwrap();
     serve::write_bundle(&b, &index, config, pre, &params).unwrap();
