@@ -17,7 +17,7 @@ with open(f"{bundle}/model.json") as f:
     config = json.load(f)
 with open(f"{bundle}/bundle.json") as f:
     index = json.load(f)
-labels = index["schema"]["target"]["task"]["classification"]["labels"]
+labels = index["schema"]["target"]["task"]["labels"]
 name = index["name"]
 
 
