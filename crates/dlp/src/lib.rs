@@ -1,11 +1,16 @@
 //! The `dlp` command-line interface: one binary that parses the pipeline YAML into each phase
 //! crate's config, wires the phases together, and prints what a person needs to see.
 //!
-//! - `dlp run <config.yaml>`: ingest → preprocess → train → evaluate → bundle, into a new run
-//!   directory ([`pipeline`]); `dlp train --resume <run-dir>` (`train` is an alias of `run`)
-//!   continues an interrupted run from its newest checkpoint;
+//! - `dlp run <config.yaml> [--compare <run-dir>]`: ingest → preprocess → train → evaluate
+//!   ([`evaluate`]: metrics, baselines, comparison, gate) → report ([`report`]) → bundle, into a
+//!   new run directory ([`pipeline`]); a failed gate exits 1 after the run directory is
+//!   complete; `dlp train --resume <run-dir>` (`train` is an alias of `run`) continues an
+//!   interrupted run from its newest checkpoint;
+//! - `dlp cv <config.yaml> --folds K`: k-fold cross-validation, mean ± std per metric ([`cv`]);
 //! - `dlp inspect <config.yaml>`: summarize the data before any training ([`inspect`]);
 //! - `dlp model summary <config.yaml>`: layers, output shapes and parameter counts;
+//! - `dlp sample <bundle> --out grid.png [--classify <bundle>]`: images from a GAN's generator
+//!   ([`generate`]);
 //! - `dlp check <config.yaml>`: validate a config without running it;
 //! - `dlp predict <bundle> --input <file> --output <file.csv>`: batch prediction with a bundle,
 //!   streamed in constant memory;
@@ -20,10 +25,14 @@
 //! split so the end-to-end tests can run the same `main`.
 
 pub mod config;
+pub mod cv;
 pub mod device;
+pub mod evaluate;
+pub mod generate;
 pub mod inspect;
 mod locate;
 pub mod pipeline;
+pub mod report;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -59,6 +68,22 @@ enum Command {
         /// With --resume: the checkpoint to continue from instead of the newest.
         #[arg(long, requires = "resume")]
         checkpoint: Option<PathBuf>,
+        /// Score this previous run's model on the same test records and compare (paired
+        /// bootstrap, McNemar); the config's `eval.gate.vs_previous` gates on it.
+        #[arg(long, value_name = "RUN_DIR")]
+        compare: Option<PathBuf>,
+    },
+    /// Cross-validate a pipeline: train and score it on K folds (stratified for classification),
+    /// beside its baselines, and report each metric as mean ± standard deviation.
+    Cv {
+        /// The pipeline config (YAML).
+        config: PathBuf,
+        /// Number of folds.
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// Where the cross-validation directory is created.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
     },
     /// Summarize the data of a pipeline before any training: per-column statistics, class
     /// balance, duplicates, the features most associated with the target, histograms.
@@ -73,6 +98,24 @@ enum Command {
     Model {
         #[command(subcommand)]
         command: ModelCommand,
+    },
+    /// Draw images from a generative model's bundle (`arch: gan`) into a PNG grid.
+    Sample {
+        /// The bundle directory (`<run>/bundle`).
+        bundle: PathBuf,
+        /// The PNG file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// How many images.
+        #[arg(long, default_value_t = 64)]
+        count: usize,
+        /// Seeds the noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// A classifier bundle that labels each image (prints the class counts and the mean
+        /// confidence, and writes them beside the PNG as JSON).
+        #[arg(long, value_name = "BUNDLE")]
+        classify: Option<PathBuf>,
     },
     /// Check a pipeline config without running it.
     Check {
@@ -197,7 +240,7 @@ pub fn main() -> ExitCode {
 fn dispatch(command: Command) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::Run { config: path, runs_dir, resume, checkpoint } => {
+        Command::Run { config: path, runs_dir, resume, checkpoint, compare } => {
             let summary = match (path, resume) {
                 (_, Some(run_dir)) => {
                     let config = config::load(&run_dir.join("config.yaml"))?;
@@ -207,12 +250,36 @@ fn dispatch(command: Command) -> Result<()> {
                 (Some(path), None) => {
                     let config = config::load(&path)?;
                     device::set_threads(config.threads);
-                    pipeline::run(&path, &config, &pipeline::RunOptions { runs_dir })?
+                    pipeline::run(&path, &config, &pipeline::RunOptions { runs_dir, compare })?
                 }
                 (None, None) => unreachable!("clap requires a config or --resume"),
             };
             writeln!(out, "run directory: {}", summary.run_dir.display())?;
-            writeln!(out, "{}", summary.test.headline())?;
+            for line in summary.lines() {
+                writeln!(out, "{line}")?;
+            }
+            if let Some(g) = summary.gate().filter(|g| !g.passed) {
+                let failed: Vec<&str> = g.checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_str()).collect();
+                anyhow::bail!("the evaluation gate failed: {}", failed.join("; "));
+            }
+        }
+        Command::Cv { config: path, folds, runs_dir } => {
+            let config = config::load(&path)?;
+            device::set_threads(config.threads);
+            let report = cv::cross_validate(&path, &config, folds, &runs_dir)?;
+            for m in &report.summary {
+                let baselines: Vec<String> =
+                    m.baselines.iter().map(|(n, b)| format!("{n} {:.4} ± {:.4}", b.mean, b.std)).collect();
+                writeln!(
+                    out,
+                    "{}: {:.4} ± {:.4} (baselines: {})",
+                    m.metric,
+                    m.model.mean,
+                    m.model.std,
+                    baselines.join(", ")
+                )?;
+            }
+            writeln!(out, "report: {}", report.dir.join("cv.md").display())?;
         }
         Command::Inspect { config: path, runs_dir } => {
             let config = config::load(&path)?;
@@ -224,6 +291,15 @@ fn dispatch(command: Command) -> Result<()> {
             let config = config::load(&path)?;
             device::set_threads(config.threads);
             write!(out, "{}", pipeline::summary(&config, &path)?)?;
+        }
+        Command::Sample { bundle, out: png, count, seed, classify } => {
+            let classified = generate::sample(&bundle, &png, count, seed, classify.as_deref())?;
+            writeln!(out, "wrote {count} samples to {}", png.display())?;
+            if let Some(c) = classified {
+                let counts: Vec<String> = c.counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                writeln!(out, "classified: {} of {} classes; counts {}", c.covered, c.counts.len(), counts.join(", "))?;
+                writeln!(out, "mean top-class confidence: {:.4}", c.mean_confidence)?;
+            }
         }
         Command::Check { config: path } => {
             config::load(&path)?;

@@ -6,22 +6,24 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use eval::plot::{Chart, Series};
-use eval::{ClassificationReport, RegressionReport};
 use models::{ModelSpec, Params};
 use pipeline_core::run::{Host, Manifest, PhaseTiming, read_json, write_atomic, write_json};
 use pipeline_core::{BundleIndex, Predictions, RunDir, Targets, Task, rng};
 use preprocess::{Preprocessor, TargetEncoder};
-use serde::Serialize;
 use train::{Checkpoint, EpochMetrics, MetricsLog, Progress, Trainer};
 
 use crate::config::PipelineConfig;
 use crate::device;
+pub use crate::evaluate::TestReport;
+use crate::evaluate::{EvalInput, Evaluation, GateOutcome};
 
 /// Where and how to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// The parent of run directories.
     pub runs_dir: PathBuf,
+    /// A previous run whose model is scored on the same test records, beside the new one.
+    pub compare: Option<PathBuf>,
 }
 
 /// What a finished run reports.
@@ -29,51 +31,66 @@ pub struct RunOptions {
 pub struct RunSummary {
     /// The run directory.
     pub run_dir: PathBuf,
-    /// The test-set evaluation.
-    pub test: TestReport,
+    /// The evaluation of the test part (`None` for a generative model).
+    pub evaluation: Option<Evaluation>,
+    /// The grid of generated images (generative models).
+    pub samples: Option<PathBuf>,
 }
 
-/// The evaluation on the held-out test part.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "task", rename_all = "snake_case")]
-pub enum TestReport {
-    /// Classification metrics.
-    Classification {
-        /// Class names.
-        labels: Vec<String>,
-        /// The metrics.
-        #[serde(flatten)]
-        report: ClassificationReport,
-    },
-    /// Regression metrics.
-    Regression(RegressionReport),
-}
-
-impl TestReport {
-    /// One line of headline figures.
-    pub fn headline(&self) -> String {
-        match self {
-            TestReport::Classification { report, .. } => format!(
-                "test accuracy: {:.4} ({} examples), macro F1: {:.4}",
-                report.accuracy, report.examples, report.macro_avg.f1
-            ),
-            TestReport::Regression(r) => {
-                format!("test RMSE: {:.4} ({} examples), MAE: {:.4}, R²: {:.4}", r.rmse, r.examples, r.mae, r.r2)
+impl RunSummary {
+    /// The lines `dlp run` prints: the headline, the baselines, the comparison and the gate.
+    pub fn lines(&self) -> Vec<String> {
+        let Some(e) = &self.evaluation else {
+            return self.samples.iter().map(|s| format!("generated samples: {}", s.display())).collect();
+        };
+        let mut lines = vec![e.test.headline()];
+        let metric = e.test.default_metric();
+        for b in &e.baselines {
+            if let Some(v) = b.report.metric(metric) {
+                lines.push(format!("baseline {}: {metric} {v:.4}", b.name));
             }
         }
+        if let Some(c) = &e.comparison {
+            let d = &c.difference;
+            lines.push(format!(
+                "against {}: {} {:+.4} (95% CI [{:+.4}, {:+.4}]){}",
+                c.previous_run.display(),
+                c.metric,
+                d.observed,
+                d.low,
+                d.high,
+                c.mcnemar.as_ref().map(|m| format!(", McNemar p = {:.4}", m.result.p_value)).unwrap_or_default()
+            ));
+        }
+        if let Some(g) = &e.gate {
+            lines.push(format!("gate on {}: {}", g.metric, if g.passed { "passed" } else { "FAILED" }));
+        }
+        lines.push(format!("report: {}", self.run_dir.join("report.html").display()));
+        lines
+    }
+
+    /// The gate's verdict, when the config has a gate.
+    pub fn gate(&self) -> Option<&GateOutcome> {
+        self.evaluation.as_ref().and_then(|e| e.gate.as_ref())
     }
 }
 
 /// `eval.json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, serde::Serialize)]
 struct EvalFile<'a> {
     split: &'static str,
     #[serde(flatten)]
-    report: &'a TestReport,
+    evaluation: &'a Evaluation,
 }
 
 /// Runs the pipeline `config` (read from `config_path`) into a new run directory.
 pub fn run(config_path: &Path, config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary> {
+    if let Some(previous) = &options.compare {
+        let index = pipeline_core::BundleDir::new(previous.join("bundle")).index();
+        if !index.is_file() {
+            bail!("--compare {}: not a finished run directory (no {})", previous.display(), index.display());
+        }
+    }
     let now = chrono::Utc::now();
     let stem = format!("{}-{}", config.name, now.format("%Y%m%d-%H%M%S"));
     let run = RunDir::create(&options.runs_dir, &stem).context("creating the run directory")?;
@@ -96,7 +113,7 @@ pub fn run(config_path: &Path, config: &PipelineConfig, options: &RunOptions) ->
         timings: Vec::new(),
     };
     write_json(&run.manifest(), &manifest)?;
-    execute(&run, config, config_path, manifest, None)
+    execute(&run, config, config_path, manifest, None, options.compare.as_deref())
 }
 
 /// Continues the run in `run_dir` (whose resolved `config.yaml` is `config`) from its newest
@@ -113,7 +130,7 @@ pub fn resume(run_dir: &Path, config: &PipelineConfig, checkpoint: Option<&Path>
         Some(p) => train::checkpoint::read(p, &device)?,
         None => newest_checkpoint(&run, &device)?,
     };
-    execute(&run, config, &run.config(), manifest, Some(ck))
+    execute(&run, config, &run.config(), manifest, Some(ck), None)
 }
 
 /// Reads the newest checkpoint of `run`; if it is damaged, the error names the newest one that
@@ -151,6 +168,7 @@ fn execute(
     config_path: &Path,
     mut manifest: Manifest,
     resume: Option<Checkpoint>,
+    compare: Option<&Path>,
 ) -> Result<RunSummary> {
     let mut clock = Clock::start();
     let seed = config.seed;
@@ -166,11 +184,33 @@ fn execute(
         train: train_part,
         validation: val_part,
         test: test_part,
+        test_raw,
     } = prepared;
     manifest.inputs = inputs;
     manifest.data_report = Some(serde_json::json!({ "read": read_report, "cleaning": cleaning }));
     write_json(&run.root().join("split.json"), &split)?;
 
+    if let models::ModelConfig::Gan(gan) = &config.model {
+        let issues = config.model.check(&ModelSpec::new(&train_part.schema().input, 0));
+        if !issues.is_empty() {
+            return Err(crate::config::located(config_path, issues).into());
+        }
+        if resume.is_some() {
+            bail!("a GAN run cannot be resumed (its loop writes no checkpoints yet): start a new run");
+        }
+        let (generator, discriminator, summary) = crate::generate::train_gan(run, config, gan, &train_part, &device)?;
+        clock.lap("train");
+        let staged = run.stage_bundle()?;
+        let index = crate::generate::bundle_index(config, &train_part.schema().input, timestamp(chrono::Utc::now()));
+        serve::write_bundle(&staged, &index, &config.model, &preprocessor, &generator)?;
+        models::save_weights(&discriminator, &staged.root().join("discriminator.safetensors"))?;
+        run.publish_bundle(staged)?;
+        clock.lap("bundle");
+        manifest.timings.extend(clock.laps);
+        manifest.finished_at = Some(timestamp(chrono::Utc::now()));
+        write_json(&run.manifest(), &manifest)?;
+        return Ok(RunSummary { run_dir: run.root().to_path_buf(), evaluation: None, samples: Some(summary.samples) });
+    }
     let schema = train_part.schema().clone();
     let (head, spec) = model_spec(config, &schema, config_path)?;
     let params = Params::new(rng(seed, "init"));
@@ -193,30 +233,31 @@ fn execute(
         checkpoint_dir: Some(&checkpoints),
     };
     let callbacks: &mut [&mut dyn train::Callback] = &mut [&mut progress, &mut log];
-    let report = match resume {
+    let fit = match resume {
         Some(ck) => trainer.resume(ck, &train_part, validation, callbacks)?,
         None => trainer.fit(&train_part, validation, callbacks)?,
     };
-    training_curves(&report.history, &run.curves())?;
+    training_curves(&fit.history, &run.curves())?;
     clock.lap("train");
 
     let preds = models::predict(model.as_ref(), test_part.features(), &spec.input_shape, head, 512, &device)?;
     let preds = preprocessor.target.decode(preds);
-    let report = match (&schema.target.task, &preds, test_part.targets()) {
-        (Task::Classification { labels }, _, Targets::Classes(actual)) => TestReport::Classification {
-            labels: labels.clone(),
-            report: ClassificationReport::compute(actual, &preds.argmax().unwrap_or_default(), labels)?,
+    let evaluation = crate::evaluate::evaluate(
+        &config.eval,
+        &EvalInput {
+            task: &schema.target.task,
+            preprocessor: &preprocessor,
+            train: &train_part,
+            test: &test_part,
+            test_raw: &test_raw,
+            test_rows: &split.test,
+            predictions: &preds,
+            seed,
+            plot_dir: Some(run.root()),
+            compare,
         },
-        (_, Predictions::Values(predicted), Targets::Values(encoded)) => {
-            // Targets in their own units: undo the standardization the model trained on.
-            let Predictions::Values(actual) = preprocessor.target.decode(Predictions::Values(encoded.clone())) else {
-                bail!("regression targets decode to values");
-            };
-            TestReport::Regression(RegressionReport::compute(&actual, predicted)?)
-        }
-        _ => bail!("the predictions do not fit the task"),
-    };
-    write_json(&run.eval(), &EvalFile { split: "test", report: &report })?;
+    )?;
+    write_json(&run.eval(), &EvalFile { split: "test", evaluation: &evaluation })?;
     let actual: Vec<String> = match (test_part.targets(), &schema.target.task) {
         (Targets::Classes(c), Task::Classification { labels }) => {
             c.iter().map(|&i| labels[i as usize].clone()).collect()
@@ -236,7 +277,7 @@ fn execute(
     let index = BundleIndex {
         format_version: pipeline_core::run::BUNDLE_FORMAT_VERSION,
         name: config.name.clone(),
-        schema,
+        schema: schema.clone(),
         head,
         pipeline_version: pipeline_core::VERSION.to_string(),
         created_at: timestamp(chrono::Utc::now()),
@@ -250,7 +291,37 @@ fn execute(
     manifest.timings.extend(clock.laps);
     manifest.finished_at = Some(timestamp(chrono::Utc::now()));
     write_json(&run.manifest(), &manifest)?;
-    Ok(RunSummary { run_dir: run.root().to_path_buf(), test: report })
+
+    let model_summary = models::summarize(model.as_ref(), &params, &spec.input_shape).table(&spec.input_shape);
+    let classes = match (&schema.target.task, train_part.targets(), test_part.targets()) {
+        (Task::Classification { labels }, Targets::Classes(tr), Targets::Classes(te)) => labels
+            .iter()
+            .enumerate()
+            .map(|(c, l)| {
+                let count = |v: &[u32]| v.iter().filter(|&&x| x as usize == c).count();
+                (l.clone(), count(tr), count(te))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let report_input = crate::report::ReportInput {
+        name: &config.name,
+        config_yaml: &config.to_yaml(),
+        manifest: &manifest,
+        data: crate::report::DataSummary {
+            records: read_report.records,
+            skipped: read_report.skipped,
+            cleaning: &cleaning,
+            parts: (train_part.len(), val_part.len(), test_part.len()),
+            input: &schema.input,
+            classes,
+        },
+        model_summary: &model_summary,
+        fit: &fit,
+        evaluation: &evaluation,
+    };
+    crate::report::write(run, &report_input).context("writing the report")?;
+    Ok(RunSummary { run_dir: run.root().to_path_buf(), evaluation: Some(evaluation), samples: None })
 }
 
 /// The data, cleaned, split and preprocessed: what training sees.
@@ -271,15 +342,32 @@ pub struct Prepared {
     pub validation: pipeline_core::Dataset,
     /// The test part.
     pub test: pipeline_core::Dataset,
+    /// The test records as read, before preprocessing (for comparing with another bundle and
+    /// showing wrong examples).
+    pub test_raw: pipeline_core::raw::RawDataset,
 }
 
-/// Reads, cleans, splits and preprocesses the data of `config`. With `expect`, the files read
-/// must have those hashes (resuming a run on changed data is refused).
-pub fn prepare(
-    config: &PipelineConfig,
-    expect: Option<&[pipeline_core::run::InputFile]>,
-    clock: &mut Clock,
-) -> Result<Prepared> {
+/// The data as read and cleaned, with encoded targets, before any split.
+pub struct Loaded {
+    /// The files read.
+    pub inputs: Vec<pipeline_core::run::InputFile>,
+    /// What reading found.
+    pub read_report: data_ingest::ReadReport,
+    /// What cleaning removed (outliers are counted per split, later).
+    pub cleaning: preprocess::CleanReport,
+    /// The cleaned records.
+    pub data: pipeline_core::raw::RawDataset,
+    /// For each cleaned record, its position in the source.
+    pub kept_rows: Vec<usize>,
+    /// The fitted target encoding.
+    pub encoder: TargetEncoder,
+    /// The encoded targets of the cleaned records.
+    pub targets: Targets,
+}
+
+/// Reads and cleans the data of `config` and encodes its targets. With `expect`, the files
+/// read must have those hashes (resuming a run on changed data is refused).
+pub fn load(config: &PipelineConfig, expect: Option<&[pipeline_core::run::InputFile]>) -> Result<Loaded> {
     let ingested = data_ingest::load(&config.data).context("reading the data")?;
     for (now, then) in ingested.inputs.iter().zip(expect.unwrap_or_default()) {
         if now.sha256 != then.sha256 {
@@ -291,38 +379,60 @@ pub fn prepare(
             );
         }
     }
-    clock.lap("ingest");
-    let (data, kept_rows, mut cleaning) = preprocess::clean(&ingested.data, &config.preprocess);
+    let (data, kept_rows, cleaning) = preprocess::clean(&ingested.data, &config.preprocess);
     drop(ingested.data);
     let target = data.target.as_ref().context("the data has no target column")?;
     let encoder = TargetEncoder::fit(target, &config.data.target_spec())?;
     let targets = encoder.encode(target)?;
-    let split = preprocess::split(&targets, &config.preprocess.split, &mut rng(config.seed, "split"))?;
+    Ok(Loaded { inputs: ingested.inputs, read_report: ingested.report, cleaning, data, kept_rows, encoder, targets })
+}
+
+/// Fits the preprocessing on the training part of `split` (indices of `loaded`'s cleaned
+/// records) and transforms every part.
+pub fn fit_parts(config: &PipelineConfig, loaded: &Loaded, split: &preprocess::Split) -> Result<Prepared> {
+    let data = &loaded.data;
+    let mut cleaning = loaded.cleaning.clone();
     let train_raw = data.select(&split.train);
-    let (preprocessor, kept) = Preprocessor::fit(&config.preprocess, &train_raw, encoder)?;
+    let (preprocessor, kept) = Preprocessor::fit(&config.preprocess, &train_raw, loaded.encoder.clone())?;
     cleaning.outliers = train_raw.rows() - kept.len();
     let train_raw = if cleaning.outliers > 0 { train_raw.select(&kept) } else { train_raw };
     let train = preprocessor.transform(&train_raw)?;
     let validation = preprocessor.transform(&data.select(&split.validation))?;
-    let test = preprocessor.transform(&data.select(&split.test))?;
+    let test_raw = data.select(&split.test);
+    let test = preprocessor.transform(&test_raw)?;
     // Parts are named by their position in the source, before cleaning.
-    let source_rows = |part: &[usize]| part.iter().map(|&i| kept_rows[i]).collect::<Vec<_>>();
+    let source_rows = |part: &[usize]| part.iter().map(|&i| loaded.kept_rows[i]).collect::<Vec<_>>();
     let split = preprocess::Split {
         train: source_rows(&split.train),
         validation: source_rows(&split.validation),
         test: source_rows(&split.test),
     };
-    clock.lap("preprocess");
     Ok(Prepared {
-        inputs: ingested.inputs,
-        read_report: ingested.report,
+        inputs: loaded.inputs.clone(),
+        read_report: loaded.read_report.clone(),
         cleaning,
         split,
         preprocessor,
         train,
         validation,
         test,
+        test_raw,
     })
+}
+
+/// Reads, cleans, splits and preprocesses the data of `config`. With `expect`, the files read
+/// must have those hashes (resuming a run on changed data is refused).
+pub fn prepare(
+    config: &PipelineConfig,
+    expect: Option<&[pipeline_core::run::InputFile]>,
+    clock: &mut Clock,
+) -> Result<Prepared> {
+    let loaded = load(config, expect)?;
+    clock.lap("ingest");
+    let split = preprocess::split(&loaded.targets, &config.preprocess.split, &mut rng(config.seed, "split"))?;
+    let prepared = fit_parts(config, &loaded, &split)?;
+    clock.lap("preprocess");
+    Ok(prepared)
 }
 
 /// The output head and model spec for data of `schema`, after checking the architecture fits

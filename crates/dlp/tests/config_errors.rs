@@ -95,7 +95,7 @@ fn unknown_top_level_key() {
         "seed: 1",
         "seeds: 1",
         "2:1: seeds: unknown field `seeds`, expected one of `name`, `seed`, `device`, `threads`, `data`, \
-         `preprocess`, `model`, `train`",
+         `preprocess`, `model`, `train`, `eval`",
     );
 }
 
@@ -123,7 +123,7 @@ fn unknown_architecture() {
         "  arch: mlp",
         "  arch: mpl",
         "11:3: model.arch: unknown variant `mpl`, expected one of `mlp`, `cnn`, `lenet5`, `resnet`, `rnn`, \
-         `transformer`, `bert`",
+         `transformer`, `bert`, `gan`",
     );
 }
 

@@ -2,8 +2,9 @@
 //! Text uses the embedded DejaVu Sans (see `assets/`), so no system font is needed.
 //!
 //! Training curves ([`charts_png`]), histograms ([`histogram_png`]), confusion-matrix heat
-//! maps ([`confusion_png`]) and ROC / precision-recall curves ([`roc_png`],
-//! [`precision_recall_png`]). Every chart goes through one renderer, so they all look alike
+//! maps ([`confusion_png`]), ROC / precision-recall curves ([`roc_png`],
+//! [`precision_recall_png`]), scatter plots ([`scatter_png`]) and captioned image grids
+//! ([`image_grid_png`]). Every chart goes through one renderer, so they all look alike
 //! and are written the same way.
 
 use std::path::Path;
@@ -184,6 +185,123 @@ pub fn precision_recall_png(title: &str, curves: &[(&str, &PrCurve)], path: &Pat
         .collect();
     render_png(path, (560, 480), |root| {
         unit_curves(root, title, ("recall", "precision"), &series, false, SeriesLabelPosition::LowerLeft)
+    })
+}
+
+/// Draws `points` as a scatter plot into a 520 × 480 PNG at `path`, with the `y = x` line
+/// when `diagonal` (predicted against actual values: points on the line are exact).
+/// Non-finite points are skipped.
+pub fn scatter_png(
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    points: &[(f64, f64)],
+    diagonal: bool,
+    path: &Path,
+) -> Result<(), PlotError> {
+    let pts: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+    let (mut lo, mut hi) = (f64::MAX, f64::MIN);
+    let (mut y_lo, mut y_hi) = (f64::MAX, f64::MIN);
+    for &(x, y) in &pts {
+        lo = lo.min(x);
+        hi = hi.max(x);
+        y_lo = y_lo.min(y);
+        y_hi = y_hi.max(y);
+    }
+    if pts.is_empty() {
+        (lo, hi, y_lo, y_hi) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if diagonal {
+        // One scale on both axes, so the diagonal is at 45°.
+        lo = lo.min(y_lo);
+        hi = hi.max(y_hi);
+        (y_lo, y_hi) = (lo, hi);
+    }
+    let pad = |a: f64, b: f64| ((b - a) * 0.04).max(1e-6);
+    let (px, py) = (pad(lo, hi), pad(y_lo, y_hi));
+    render_png(path, (520, 480), |root| {
+        let mut ctx = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(42)
+            .y_label_area_size(60)
+            .build_cartesian_2d((lo - px)..(hi + px), (y_lo - py)..(y_hi + py))
+            .map_err(|e| e.to_string())?;
+        ctx.configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        if diagonal {
+            let style = BLACK.mix(0.45).stroke_width(1);
+            ctx.draw_series(DashedLineSeries::new([(lo, lo), (hi, hi)], 6, 5, style)).map_err(|e| e.to_string())?;
+        }
+        let color = COLORS[0];
+        ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.mix(0.6).filled()))).map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+/// One image of an [`image_grid_png`]: 8-bit values, channel-first, with a caption.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tile {
+    /// 1 (grey) or 3 (RGB).
+    pub channels: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Width in pixels.
+    pub width: usize,
+    /// `channels × height × width` values in 0–255 (clamped).
+    pub pixels: Vec<f32>,
+    /// Text under the image (one line, cut to fit).
+    pub caption: String,
+}
+
+/// Draws `tiles` in rows of `columns` into a PNG at `path`, each image enlarged (nearest
+/// neighbour) to about 96 pixels on its longer side, with its caption under it and `title`
+/// above. Errors on a tile whose pixel count does not match its shape.
+pub fn image_grid_png(title: &str, tiles: &[Tile], columns: usize, path: &Path) -> Result<(), PlotError> {
+    if let Some(t) = tiles.iter().find(|t| t.pixels.len() != t.channels * t.height * t.width || t.channels == 0) {
+        return Err(plot_error(
+            path,
+            &format!("a tile of {} values is not {}x{}x{}", t.pixels.len(), t.channels, t.height, t.width),
+        ));
+    }
+    let columns = columns.max(1);
+    let rows = tiles.len().div_ceil(columns).max(1);
+    let longest = tiles.iter().map(|t| t.height.max(t.width)).max().unwrap_or(28).max(1);
+    let scale = (96 / longest).max(1);
+    let cell_w = (longest * scale + 16).max(110);
+    let cell_h = longest * scale + 30;
+    let head = 36;
+    let size = ((cell_w * columns + 8) as u32, (cell_h * rows + head + 8) as u32);
+    render_png(path, size, |root| {
+        let title_font = FontDesc::new(FontFamily::Name("sans-serif"), 18.0, FontStyle::Normal);
+        let caption_font = FontDesc::new(FontFamily::Name("sans-serif"), 12.0, FontStyle::Normal);
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        root.draw(&Text::new(title, (size.0 as i32 / 2, 10), anchored(&title_font, HPos::Center, VPos::Top)))
+            .map_err(|e| err(&e))?;
+        for (i, t) in tiles.iter().enumerate() {
+            let (r, c) = (i / columns, i % columns);
+            let x0 = (4 + c * cell_w + (cell_w - t.width * scale) / 2) as i32;
+            let y0 = (head + r * cell_h) as i32;
+            let plane = t.height * t.width;
+            for y in 0..t.height {
+                for x in 0..t.width {
+                    let v = |ch: usize| t.pixels[ch * plane + y * t.width + x].clamp(0.0, 255.0).round() as u8;
+                    let color = if t.channels >= 3 { RGBColor(v(0), v(1), v(2)) } else { RGBColor(v(0), v(0), v(0)) };
+                    let (px, py) = (x0 + (x * scale) as i32, y0 + (y * scale) as i32);
+                    root.draw(&Rectangle::new([(px, py), (px + scale as i32, py + scale as i32)], color.filled()))
+                        .map_err(|e| err(&e))?;
+                }
+            }
+            let caption: String = t.caption.chars().take(cell_w / 7).collect();
+            let cx = (4 + c * cell_w + cell_w / 2) as i32;
+            let cy = y0 + (t.height * scale) as i32 + 4;
+            root.draw(&Text::new(caption, (cx, cy), anchored(&caption_font, HPos::Center, VPos::Top)))
+                .map_err(|e| err(&e))?;
+        }
+        Ok(())
     })
 }
 
@@ -449,6 +567,42 @@ mod tests {
 
     fn has(img: &image::RgbImage, c: RGBColor) -> bool {
         img.pixels().any(|px| px.0 == [c.0, c.1, c.2])
+    }
+
+    #[test]
+    fn image_grids_show_each_tile_enlarged_with_its_caption() {
+        // A white square on black and a red RGB tile.
+        let mut square = vec![0.0f32; 28 * 28];
+        for y in 10..18 {
+            for x in 10..18 {
+                square[y * 28 + x] = 255.0;
+            }
+        }
+        let grey = Tile { channels: 1, height: 28, width: 28, pixels: square, caption: "7 → 1 (0.98)".into() };
+        let mut red = vec![0.0f32; 3 * 4 * 4];
+        red[..16].fill(255.0);
+        let rgb = Tile { channels: 3, height: 4, width: 4, pixels: red, caption: "red".into() };
+        let (_dir, p) = out("grid.png");
+        image_grid_png("Most confident errors", &[grey.clone(), rgb, grey.clone()], 2, &p).unwrap();
+        let img = image::open(&p).unwrap().to_rgb8();
+        let (w, h) = img.dimensions();
+        assert!(w >= 2 * 96 && h >= 2 * 96, "{w}x{h}");
+        // The 8-pixel square at 3x scale is a 24 x 24 white block inside black.
+        let black = img.pixels().filter(|px| px.0 == [0, 0, 0]).count();
+        assert!(black >= 2 * (84 * 84 - 24 * 24), "{black}");
+        assert!(has(&img, RGBColor(255, 0, 0)));
+        let bad = Tile { pixels: vec![0.0; 5], ..grey };
+        assert!(image_grid_png("x", &[bad], 2, &p).is_err());
+    }
+
+    #[test]
+    fn scatter_plots_draw_every_point() {
+        let pts: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, i as f64 * 1.1 + 3.0)).collect();
+        let (_dir, p) = out("scatter.png");
+        scatter_png("Predicted against actual", ("actual", "predicted"), &pts, true, &p).unwrap();
+        let img = image::open(&p).unwrap().to_rgb8();
+        let ink = img.pixels().filter(|px| px.0 != [255, 255, 255]).count();
+        assert!(ink > 1000, "{ink}");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! Architectures: the [`Mlp`](mlp::Mlp), the configurable [`Cnn`](cnn::Cnn) with its LeNet-5
 //! preset, a small [`ResNet`](cnn::ResNet), recurrent networks and transformer encoders over
 //! sequences ([`sequence`], built from [`rnn`] and [`attention`]), and pre-trained BERT encoders
-//! for transfer learning ([`bert`]). [`summarize`] lists layers, output shapes and
+//! for transfer learning ([`bert`]), and a DCGAN-style generator / discriminator ([`gan`]).
+//! [`summarize`] lists layers, output shapes and
 //! parameter counts.
 //!
 //! What it must not do: own the training loop (that is `train`).
@@ -17,6 +18,7 @@
 pub mod attention;
 pub mod bert;
 pub mod cnn;
+pub mod gan;
 mod init;
 pub mod layers;
 pub mod mlp;
@@ -34,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bert::{BertConfig, BertSizes, Freeze, Pooling};
 pub use cnn::{CnnConfig, ConvBlock, LeNet5Config, PoolKind, ResNetConfig};
+pub use gan::GanConfig;
 pub use init::{InitScheme, Params};
 pub use layers::Activation;
 pub use mlp::MlpConfig;
@@ -87,10 +90,12 @@ pub enum ModelConfig {
     Transformer(TransformerConfig),
     /// A pre-trained BERT-family encoder with a task head.
     Bert(BertConfig),
+    /// A DCGAN-style generator and discriminator for images.
+    Gan(GanConfig),
 }
 
 /// The architecture names `arch` accepts.
-pub const ARCHITECTURES: &[&str] = &["mlp", "cnn", "lenet5", "resnet", "rnn", "transformer", "bert"];
+pub const ARCHITECTURES: &[&str] = &["mlp", "cnn", "lenet5", "resnet", "rnn", "transformer", "bert", "gan"];
 
 impl<'de> Deserialize<'de> for ModelConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -103,6 +108,7 @@ impl<'de> Deserialize<'de> for ModelConfig {
             "rnn" => t.parse().map(ModelConfig::Rnn),
             "transformer" => t.parse().map(ModelConfig::Transformer),
             "bert" => t.parse().map(ModelConfig::Bert),
+            "gan" => t.parse().map(ModelConfig::Gan),
             other => unreachable!("Tagged::read admits only listed variants, got {other}"),
         }
     }
@@ -119,6 +125,7 @@ impl ModelConfig {
             ModelConfig::Rnn(c) => c.validate("model"),
             ModelConfig::Transformer(c) => c.validate("model"),
             ModelConfig::Bert(c) => c.validate("model"),
+            ModelConfig::Gan(c) => c.validate("model"),
         }
     }
 
@@ -133,6 +140,7 @@ impl ModelConfig {
             ModelConfig::Rnn(c) => c.check("model", spec),
             ModelConfig::Transformer(c) => c.check("model", spec),
             ModelConfig::Bert(c) => c.check("model", spec),
+            ModelConfig::Gan(c) => c.check("model", spec),
         }
     }
 }
@@ -202,6 +210,8 @@ pub fn build(config: &ModelConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<B
         ModelConfig::Rnn(c) => Box::new(sequence::RnnModel::new(c, spec, vb)?),
         ModelConfig::Transformer(c) => Box::new(sequence::TransformerModel::new(c, spec, vb)?),
         ModelConfig::Bert(c) => Box::new(bert::Bert::new(c, spec, vb)?),
+        // The generator is the part a bundle serves; the discriminator only trains.
+        ModelConfig::Gan(c) => Box::new(gan::Generator::new(c, spec, vb)?),
     })
 }
 

@@ -12,7 +12,8 @@
 //! - [`checkpoint`]: atomic, checksummed checkpoints holding weights, optimizer moments,
 //!   schedule state, random streams and the loader position, so that [`Trainer::resume`]
 //!   continues bit for bit;
-//! - [`gan`]: the two-optimizer loop of generative adversarial networks.
+//! - [`gan`]: the two-optimizer loop of generative adversarial networks;
+//! - [`baseline`]: the trivial and linear models every report compares against.
 //!
 //! Observers — the progress display ([`Progress`]), the JSON-lines metrics log ([`MetricsLog`]),
 //! the tuner's pruning — are [`Callback`]s called after every batch and epoch; any of them may
@@ -21,6 +22,7 @@
 //!
 //! What it must not do: read files other than its own checkpoints (data arrives as datasets).
 
+pub mod baseline;
 pub mod checkpoint;
 mod config;
 mod fit;
