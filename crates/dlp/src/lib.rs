@@ -14,7 +14,10 @@
 //! - `dlp check <config.yaml>`: validate a config without running it;
 //! - `dlp augment-preview <config.yaml> --out grid.png`: training images beside their
 //!   augmented versions ([`preview`]);
-//! - `dlp predict <bundle> --input <file> --output <file.csv>`: batch prediction with a bundle.
+//! - `dlp predict <bundle> --input <file> --output <file.csv>`: batch prediction with a bundle,
+//!   streamed in constant memory;
+//! - `dlp serve <bundle-or-repository>`: the HTTP inference server ([`serve::server`]);
+//! - `dlp export <bundle> --format safetensors|onnx --output <file>`: the model for other tools.
 //!
 //! Config problems are reported one per line as `file:line:column: key: message`, with exit
 //! code 2; other failures as one `error:` line (the cause chain joined by `: `) with exit code
@@ -140,22 +143,75 @@ enum Command {
         /// The pipeline config (YAML).
         config: PathBuf,
     },
-    /// Predict with a model bundle, writing one CSV row per input record.
+    /// Predict with a model bundle, writing one CSV row per input record (streamed: memory
+    /// does not grow with the input).
     Predict {
         /// The bundle directory (`<run>/bundle`).
         bundle: PathBuf,
-        /// Records to predict: IDX (gzip or plain), CSV / TSV with the columns the model reads, or
-        /// text lines (`.txt`) for text models.
+        /// Records to predict: IDX (gzip or plain), CSV / TSV with the columns the model reads,
+        /// text lines (`.txt`) for text models, or a folder of images for image models.
         #[arg(long)]
         input: PathBuf,
         /// The CSV file to write.
         #[arg(long)]
         output: PathBuf,
-        /// The input format; guessed from the file name when absent (`.csv` / `.tsv` → CSV,
-        /// `.txt` → text, else IDX).
+        /// The input format; guessed when absent (a directory → image folder, `.csv` / `.tsv`
+        /// → CSV, `.txt` → text, else IDX).
         #[arg(long, value_enum)]
         format: Option<Format>,
+        /// Records per chunk.
+        #[arg(long, default_value_t = 1024)]
+        chunk: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
     },
+    /// Serve a bundle, or a model repository (`<repo>/<model>/<version>/`), over HTTP: the Open
+    /// Inference Protocol (KServe V2), raw-record prediction, Prometheus metrics.
+    Serve {
+        /// A bundle directory, or a repository of numbered bundle versions.
+        source: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// How long the first request of a batch waits for others, in milliseconds.
+        #[arg(long, default_value_t = 2)]
+        batch_window_ms: u64,
+        /// The most rows in one forward pass.
+        #[arg(long, default_value_t = 64)]
+        max_batch: usize,
+        /// Largest request body, in bytes.
+        #[arg(long, default_value_t = 8 << 20)]
+        body_limit: usize,
+        /// Per-request timeout, in milliseconds.
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: u64,
+        /// How often a repository is checked for new versions, in milliseconds.
+        #[arg(long, default_value_t = 2_000)]
+        poll_ms: u64,
+        /// Require `Authorization: Bearer <token>` on every endpoint but the health checks.
+        /// Also read from the DLP_SERVE_TOKEN environment variable.
+        #[arg(long, env = "DLP_SERVE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Export a bundle's model for other tools.
+    Export {
+        /// The bundle directory.
+        bundle: PathBuf,
+        /// `safetensors` (weights with documented names and metadata) or `onnx` (MLP, CNN,
+        /// LeNet-5, ResNet).
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// The file to write.
+        #[arg(long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Safetensors,
+    Onnx,
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +229,7 @@ enum Format {
     Idx,
     Csv,
     Text,
+    Images,
 }
 
 /// Runs the CLI with the process arguments; the binary's `main`.
@@ -276,18 +333,59 @@ fn dispatch(command: Command) -> Result<()> {
             config::load(&path)?;
             writeln!(out, "{}: ok", path.display())?;
         }
-        Command::Predict { bundle, input, output, format } => {
+        Command::Predict { bundle, input, output, format, chunk, quiet } => {
             let device = candle_core::Device::Cpu;
             let b = serve::Bundle::load(&bundle, &device)?;
             let format = match format {
                 Some(Format::Idx) => serve::InputFormat::Idx,
                 Some(Format::Csv) => serve::InputFormat::Csv,
                 Some(Format::Text) => serve::InputFormat::Text,
+                Some(Format::Images) => serve::InputFormat::ImageFolder,
                 None => serve::InputFormat::from_path(&input),
             };
-            let n = serve::predict_file(&b, &input, format, &output)
+            let options = serve::stream::StreamOptions { chunk, progress: !quiet };
+            let n = serve::stream::predict_stream(&b, &input, format, &output, &options)
                 .with_context(|| format!("predicting {}", input.display()))?;
             writeln!(out, "wrote {n} predictions to {}", output.display())?;
+        }
+        Command::Serve { source, addr, batch_window_ms, max_batch, body_limit, timeout_ms, poll_ms, token } => {
+            use std::time::Duration;
+            let options = serve::server::ServeOptions {
+                batch: serve::batcher::BatchConfig {
+                    window: Duration::from_millis(batch_window_ms),
+                    max_batch: max_batch.max(1),
+                    ..Default::default()
+                },
+                body_limit,
+                timeout: Duration::from_millis(timeout_ms.max(1)),
+                token: token.filter(|t| !t.is_empty()),
+                poll: Duration::from_millis(poll_ms.max(10)),
+                observers: Vec::new(),
+            };
+            let log = std::sync::Arc::new(|e: &serve::repository::Event| {
+                let _ = writeln!(std::io::stderr(), "dlp serve: {e}");
+            });
+            drop(out);
+            serve::server::run(&source, &addr, options, log, |a| {
+                let mut o = std::io::stdout().lock();
+                let _ = writeln!(o, "listening on http://{a}");
+                let _ = o.flush();
+            })?;
+            let _ = writeln!(std::io::stderr(), "dlp serve: stopped");
+            return Ok(());
+        }
+        Command::Export { bundle, format, output } => {
+            let b = serve::Bundle::load(&bundle, &candle_core::Device::Cpu)?;
+            match format {
+                ExportFormat::Safetensors => {
+                    let n = serve::export::export_safetensors(&b, &output)?;
+                    writeln!(out, "wrote {n} tensors to {}", output.display())?;
+                }
+                ExportFormat::Onnx => {
+                    serve::export::export_onnx(&b, &output)?;
+                    writeln!(out, "wrote {}", output.display())?;
+                }
+            }
         }
     }
     Ok(())

@@ -1,16 +1,31 @@
-//! Serving a trained model: loading a bundle and predicting with it.
+//! Serving a trained model: loading a bundle, predicting with it, exporting it.
 //!
 //! [`Bundle::load`] reads a model bundle directory (see [`pipeline_core::run`]) — the index, the
 //! model config, the weights and the fitted preprocessing state — and refuses one whose parts
-//! disagree. [`Bundle::predict`] applies the saved preprocessing to raw rows and runs the model;
-//! [`predict_file`] does that for a whole IDX or CSV file and writes the predictions as CSV
-//! (`dlp predict`).
+//! disagree. [`Bundle::predict`] applies the saved preprocessing to raw rows and runs the model
+//! ([`Bundle::transform`] and [`Bundle::predict_rows`] are its two halves, which the server's
+//! batcher runs apart).
 //!
-//! Planned here: the HTTP inference server (Open Inference Protocol), dynamic batching, model
-//! repositories with hot swap, and drift monitoring.
+//! - [`server`]: the HTTP inference server (`dlp serve`): the Open Inference Protocol (KServe
+//!   V2), a raw-record `predict` endpoint, dynamic batching ([`batcher`]), model repositories
+//!   with numbered versions and hot swap ([`repository`]), Prometheus metrics ([`metrics`]);
+//!   requests are parsed by [`records`];
+//! - [`stream`]: batch prediction over a file or image folder in constant memory
+//!   (`dlp predict`); [`predict_file`] is the small in-memory form;
+//! - [`export`]: the weights as safetensors with documented names, and ONNX graphs
+//!   (`dlp export`), written with the protobuf messages of [`onnx`].
 //!
 //! What it must not do: re-implement or re-fit preprocessing — it calls `preprocess` with the
 //! saved state.
+
+pub mod batcher;
+pub mod export;
+pub mod metrics;
+pub mod onnx;
+pub mod records;
+pub mod repository;
+pub mod server;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +72,12 @@ pub enum Error {
         /// What was expected.
         message: String,
     },
+    /// The bundle cannot be exported in the asked format.
+    #[error("export: {message}")]
+    Export {
+        /// Why.
+        message: String,
+    },
     /// Writing the output failed.
     #[error("{}: {message}", path.display())]
     Output {
@@ -78,6 +99,8 @@ pub struct Bundle {
     pub model_config: ModelConfig,
     /// The fitted preprocessing.
     pub preprocess: Preprocessor,
+    /// The directory it was loaded from.
+    pub dir: PathBuf,
     model: Box<dyn Model>,
     device: Device,
 }
@@ -111,7 +134,7 @@ impl Bundle {
         }
         let spec = models::ModelSpec::new(&index.schema.input, index.head.outputs(&index.schema.target.task));
         let model = models::load_weights(&model_config, &spec, &b.weights(), device)?;
-        Ok(Self { index, model_config, preprocess, model, device: device.clone() })
+        Ok(Self { index, model_config, preprocess, dir: dir.into(), model, device: device.clone() })
     }
 
     /// The task (with label names for classification).
@@ -121,16 +144,54 @@ impl Bundle {
 
     /// Predicts for raw records (as read from a source, before preprocessing).
     pub fn predict(&self, inputs: &RawInputs) -> Result<Predictions> {
-        let rows = self.preprocess.transform_inputs(inputs)?;
+        self.predict_rows(&self.transform(inputs)?)
+    }
+
+    /// The saved preprocessing: raw records to row-major model inputs.
+    pub fn transform(&self, inputs: &RawInputs) -> Result<Vec<f32>> {
+        Ok(self.preprocess.transform_inputs(inputs)?)
+    }
+
+    /// Runs the model over preprocessed `rows` (each [`input_width`](Self::input_width)
+    /// values), returning decoded predictions (probabilities, or values in target units).
+    pub fn predict_rows(&self, rows: &[f32]) -> Result<Predictions> {
         let outputs = models::predict(
             self.model.as_ref(),
-            &rows,
+            rows,
             &self.index.schema.input.shape(),
             self.index.head,
             256,
             &self.device,
         )?;
         Ok(self.preprocess.target.decode(outputs))
+    }
+
+    /// Values per preprocessed row.
+    pub fn input_width(&self) -> usize {
+        self.index.schema.input.width()
+    }
+
+    /// Checks that the model runs: a forward pass over two all-zero rows must give finite
+    /// predictions of the expected size. A bundle is served only after this passes.
+    pub fn smoke_test(&self) -> Result<()> {
+        let fail = |message: String| Error::Inconsistent { dir: self.dir.clone(), message };
+        let preds = self.predict_rows(&vec![0.0; 2 * self.input_width()])?;
+        let values: &[f32] = match &preds {
+            Predictions::Classes { probs, .. } => probs,
+            Predictions::Values(v) => v,
+        };
+        if preds.len() != 2 {
+            return Err(fail(format!("the model gave {} predictions for 2 rows", preds.len())));
+        }
+        if let (Predictions::Classes { classes, .. }, Task::Classification { labels }) = (&preds, self.task())
+            && *classes != labels.len()
+        {
+            return Err(fail(format!("the model gives {classes} class probabilities for {} labels", labels.len())));
+        }
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(fail("the model gives non-finite outputs for all-zero inputs".into()));
+        }
+        Ok(())
     }
 }
 
@@ -162,12 +223,17 @@ pub enum InputFormat {
     Csv,
     /// One text per line, for models with a single text input.
     Text,
+    /// A folder of PNG / JPEG / BMP images (searched recursively), for image models.
+    ImageFolder,
 }
 
 impl InputFormat {
-    /// Guesses from the file name: `.csv` / `.tsv` (gzipped or not) is CSV, `.txt` text,
-    /// anything else IDX.
+    /// Guesses from the path: a directory is an image folder, `.csv` / `.tsv` (gzipped or not)
+    /// CSV, `.txt` text, anything else IDX.
     pub fn from_path(path: &Path) -> Self {
+        if path.is_dir() {
+            return Self::ImageFolder;
+        }
         let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
         let name = name.strip_suffix(".gz").unwrap_or(&name);
         if name.ends_with(".csv") || name.ends_with(".tsv") {
@@ -249,6 +315,9 @@ pub fn read_inputs(bundle: &Bundle, input: &Path, format: InputFormat) -> Result
         (RawSchema::Image { .. }, InputFormat::Text) => {
             Err(shape_err("text input does not fit an image model: give an IDX or CSV file of pixels".into()))
         }
+        (_, InputFormat::ImageFolder) => {
+            Err(shape_err("image folders are read a chunk at a time: use stream::predict_stream".into()))
+        }
     }
 }
 
@@ -298,12 +367,14 @@ pub fn predictions_csv(
 }
 
 /// Predicts every record of `input` and writes a CSV ([`predictions_csv`]) to `output`,
-/// atomically. Returns the number of records.
+/// atomically, without a progress bar ([`stream::predict_stream`]). Returns the number of
+/// records.
 pub fn predict_file(bundle: &Bundle, input: &Path, format: InputFormat, output: &Path) -> Result<usize> {
-    let inputs = read_inputs(bundle, input, format)?;
-    let preds = bundle.predict(&inputs)?;
-    let out_err = |e: &dyn std::fmt::Display| Error::Output { path: output.into(), message: e.to_string() };
-    let bytes = predictions_csv(bundle.task(), &preds, None, None).map_err(|e| out_err(&e))?;
-    pipeline_core::run::write_atomic(output, &bytes).map_err(|e| out_err(&e))?;
-    Ok(preds.len())
+    stream::predict_stream(
+        bundle,
+        input,
+        format,
+        output,
+        &stream::StreamOptions { progress: false, ..Default::default() },
+    )
 }

@@ -1,0 +1,570 @@
+//! The HTTP inference server (`dlp serve`), on axum and tokio.
+//!
+//! Endpoints (the Open Inference Protocol, KServe V2, as Triton and KServe implement it, plus a
+//! raw-record endpoint and metrics):
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `GET /v2/health/live` | the process is up |
+//! | `GET /v2/health/ready` | every model has a version loaded (503 otherwise) |
+//! | `GET /v2` | server metadata |
+//! | `GET /v2/models/{name}[/versions/{v}]` | model metadata: inputs, outputs, shapes, datatypes |
+//! | `GET /v2/models/{name}[/versions/{v}]/ready` | model readiness |
+//! | `POST /v2/models/{name}[/versions/{v}]/infer` | inference on JSON tensors ([`records`](crate::records)) |
+//! | `POST /v1/models/{name}[/versions/{v}]/predict` | raw records → labels and probabilities |
+//! | `POST /v2/repository/index` | every model version: served, or refused and why |
+//! | `GET /metrics` | Prometheus metrics ([`metrics`](crate::metrics)) |
+//!
+//! Every failure is a JSON body `{"error": "…"}` with a 4xx status for the client's mistakes
+//! (400 bad input, 401 missing or wrong token, 404 unknown model, version or route, 405, 413
+//! body too large), 503 when overloaded, not ready or past the per-request timeout. Hygiene:
+//! binds where told (the CLI defaults to 127.0.0.1), optional bearer token on everything but
+//! the health checks, graceful shutdown that finishes in-flight requests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use candle_core::Device;
+use pipeline_core::Predictions;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::batcher::{BatchConfig, BatchError};
+use crate::metrics::Metrics;
+use crate::records::{self, RequestError};
+use crate::repository::{Event, LoadContext, LoadedModel, Observation, ObserverFactory, Registry};
+
+/// How the server behaves.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Dynamic batching.
+    pub batch: BatchConfig,
+    /// Largest request body accepted, in bytes (larger: 413).
+    pub body_limit: usize,
+    /// Longest a request may take (longer: 503).
+    pub timeout: Duration,
+    /// When set, requests other than health checks need `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// How often a repository is checked for new versions.
+    pub poll: Duration,
+    /// Per-request hooks, made for each loaded model version.
+    pub observers: Vec<ObserverFactory>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            batch: BatchConfig::default(),
+            body_limit: 8 << 20,
+            timeout: Duration::from_secs(30),
+            token: None,
+            poll: Duration::from_secs(2),
+            observers: Vec::new(),
+        }
+    }
+}
+
+/// What went wrong starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Nothing could be loaded.
+    #[error("{0}")]
+    Load(String),
+    /// The address could not be bound, or the runtime not started.
+    #[error("{what}: {cause}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        cause: std::io::Error,
+    },
+}
+
+/// The state every handler shares.
+pub struct AppState {
+    /// The models.
+    pub registry: Arc<Registry>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    token: Option<String>,
+    timeout: Duration,
+    body_limit: usize,
+}
+
+fn respond(status: StatusCode, body: &impl Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{\"error\":\"cannot encode the response\"}".to_vec());
+    let mut r = Response::new(Body::from(bytes));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    respond(status, &json!({ "error": message.into() }))
+}
+
+impl From<RequestError> for Response {
+    fn from(e: RequestError) -> Self {
+        error(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.message)
+    }
+}
+
+/// The router with every endpoint and the request guard (auth, timeout, metrics).
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v2/health/live", get(|| async { respond(StatusCode::OK, &json!({ "live": true })) }))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2", get(server_metadata))
+        .route("/v2/models/{name}", get(metadata))
+        .route("/v2/models/{name}/versions/{version}", get(metadata_version))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_version))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
+        .route("/v1/models/{name}/predict", post(predict))
+        .route("/v1/models/{name}/versions/{version}/predict", post(predict_version))
+        .route("/v2/repository/index", post(repository_index))
+        .route("/metrics", get(metrics))
+        .fallback(|req: Request| async move { error(StatusCode::NOT_FOUND, format!("no route {}", req.uri().path())) })
+        .method_not_allowed_fallback(|req: Request| async move {
+            error(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on {}", req.method(), req.uri().path()))
+        })
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .with_state(state)
+}
+
+/// Authentication, the per-request timeout, and request metrics, around every handler.
+async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let endpoint = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let public = endpoint.starts_with("/v2/health/");
+    let authorized = match (&st.token, public) {
+        (Some(token), false) => req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes())),
+        _ => true,
+    };
+    let resp = if !authorized {
+        let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token (Authorization: Bearer <token>)");
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r
+    } else {
+        match tokio::time::timeout(st.timeout, next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the request took longer than the server's timeout of {} ms", st.timeout.as_millis()),
+            ),
+        }
+    };
+    st.metrics.request(&endpoint, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    resp
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn ready(State(st): State<Arc<AppState>>) -> Response {
+    let ready = st.registry.ready();
+    respond(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &json!({ "ready": ready }))
+}
+
+async fn server_metadata() -> Response {
+    respond(
+        StatusCode::OK,
+        &json!({ "name": "dlp", "version": env!("CARGO_PKG_VERSION"), "extensions": ["model_repository"] }),
+    )
+}
+
+/// The model `name` at `version` (the served one when `None`).
+fn resolve(st: &AppState, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, RequestError> {
+    let Some(slot) = st.registry.get(name) else {
+        let names: Vec<String> = st.registry.slots().iter().map(|s| format!("`{}`", s.name)).collect();
+        return Err(RequestError::not_found(format!(
+            "unknown model `{name}`: this server serves {}",
+            names.join(", ")
+        )));
+    };
+    let Some(model) = slot.current() else {
+        return Err(RequestError { status: 503, message: format!("model `{name}` has no version loaded yet") });
+    };
+    if let Some(v) = version {
+        let Ok(v) = v.parse::<u64>() else {
+            return Err(RequestError::bad(format!("version `{v}` is not a number")));
+        };
+        if v != model.version {
+            let why = slot
+                .refused()
+                .into_iter()
+                .find(|r| r.version == v)
+                .map(|r| format!(" (it was refused: {})", r.reason))
+                .unwrap_or_default();
+            return Err(RequestError::not_found(format!(
+                "model `{name}` version {v} is not loaded{why}: version {} is served",
+                model.version
+            )));
+        }
+    }
+    Ok(model)
+}
+
+fn metadata_of(model: &LoadedModel) -> Response {
+    respond(
+        StatusCode::OK,
+        &json!({
+            "name": model.name,
+            "versions": [model.version.to_string()],
+            "platform": "dlp_candle",
+            "inputs": model.inputs,
+            "outputs": model.outputs,
+        }),
+    )
+}
+
+async fn metadata(State(st): State<Arc<AppState>>, UrlPath(name): UrlPath<String>) -> Response {
+    resolve(&st, &name, None).map_or_else(Response::from, |m| metadata_of(&m))
+}
+
+async fn metadata_version(
+    State(st): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+) -> Response {
+    resolve(&st, &name, Some(&version)).map_or_else(Response::from, |m| metadata_of(&m))
+}
+
+async fn model_ready(State(st): State<Arc<AppState>>, UrlPath(name): UrlPath<String>) -> Response {
+    resolve(&st, &name, None)
+        .map_or_else(Response::from, |m| respond(StatusCode::OK, &json!({ "name": m.name, "ready": true })))
+}
+
+async fn model_ready_version(
+    State(st): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+) -> Response {
+    resolve(&st, &name, Some(&version))
+        .map_or_else(Response::from, |m| respond(StatusCode::OK, &json!({ "name": m.name, "ready": true })))
+}
+
+async fn repository_index(State(st): State<Arc<AppState>>) -> Response {
+    let mut out = Vec::new();
+    for slot in st.registry.slots() {
+        if let Some(m) = slot.current() {
+            out.push(json!({ "name": slot.name, "version": m.version.to_string(), "state": "READY", "reason": "" }));
+        }
+        for r in slot.refused() {
+            out.push(json!({
+                "name": slot.name, "version": r.version.to_string(), "state": "UNAVAILABLE", "reason": r.reason
+            }));
+        }
+    }
+    respond(StatusCode::OK, &out)
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let mut r = Response::new(Body::from(st.metrics.render()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+/// The request body, or the reason it could not be read (413 when over the limit).
+fn body(st: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, RequestError> {
+    body.map_err(|e| {
+        let status = e.status().as_u16();
+        if status == 413 {
+            RequestError { status, message: format!("the request body is larger than {} bytes", st.body_limit) }
+        } else {
+            RequestError { status, message: format!("cannot read the request body: {}", e.body_text()) }
+        }
+    })
+}
+
+/// Preprocesses, predicts through the batcher, counts and observes.
+async fn run_model(
+    st: &AppState,
+    model: &LoadedModel,
+    inputs: &pipeline_core::raw::RawInputs,
+) -> Result<Predictions, RequestError> {
+    let rows = model.bundle.transform(inputs).map_err(|e| RequestError::bad(e.to_string()))?;
+    let n = inputs.rows();
+    let preds = model.batcher.predict(rows, n).await.map_err(|e| match e {
+        BatchError::Overloaded(_) | BatchError::Stopped => RequestError { status: 503, message: e.to_string() },
+        BatchError::Model(m) => RequestError { status: 500, message: format!("the model failed: {m}") },
+    })?;
+    match (&preds, model.bundle.task()) {
+        (Predictions::Classes { .. }, pipeline_core::Task::Classification { labels }) => {
+            let mut counts = vec![0u64; labels.len()];
+            for b in preds.argmax().unwrap_or_default() {
+                counts[b as usize] += 1;
+            }
+            for (label, c) in labels.iter().zip(counts).filter(|(_, c)| *c > 0) {
+                st.metrics.predicted(&model.name, label, c);
+            }
+        }
+        _ => st.metrics.predicted(&model.name, "value", preds.len() as u64),
+    }
+    let obs = Observation { model: &model.name, version: model.version, inputs, predictions: &preds };
+    model.observers.iter().for_each(|o| o.observe(&obs));
+    Ok(preds)
+}
+
+async fn infer_impl(st: &AppState, name: &str, version: Option<&str>, raw: Result<Bytes, BytesRejection>) -> Response {
+    let result: Result<Value, RequestError> = async {
+        let model = resolve(st, name, version)?;
+        let bytes = body(st, raw)?;
+        let req: records::InferRequest = records::parse_json(&bytes)?;
+        let inputs = records::infer_inputs(&req, &model.bundle.preprocess.raw)?;
+        records::check_outputs(&model.outputs, req.outputs.as_deref())?;
+        let preds = run_model(st, &model, &inputs).await?;
+        let outputs = records::infer_outputs(model.bundle.task(), &preds, req.outputs.as_deref())?;
+        let mut out = json!({
+            "model_name": model.name,
+            "model_version": model.version.to_string(),
+            "outputs": outputs,
+        });
+        if let Some(id) = req.id {
+            out["id"] = Value::String(id);
+        }
+        Ok(out)
+    }
+    .await;
+    result.map_or_else(Response::from, |v| respond(StatusCode::OK, &v))
+}
+
+async fn infer(
+    State(st): State<Arc<AppState>>,
+    UrlPath(name): UrlPath<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    infer_impl(&st, &name, None, raw).await
+}
+
+async fn infer_version(
+    State(st): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    infer_impl(&st, &name, Some(&version), raw).await
+}
+
+async fn predict_impl(
+    st: &AppState,
+    name: &str,
+    version: Option<&str>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result: Result<Value, RequestError> = async {
+        let model = resolve(st, name, version)?;
+        let bytes = body(st, raw)?;
+        let req: records::PredictRequest = records::parse_json(&bytes)?;
+        let inputs = records::predict_inputs(&req, &model.bundle.preprocess.raw)?;
+        let preds = run_model(st, &model, &inputs).await?;
+        let task = model.bundle.task();
+        let mut out = json!({
+            "model_name": model.name,
+            "model_version": model.version.to_string(),
+            "predictions": records::predictions(task, &preds),
+        });
+        if let pipeline_core::Task::Classification { labels } = task {
+            out["labels"] = json!(labels);
+        }
+        Ok(out)
+    }
+    .await;
+    result.map_or_else(Response::from, |v| respond(StatusCode::OK, &v))
+}
+
+async fn predict(
+    State(st): State<Arc<AppState>>,
+    UrlPath(name): UrlPath<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    predict_impl(&st, &name, None, raw).await
+}
+
+async fn predict_version(
+    State(st): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    predict_impl(&st, &name, Some(&version), raw).await
+}
+
+/// Loads `source` (a bundle or a repository) and builds the shared state. Returns what was
+/// loaded or refused, for the log.
+pub fn load(source: &Path, options: &ServeOptions) -> Result<(Arc<AppState>, Vec<Event>), ServeError> {
+    let metrics = Arc::new(Metrics::new());
+    let ctx = LoadContext {
+        batch: options.batch,
+        metrics: metrics.clone(),
+        observers: options.observers.clone(),
+        device: Device::Cpu,
+    };
+    let (registry, events) = Registry::open(source, ctx).map_err(ServeError::Load)?;
+    let state = AppState {
+        registry: Arc::new(registry),
+        metrics,
+        token: options.token.clone(),
+        timeout: options.timeout,
+        body_limit: options.body_limit,
+    };
+    Ok((Arc::new(state), events))
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then stops accepting connections
+/// and returns once the requests in flight are answered. A repository is polled for new
+/// versions every `poll`; `log` sees each load and refusal.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    poll: Duration,
+    log: Arc<dyn Fn(&Event) + Send + Sync>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let watcher = state.registry.is_repository().then(|| {
+        let registry = state.registry.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(poll).await;
+                let r = registry.clone();
+                if let Ok(events) = tokio::task::spawn_blocking(move || r.poll()).await {
+                    events.iter().for_each(|e| log(e));
+                }
+            }
+        })
+    });
+    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    result
+}
+
+/// A server running on its own thread and runtime (tests, embedding); [`stop`](Self::stop)
+/// shuts it down gracefully.
+pub struct RunningServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its state (registry and metrics).
+    pub state: Arc<AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// Loads `source`, binds `addr` (port 0 picks a free one) and starts serving.
+    pub fn start(source: &Path, addr: &str, options: ServeOptions) -> Result<Self, ServeError> {
+        let (state, _) = load(source, &options)?;
+        let io = |what: &str| {
+            let what = what.to_string();
+            move |cause| ServeError::Io { what, cause }
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .worker_threads(2)
+            .build()
+            .map_err(io("starting the runtime"))?;
+        let listener = rt.block_on(TcpListener::bind(addr)).map_err(io(&format!("binding {addr}")))?;
+        let local = listener.local_addr().map_err(io("reading the bound address"))?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let st = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("dlp-serve".into())
+            .spawn(move || {
+                rt.block_on(serve(listener, st, options.poll, Arc::new(|_| {}), async move {
+                    let _ = rx.await;
+                }))
+            })
+            .map_err(io("starting the server thread"))?;
+        Ok(Self { addr: local, state, stop: Some(tx), thread: Some(thread) })
+    }
+
+    /// Stops accepting connections, answers the requests in flight, and waits for the end.
+    pub fn stop(mut self) -> std::io::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(std::io::Error::other("the server thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                let ctrl_c = tokio::signal::ctrl_c();
+                tokio::pin!(ctrl_c);
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = &mut ctrl_c => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `dlp serve`: loads `source`, binds `addr`, calls `on_ready` with the bound address, serves
+/// until SIGTERM or Ctrl-C, then finishes the requests in flight and returns. `log` sees each
+/// model load and refusal.
+pub fn run(
+    source: &Path,
+    addr: &str,
+    options: ServeOptions,
+    log: Arc<dyn Fn(&Event) + Send + Sync>,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let (state, events) = load(source, &options)?;
+    events.iter().for_each(|e| log(e));
+    let io = |what: String| move |cause| ServeError::Io { what, cause };
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(io("starting the runtime".into()))?;
+    rt.block_on(async move {
+        let listener = TcpListener::bind(addr).await.map_err(io(format!("binding {addr}")))?;
+        let local = listener.local_addr().map_err(io("reading the bound address".into()))?;
+        on_ready(local);
+        serve(listener, state, options.poll, log, termination()).await.map_err(io("serving".into()))
+    })
+}

@@ -1,0 +1,530 @@
+//! Batch prediction in constant memory (`dlp predict`): records are read, preprocessed,
+//! predicted and written a chunk at a time, so memory does not grow with the input.
+//!
+//! Inputs: IDX (gzip or plain, read record by record), CSV / TSV (streamed with the `csv`
+//! crate; the header names the columns, or `pixel_0…` for image models), text lines (`.txt`,
+//! for single-text models) and image folders (every PNG / JPEG / BMP below the folder, sorted by
+//! path, decoded and resized to the model's size). The output is the CSV of
+//! [`predictions_csv`](crate::predictions_csv) — `row` is the record's index, or the image's
+//! path relative to the folder — written to a temporary file and renamed when complete, so a
+//! failure never leaves a partial output. A progress bar shows on a terminal.
+
+use std::fs::File;
+use std::io::{BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use pipeline_core::raw::{Column, ImageSet, RawInputs, RawSchema, Table, Values};
+use pipeline_core::{FeatureKind, Predictions, Task};
+
+use crate::{Bundle, Error, InputFormat, Result};
+
+/// How [`predict_stream`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Records per chunk (memory is proportional to this, not to the input).
+    pub chunk: usize,
+    /// Show a progress bar (drawn only when standard error is a terminal).
+    pub progress: bool,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self { chunk: 1024, progress: true }
+    }
+}
+
+/// A source of record chunks.
+trait Chunks {
+    /// The next chunk of at most `n` records with their row names, `None` at the end.
+    fn next(&mut self, n: usize) -> Result<Option<(RawInputs, Vec<String>)>>;
+    /// The number of records, when known in advance.
+    fn total(&self) -> Option<u64>;
+}
+
+fn shape_err(path: &Path, message: impl Into<String>) -> Error {
+    Error::InputShape { path: path.into(), message: message.into() }
+}
+
+fn io_err(path: &Path, e: &dyn std::fmt::Display) -> Error {
+    shape_err(path, format!("cannot read: {e}"))
+}
+
+/// IDX read record by record.
+struct IdxChunks {
+    path: PathBuf,
+    src: data_ingest::source::Source,
+    dtype: u8,
+    size: usize,
+    record: usize,
+    left: usize,
+    total: usize,
+    image: (usize, usize, usize),
+}
+
+impl IdxChunks {
+    fn open(path: &Path, raw: &RawSchema) -> Result<Self> {
+        let RawSchema::Image { channels, height, width } = raw else {
+            return Err(shape_err(
+                path,
+                "IDX input fits image models only; this model reads named columns (give a CSV)",
+            ));
+        };
+        let mut src = data_ingest::source::Source::open(path, "input")?;
+        let mut head = [0u8; 4];
+        src.reader().read_exact(&mut head).map_err(|e| shape_err(path, format!("not an IDX file: {e}")))?;
+        let size = match head[2] {
+            0x08 | 0x09 => 1,
+            0x0B => 2,
+            0x0C | 0x0D => 4,
+            0x0E => 8,
+            _ => 0,
+        };
+        if head[0] != 0 || head[1] != 0 || size == 0 || head[3] == 0 {
+            return Err(shape_err(
+                path,
+                format!("not an IDX file: magic number 0x{:02x}{:02x}{:02x}{:02x}", head[0], head[1], head[2], head[3]),
+            ));
+        }
+        let mut dims = Vec::new();
+        for _ in 0..head[3] {
+            let mut d = [0u8; 4];
+            src.reader().read_exact(&mut d).map_err(|e| shape_err(path, format!("IDX header truncated: {e}")))?;
+            dims.push(u32::from_be_bytes(d) as usize);
+        }
+        let want = [*channels, *height, *width];
+        let fits = match dims[..] {
+            [_, h, w] => *channels == 1 && [h, w] == want[1..],
+            [_, c, h, w] => [c, h, w] == want,
+            _ => false,
+        };
+        if !fits {
+            return Err(shape_err(path, format!("IDX records of shape {:?}, the model takes {want:?}", &dims[1..])));
+        }
+        let record: usize = dims[1..].iter().product();
+        Ok(Self {
+            path: path.into(),
+            src,
+            dtype: head[2],
+            size,
+            record,
+            left: dims[0],
+            total: dims[0],
+            image: (*channels, *height, *width),
+        })
+    }
+}
+
+impl Chunks for IdxChunks {
+    fn next(&mut self, n: usize) -> Result<Option<(RawInputs, Vec<String>)>> {
+        if self.left == 0 {
+            // Anything after the declared records is a malformed file.
+            let mut extra = [0u8; 1];
+            if self.src.reader().read(&mut extra).map_err(|e| io_err(&self.path, &e))? > 0 {
+                return Err(shape_err(&self.path, "IDX body has bytes after the records the header declares"));
+            }
+            return Ok(None);
+        }
+        let take = n.min(self.left);
+        let first = self.total - self.left;
+        let mut buf = vec![0u8; take * self.record * self.size];
+        self.src.reader().read_exact(&mut buf).map_err(|e| {
+            shape_err(&self.path, format!("IDX body truncated: record {} of {} is incomplete ({e})", first, self.total))
+        })?;
+        let pixels: Vec<f32> = match (self.dtype, self.size) {
+            (0x08, _) => buf.iter().map(|&b| f32::from(b)).collect(),
+            (0x09, _) => buf.iter().map(|&b| f32::from(b as i8)).collect(),
+            (0x0B, _) => buf.chunks_exact(2).map(|c| f32::from(i16::from_be_bytes([c[0], c[1]]))).collect(),
+            (0x0C, _) => buf.chunks_exact(4).map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f32).collect(),
+            (0x0D, _) => buf.chunks_exact(4).map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            _ => buf
+                .chunks_exact(8)
+                .map(|c| f64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                .collect(),
+        };
+        self.left -= take;
+        let (channels, height, width) = self.image;
+        let names = (first..first + take).map(|i| i.to_string()).collect();
+        Ok(Some((RawInputs::Images(ImageSet { channels, height, width, pixels }), names)))
+    }
+
+    fn total(&self) -> Option<u64> {
+        Some(self.total as u64)
+    }
+}
+
+/// How one CSV column is read.
+struct CsvColumn {
+    name: String,
+    kind: FeatureKind,
+    index: usize,
+}
+
+/// CSV streamed record by record.
+struct CsvChunks {
+    path: PathBuf,
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    columns: Vec<CsvColumn>,
+    image: Option<(usize, usize, usize)>,
+    missing: Vec<String>,
+    row: usize,
+    record: csv::StringRecord,
+}
+
+struct ReadAdapter(data_ingest::source::Source);
+
+impl Read for ReadAdapter {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.reader().read(buf)
+    }
+}
+
+impl CsvChunks {
+    fn open(path: &Path, raw: &RawSchema) -> Result<Self> {
+        let src = data_ingest::source::Source::open(path, "input")?;
+        let tsv = path.to_string_lossy().to_lowercase().trim_end_matches(".gz").ends_with(".tsv");
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(if tsv { b'\t' } else { b',' })
+            .has_headers(true)
+            .flexible(false)
+            .from_reader(Box::new(ReadAdapter(src)) as Box<dyn Read + Send>);
+        let header: Vec<String> =
+            reader.headers().map_err(|e| io_err(path, &e))?.iter().map(|h| h.trim().to_string()).collect();
+        let (wanted, image): (Vec<(String, FeatureKind)>, _) = match raw {
+            RawSchema::Table { columns } => (columns.iter().map(|c| (c.name.clone(), c.kind)).collect(), None),
+            RawSchema::Image { channels, height, width } => (
+                (0..channels * height * width).map(|i| (format!("pixel_{i}"), FeatureKind::Numeric)).collect(),
+                Some((*channels, *height, *width)),
+            ),
+        };
+        let mut columns = Vec::with_capacity(wanted.len());
+        let mut missing = Vec::new();
+        for (name, kind) in wanted {
+            match header.iter().position(|h| *h == name) {
+                Some(index) => columns.push(CsvColumn { name, kind, index }),
+                None => missing.push(name),
+            }
+        }
+        if !missing.is_empty() {
+            let shown: Vec<String> = missing.iter().take(5).map(|m| format!("`{m}`")).collect();
+            return Err(shape_err(
+                path,
+                format!(
+                    "the header lacks column{} {}{} that the model reads",
+                    if missing.len() > 1 { "s" } else { "" },
+                    shown.join(", "),
+                    if missing.len() > 5 { format!(" and {} more", missing.len() - 5) } else { String::new() }
+                ),
+            ));
+        }
+        Ok(Self {
+            path: path.into(),
+            reader,
+            columns,
+            image,
+            missing: data_ingest::table::default_missing(),
+            row: 0,
+            record: csv::StringRecord::new(),
+        })
+    }
+}
+
+impl Chunks for CsvChunks {
+    fn next(&mut self, n: usize) -> Result<Option<(RawInputs, Vec<String>)>> {
+        let mut numbers: Vec<Vec<f64>> = vec![Vec::new(); self.columns.len()];
+        let mut strings: Vec<Vec<Option<String>>> = vec![Vec::new(); self.columns.len()];
+        let mut names = Vec::with_capacity(n);
+        while names.len() < n {
+            let more = self.reader.read_record(&mut self.record).map_err(|e| io_err(&self.path, &e))?;
+            if !more {
+                break;
+            }
+            let line = self.record.position().map_or(self.row + 2, |p| p.line() as usize);
+            for (j, c) in self.columns.iter().enumerate() {
+                let raw = self.record.get(c.index).unwrap_or("").trim();
+                let is_missing = self.missing.iter().any(|m| m == raw);
+                if RawSchema::numeric(c.kind) {
+                    let v = if is_missing {
+                        f64::NAN
+                    } else if c.kind == FeatureKind::Boolean {
+                        data_ingest::table::parse_bool(raw, true).ok_or_else(|| {
+                            shape_err(&self.path, format!("line {line}, column `{}`: {raw:?} is not a boolean", c.name))
+                        })?
+                    } else {
+                        data_ingest::table::parse_number(raw).ok_or_else(|| {
+                            shape_err(&self.path, format!("line {line}, column `{}`: {raw:?} is not a number", c.name))
+                        })?
+                    };
+                    if self.image.is_some() && !(0.0..=255.0).contains(&v) {
+                        return Err(shape_err(
+                            &self.path,
+                            format!("line {line}, column `{}`: {raw:?} is not a pixel value 0–255", c.name),
+                        ));
+                    }
+                    numbers[j].push(v);
+                } else {
+                    strings[j].push((!is_missing).then(|| raw.to_string()));
+                }
+            }
+            names.push(self.row.to_string());
+            self.row += 1;
+        }
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let inputs = match self.image {
+            Some((channels, height, width)) => {
+                let k = names.len();
+                let mut pixels = vec![0f32; k * numbers.len()];
+                for (j, col) in numbers.iter().enumerate() {
+                    for (i, v) in col.iter().enumerate() {
+                        pixels[i * numbers.len() + j] = *v as f32;
+                    }
+                }
+                RawInputs::Images(ImageSet { channels, height, width, pixels })
+            }
+            None => RawInputs::Table(Table {
+                columns: self
+                    .columns
+                    .iter()
+                    .zip(numbers.into_iter().zip(strings))
+                    .map(|(c, (num, st))| Column {
+                        name: c.name.clone(),
+                        kind: c.kind,
+                        values: if RawSchema::numeric(c.kind) { Values::Numbers(num) } else { Values::Strings(st) },
+                    })
+                    .collect(),
+            }),
+        };
+        Ok(Some((inputs, names)))
+    }
+
+    fn total(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Text lines, one record each (blank lines skipped).
+struct TextChunks {
+    path: PathBuf,
+    src: data_ingest::source::Source,
+    column: String,
+    line: usize,
+    row: usize,
+}
+
+impl Chunks for TextChunks {
+    fn next(&mut self, n: usize) -> Result<Option<(RawInputs, Vec<String>)>> {
+        let mut texts = Vec::with_capacity(n);
+        let mut names = Vec::with_capacity(n);
+        let mut buf = Vec::new();
+        while texts.len() < n {
+            buf.clear();
+            let read = self.src.reader().read_until(b'\n', &mut buf).map_err(|e| io_err(&self.path, &e))?;
+            if read == 0 {
+                break;
+            }
+            self.line += 1;
+            let text = std::str::from_utf8(&buf)
+                .map_err(|e| shape_err(&self.path, format!("line {}: not valid UTF-8 ({e})", self.line)))?
+                .trim_end_matches(['\n', '\r']);
+            if text.trim().is_empty() {
+                continue;
+            }
+            texts.push(Some(text.to_string()));
+            names.push(self.row.to_string());
+            self.row += 1;
+        }
+        if texts.is_empty() {
+            return Ok(None);
+        }
+        let col = Column { name: self.column.clone(), kind: FeatureKind::Text, values: Values::Strings(texts) };
+        Ok(Some((RawInputs::Table(Table { columns: vec![col] }), names)))
+    }
+
+    fn total(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Every image file below a folder, in path order.
+struct ImageChunks {
+    root: PathBuf,
+    files: Vec<PathBuf>,
+    next: usize,
+    image: (usize, usize, usize),
+}
+
+fn list_images(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            list_images(&p, out)?;
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| data_ingest::images::EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+impl Chunks for ImageChunks {
+    fn next(&mut self, n: usize) -> Result<Option<(RawInputs, Vec<String>)>> {
+        if self.next >= self.files.len() {
+            return Ok(None);
+        }
+        let (c, h, w) = self.image;
+        let files = &self.files[self.next..(self.next + n).min(self.files.len())];
+        self.next += files.len();
+        let mut pixels = Vec::with_capacity(files.len() * c * h * w);
+        let mut names = Vec::with_capacity(files.len());
+        for f in files {
+            let bytes = std::fs::read(f).map_err(|e| io_err(f, &e))?;
+            let (v, _, _) = data_ingest::images::decode(&bytes, c, Some((h, w))).map_err(|e| shape_err(f, e))?;
+            pixels.extend(v);
+            names.push(f.strip_prefix(&self.root).unwrap_or(f).to_string_lossy().into_owned());
+        }
+        Ok(Some((RawInputs::Images(ImageSet { channels: c, height: h, width: w, pixels }), names)))
+    }
+
+    fn total(&self) -> Option<u64> {
+        Some(self.files.len() as u64)
+    }
+}
+
+fn open(bundle: &Bundle, input: &Path, format: InputFormat) -> Result<Box<dyn Chunks>> {
+    let raw = &bundle.preprocess.raw;
+    Ok(match (format, raw) {
+        (InputFormat::Idx, _) => Box::new(IdxChunks::open(input, raw)?),
+        (InputFormat::Csv, _) => Box::new(CsvChunks::open(input, raw)?),
+        (InputFormat::Text, RawSchema::Table { columns })
+            if columns.len() == 1 && columns[0].kind == FeatureKind::Text =>
+        {
+            Box::new(TextChunks {
+                path: input.into(),
+                src: data_ingest::source::Source::open(input, "input")?,
+                column: columns[0].name.clone(),
+                line: 0,
+                row: 0,
+            })
+        }
+        (InputFormat::Text, _) => {
+            return Err(shape_err(input, "text lines fit models with a single text column only"));
+        }
+        (InputFormat::ImageFolder, RawSchema::Image { channels, height, width }) => {
+            let mut files = Vec::new();
+            list_images(input, &mut files).map_err(|e| io_err(input, &e))?;
+            if files.is_empty() {
+                return Err(shape_err(input, "no PNG, JPEG or BMP files in this folder"));
+            }
+            Box::new(ImageChunks { root: input.into(), files, next: 0, image: (*channels, *height, *width) })
+        }
+        (InputFormat::ImageFolder, _) => {
+            return Err(shape_err(input, "an image folder fits image models only; this model reads named columns"));
+        }
+    })
+}
+
+/// Writes prediction rows as CSV, header first.
+struct Writer {
+    w: csv::Writer<BufWriter<File>>,
+}
+
+impl Writer {
+    fn header(&mut self, task: &Task, preds: &Predictions) -> csv::Result<()> {
+        let mut head = vec!["row".to_string()];
+        match (preds, task) {
+            (Predictions::Classes { .. }, Task::Classification { labels }) => {
+                head.extend(["label".to_string(), "confidence".into()]);
+                head.extend(labels.iter().map(|l| format!("p_{l}")));
+            }
+            _ => head.push("value".into()),
+        }
+        self.w.write_record(&head)
+    }
+
+    fn rows(&mut self, task: &Task, preds: &Predictions, names: &[String]) -> csv::Result<()> {
+        match (preds, task) {
+            (Predictions::Classes { probs, classes }, Task::Classification { labels }) => {
+                let best = preds.argmax().unwrap_or_default();
+                for ((row, b), name) in probs.chunks_exact(*classes).zip(best).zip(names) {
+                    let b = b as usize;
+                    let mut rec = vec![name.clone(), labels[b].clone(), format!("{:.6}", row[b])];
+                    rec.extend(row.iter().map(|p| format!("{p:.6}")));
+                    self.w.write_record(&rec)?;
+                }
+            }
+            (Predictions::Values(v), _) => {
+                for (x, name) in v.iter().zip(names) {
+                    self.w.write_record([name.clone(), x.to_string()])?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Predicts every record of `input` and writes the CSV to `output` (atomically), a chunk at a
+/// time. Returns the number of records.
+pub fn predict_stream(
+    bundle: &Bundle,
+    input: &Path,
+    format: InputFormat,
+    output: &Path,
+    options: &StreamOptions,
+) -> Result<usize> {
+    let mut chunks = open(bundle, input, format)?;
+    let out_err = |e: &dyn std::fmt::Display| Error::Output { path: output.into(), message: e.to_string() };
+    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let file = File::create(&tmp).map_err(|e| out_err(&e))?;
+        let mut writer = Writer { w: csv::Writer::from_writer(BufWriter::new(file)) };
+        let bar = match (options.progress, chunks.total()) {
+            (false, _) => ProgressBar::hidden(),
+            (true, Some(n)) => ProgressBar::new(n),
+            (true, None) => ProgressBar::no_length(),
+        };
+        let template = if chunks.total().is_some() {
+            "{bar:30} {pos}/{len} records  {per_sec}  eta {eta}"
+        } else {
+            "{spinner} {pos} records  {per_sec}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        let task = bundle.task();
+        let mut count = 0;
+        while let Some((inputs, names)) = chunks.next(options.chunk.max(1))? {
+            let preds = bundle.predict(&inputs)?;
+            if count == 0 {
+                writer.header(task, &preds).map_err(|e| out_err(&e))?;
+            }
+            writer.rows(task, &preds, &names).map_err(|e| out_err(&e))?;
+            count += names.len();
+            bar.inc(names.len() as u64);
+        }
+        bar.finish_and_clear();
+        if count == 0 {
+            return Err(shape_err(input, "no records to predict"));
+        }
+        let file = writer.w.into_inner().map_err(|e| out_err(&e))?.into_inner().map_err(|e| out_err(&e))?;
+        file.sync_all().map_err(|e| out_err(&e))?;
+        std::fs::rename(&tmp, output).map_err(|e| out_err(&e))?;
+        Ok(count)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,598 @@
+//! The HTTP server on a loopback port: every endpoint, every bad input, batching, auth,
+//! limits, graceful shutdown, and a hot swap under concurrent requests.
+
+#![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use candle_core::Device;
+use pipeline_core::Predictions;
+use pipeline_core::raw::{ImageSet, RawInputs};
+use serde_json::{Value, json};
+use serve::batcher::BatchConfig;
+use serve::server::{RunningServer, ServeOptions};
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(20)).build()
+}
+
+/// Sends a request; returns the status and the JSON body (`Null` when not JSON).
+fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>, token: Option<&str>) -> (u16, Value) {
+    let mut req = agent.request(method, url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let res = match body {
+        Some(b) => req.set("Content-Type", "application/json").send_bytes(b),
+        None => req.call(),
+    };
+    let resp = match res {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+struct Client {
+    base: String,
+    agent: ureq::Agent,
+    token: Option<String>,
+}
+
+impl Client {
+    fn new(server: &RunningServer) -> Self {
+        Self { base: format!("http://{}", server.addr), agent: agent(), token: None }
+    }
+    fn get(&self, path: &str) -> (u16, Value) {
+        call(&self.agent, "GET", &format!("{}{path}", self.base), None, self.token.as_deref())
+    }
+    fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        call(&self.agent, "POST", &format!("{}{path}", self.base), Some(body.as_bytes()), self.token.as_deref())
+    }
+    fn metrics(&self) -> String {
+        let mut req = self.agent.get(&format!("{}/metrics", self.base));
+        if let Some(t) = &self.token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        req.call().unwrap().into_string().unwrap()
+    }
+}
+
+/// Asserts a 4xx / 5xx JSON error with exactly this message.
+#[track_caller]
+fn assert_error(resp: (u16, Value), status: u16, message: &str) {
+    assert_eq!(resp.0, status, "{:?}", resp.1);
+    assert_eq!(resp.1["error"].as_str(), Some(message), "{:?}", resp.1);
+}
+
+/// Asserts an error whose message starts with `prefix`.
+#[track_caller]
+fn assert_error_starts(resp: (u16, Value), status: u16, prefix: &str) {
+    assert_eq!(resp.0, status, "{:?}", resp.1);
+    let m = resp.1["error"].as_str().unwrap_or_else(|| panic!("no JSON error: {:?}", resp.1));
+    assert!(m.starts_with(prefix), "{m:?} does not start with {prefix:?}");
+}
+
+fn pixels(n: usize) -> Vec<u8> {
+    (0..n * 16).map(|i| ((i * 37) % 256) as u8).collect()
+}
+
+fn infer_body(px: &[u8]) -> String {
+    json!({"id": "r1", "inputs": [{"name": "pixels", "shape": [px.len() / 16, 1, 4, 4], "datatype": "UINT8", "data": px}]})
+        .to_string()
+}
+
+fn png(px: &[u8]) -> String {
+    let img = image::GrayImage::from_raw(4, 4, px.to_vec()).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(out.into_inner())
+}
+
+fn options() -> ServeOptions {
+    ServeOptions {
+        batch: BatchConfig { window: Duration::from_millis(1), max_batch: 32, queue: 256 },
+        ..Default::default()
+    }
+}
+
+fn expected(bundle: &Path, px: &[u8]) -> Vec<f32> {
+    let b = serve::Bundle::load(bundle, &Device::Cpu).unwrap();
+    let imgs = ImageSet { channels: 1, height: 4, width: 4, pixels: px.iter().map(|&p| f32::from(p)).collect() };
+    match b.predict(&RawInputs::Images(imgs)).unwrap() {
+        Predictions::Classes { probs, .. } => probs,
+        Predictions::Values(v) => v,
+    }
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+#[test]
+fn every_endpoint_answers_and_every_bad_input_is_a_json_4xx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    common::image_bundle(&bundle, 1);
+    let server =
+        RunningServer::start(&bundle, "127.0.0.1:0", ServeOptions { body_limit: 64 * 1024, ..options() }).unwrap();
+    let c = Client::new(&server);
+
+    // Health, server and model metadata.
+    assert_eq!(c.get("/v2/health/live"), (200, json!({"live": true})));
+    assert_eq!(c.get("/v2/health/ready"), (200, json!({"ready": true})));
+    assert_eq!(c.get("/v2").1["name"], "dlp");
+    let meta = c.get("/v2/models/tiny");
+    assert_eq!(meta.0, 200);
+    assert_eq!(
+        meta.1,
+        json!({
+            "name": "tiny", "versions": ["1"], "platform": "dlp_candle",
+            "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 1, 4, 4]}],
+            "outputs": [{"name": "label", "datatype": "BYTES", "shape": [-1]},
+                        {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]}],
+        })
+    );
+    assert_eq!(c.get("/v2/models/tiny/versions/1").1, meta.1);
+    assert_eq!(c.get("/v2/models/tiny/ready"), (200, json!({"name": "tiny", "ready": true})));
+
+    // Inference on tensors reproduces the bundle's own predictions.
+    let px = pixels(3);
+    let want = expected(&bundle, &px);
+    let (status, out) = c.post("/v2/models/tiny/infer", &infer_body(&px));
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["model_name"], "tiny");
+    assert_eq!(out["model_version"], "1");
+    assert_eq!(out["id"], "r1");
+    assert_eq!(out["outputs"][1]["name"], "probabilities");
+    assert_eq!(out["outputs"][1]["shape"], json!([3, 3]));
+    let probs = floats(&out["outputs"][1]["data"]);
+    for (a, b) in probs.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-6, "{probs:?} vs {want:?}");
+    }
+    let labels: Vec<&str> = out["outputs"][0]["data"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for (i, l) in labels.iter().enumerate() {
+        let row = &want[i * 3..i * 3 + 3];
+        let best = (0..3).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+        assert_eq!(*l, common::labels()[best]);
+    }
+    // Flat data and [n, 16] shapes are the same request; outputs can be chosen.
+    let flat = json!({"inputs": [{"name": "pixels", "shape": [3, 16], "datatype": "FP32",
+        "data": px.iter().map(|&p| f32::from(p)).collect::<Vec<_>>()}], "outputs": [{"name": "probabilities"}]});
+    let (status, out2) = c.post("/v2/models/tiny/versions/1/infer", &flat.to_string());
+    assert_eq!(status, 200, "{out2}");
+    assert_eq!(out2["outputs"].as_array().unwrap().len(), 1);
+    assert_eq!(floats(&out2["outputs"][0]["data"]), probs);
+
+    // Raw records: base64 PNGs give the same probabilities as the same pixels as a tensor.
+    let instances: Vec<Value> = px.chunks(16).map(|p| json!({"image": png(p)})).collect();
+    let (status, pred) = c.post("/v1/models/tiny/predict", &json!({ "instances": instances }).to_string());
+    assert_eq!(status, 200, "{pred}");
+    assert_eq!(pred["labels"], json!(common::labels()));
+    for (i, p) in pred["predictions"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(p["label"], labels[i]);
+        assert_eq!(floats(&p["probabilities"]), probs[i * 3..i * 3 + 3].to_vec());
+    }
+    let data_url = json!({"instances": [{"image": format!("data:image/png;base64,{}", png(&px[..16]))}]});
+    assert_eq!(c.post("/v1/models/tiny/versions/1/predict", &data_url.to_string()).0, 200);
+
+    // Bad input: each a JSON error saying what was wrong.
+    let infer = |body: &str| c.post("/v2/models/tiny/infer", body);
+    assert_error_starts(infer("{\"inputs\": [}"), 400, "malformed JSON: ");
+    assert_error_starts(
+        infer("{\"inputs\": [1]}"),
+        400,
+        "inputs[0]: invalid type: integer `1`, expected struct InferInput",
+    );
+    assert_error_starts(infer(""), 400, "empty body");
+    assert_error_starts(infer("{\"inputs\": [{\"name\": \"pixels\"}]}"), 400, "inputs[0]: missing field `shape`");
+    assert_error_starts(infer("{\"inputz\": []}"), 400, "invalid request: unknown field `inputz`");
+    assert_error(
+        infer(
+            &json!({"inputs": [{"name": "pixels", "shape": [1, 1, 4, 5], "datatype": "FP32", "data": vec![0; 20]}]})
+                .to_string(),
+        ),
+        400,
+        "inputs[0].shape: [1, 1, 4, 5] does not fit this model, which takes [n, 1, 4, 4] or [n, 16] with n ≥ 1",
+    );
+    assert_error(
+        infer(
+            &json!({"inputs": [{"name": "pixels", "shape": [1, 16], "datatype": "FP32", "data": vec![0; 15]}]})
+                .to_string(),
+        ),
+        400,
+        "inputs[0]: shape [1, 16] has 16 elements, data has 15",
+    );
+    assert_error(
+        infer(
+            &json!({"inputs": [{"name": "pixels", "shape": [1, 16], "datatype": "BYTES", "data": vec!["a"; 16]}]})
+                .to_string(),
+        ),
+        400,
+        "inputs[0].datatype: `pixels` is numeric, got BYTES",
+    );
+    let mut nan: Vec<Value> = vec![json!(1.0); 16];
+    nan[5] = json!("NaN");
+    assert_error(
+        infer(&json!({"inputs": [{"name": "pixels", "shape": [1, 16], "datatype": "FP32", "data": nan}]}).to_string()),
+        400,
+        "inputs[0].data[5]: \"NaN\" is not a number (datatype FP32)",
+    );
+    // JSON has no NaN or infinity literals: they are malformed JSON, and 1e999 is out of range.
+    let lit = r#"{"inputs": [{"name": "pixels", "shape": [1, 1], "datatype": "FP32", "data": [NaN]}]}"#;
+    assert_error_starts(infer(lit), 400, "malformed JSON: ");
+    let inf = r#"{"inputs": [{"name": "pixels", "shape": [1, 1], "datatype": "FP32", "data": [1e999]}]}"#;
+    assert_error_starts(infer(inf), 400, "malformed JSON: number out of range");
+    assert_error_starts(
+        infer(
+            &json!({"inputs": [{"name": "pixels", "shape": [1, 16], "datatype": "FP32", "data": vec![300; 16]}]})
+                .to_string(),
+        ),
+        400,
+        "inputs[0].data[0]: 300 is not a pixel value",
+    );
+    assert_error(
+        infer(
+            &json!({"inputs": [{"name": "pixels", "shape": [1, 16], "datatype": "FP32", "data": vec![1; 16]}],
+            "outputs": [{"name": "logits"}]})
+            .to_string(),
+        ),
+        400,
+        "outputs[0].name: unknown output `logits`: the model gives `label`, `probabilities`",
+    );
+    let predict = |body: &str| c.post("/v1/models/tiny/predict", body);
+    assert_error_starts(
+        predict(r#"{"instances": [{"image": "not base64!"}]}"#),
+        400,
+        "instances[0].image: not valid base64",
+    );
+    assert_error_starts(
+        predict(
+            &json!({"instances": [{"image": base64::engine::general_purpose::STANDARD.encode(b"GIF89a nope")}]})
+                .to_string(),
+        ),
+        400,
+        "instances[0].image: cannot decode the image",
+    );
+    assert_error(
+        predict(r#"{"instances": [{"img": "x"}]}"#),
+        400,
+        "instances[0]: unknown field `img`: an image record is {\"image\": \"<base64 PNG or JPEG>\"}",
+    );
+    assert_error(predict(r#"{"instances": [{}]}"#), 400, "instances[0]: missing field `image` (a base64 PNG or JPEG)");
+
+    // Unknown model, version, route, method.
+    assert_error(
+        c.post("/v2/models/nope/infer", &infer_body(&px)),
+        404,
+        "unknown model `nope`: this server serves `tiny`",
+    );
+    assert_error(c.get("/v2/models/nope"), 404, "unknown model `nope`: this server serves `tiny`");
+    assert_error(
+        c.post("/v2/models/tiny/versions/7/infer", &infer_body(&px)),
+        404,
+        "model `tiny` version 7 is not loaded: version 1 is served",
+    );
+    assert_error(c.get("/v2/models/tiny/versions/x"), 400, "version `x` is not a number");
+    assert_error(c.get("/v3/anything"), 404, "no route /v3/anything");
+    assert_error(c.get("/v2/models/tiny/infer"), 405, "GET is not allowed on /v2/models/tiny/infer");
+
+    // Body limit.
+    let big = json!({"inputs": [{"name": "pixels", "shape": [5000, 16], "datatype": "FP32", "data": vec![1; 80_000]}]});
+    assert_error(infer(&big.to_string()), 413, "the request body is larger than 65536 bytes");
+
+    // The server kept serving through all of it, and counted it.
+    assert_eq!(c.post("/v2/models/tiny/infer", &infer_body(&px)).0, 200);
+    let m = c.metrics();
+    assert!(m.contains(r#"dlp_requests_total{endpoint="/v2/models/{name}/infer",status="200"} 2"#), "{m}");
+    assert!(m.contains(r#"dlp_requests_total{endpoint="/v2/models/{name}/infer",status="400"}"#), "{m}");
+    assert!(m.contains(r#"dlp_requests_total{endpoint="/v2/models/{name}/infer",status="413"} 1"#), "{m}");
+    assert!(m.contains(r#"dlp_requests_total{endpoint="unmatched",status="404"} 1"#), "{m}");
+    assert!(m.contains(r#"dlp_request_duration_seconds_bucket{le="+Inf",endpoint="/v2/models/{name}/infer"}"#), "{m}");
+    assert!(m.contains(r#"dlp_batch_size_count{model="tiny"}"#), "{m}");
+    assert!(m.contains(r#"dlp_model_version{model="tiny"} 1"#), "{m}");
+    // Predicted classes: 3 (infer) + 3 (infer, flat) + 3 (predict) + 1 (data URL) + 3 (last infer).
+    let counted: u64 = common::labels()
+        .iter()
+        .filter_map(|l| {
+            let key = format!("dlp_predictions_total{{model=\"tiny\",class=\"{l}\"}} ");
+            m.lines().find_map(|line| line.strip_prefix(&key).map(|v| v.parse::<u64>().unwrap()))
+        })
+        .sum();
+    assert_eq!(counted, 13, "{m}");
+    server.stop().unwrap();
+}
+
+#[test]
+fn table_models_take_named_fields_and_column_tensors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    common::table_bundle(&bundle, 3);
+    let server = RunningServer::start(&bundle, "127.0.0.1:0", options()).unwrap();
+    let c = Client::new(&server);
+    let meta = c.get("/v2/models/table").1;
+    assert_eq!(
+        meta["inputs"],
+        json!([{"name": "x", "datatype": "FP32", "shape": [-1]},
+               {"name": "color", "datatype": "BYTES", "shape": [-1]},
+               {"name": "ok", "datatype": "BOOL", "shape": [-1]}])
+    );
+    let records =
+        r#"{"instances": [{"x": 2.5, "color": "red", "ok": true}, {"x": null, "color": "teal", "ok": "no"}]}"#;
+    let (status, pred) = c.post("/v1/models/table/predict", records);
+    assert_eq!(status, 200, "{pred}");
+    let tensors = json!({"inputs": [
+        {"name": "x", "shape": [2], "datatype": "FP64", "data": [2.5, null]},
+        {"name": "color", "shape": [2, 1], "datatype": "BYTES", "data": [["red"], ["teal"]]},
+        {"name": "ok", "shape": [2], "datatype": "BOOL", "data": [true, false]}]});
+    let (status, out) = c.post("/v2/models/table/infer", &tensors.to_string());
+    assert_eq!(status, 200, "{out}");
+    let probs = floats(&out["outputs"][1]["data"]);
+    let from_records: Vec<f32> =
+        pred["predictions"].as_array().unwrap().iter().flat_map(|p| floats(&p["probabilities"])).collect();
+    assert_eq!(probs, from_records);
+    // The same as the bundle predicts directly.
+    let b = serve::Bundle::load(&bundle, &Device::Cpu).unwrap();
+    let req: serve::records::PredictRequest = serde_json::from_str(records).unwrap();
+    let Predictions::Classes { probs: direct, .. } =
+        b.predict(&serve::records::predict_inputs(&req, &b.preprocess.raw).unwrap()).unwrap()
+    else {
+        panic!("classes")
+    };
+    assert_eq!(probs, direct);
+
+    let predict = |body: &str| c.post("/v1/models/table/predict", body);
+    assert_error(
+        predict(r#"{"instances": [{"x": 1, "color": "red"}]}"#),
+        400,
+        "instances[0]: missing field `ok` (null for a missing value): the model reads `x`, `color`, `ok`",
+    );
+    assert_error(
+        predict(r#"{"instances": [{"x": 1, "color": "red", "ok": true, "z": 0}]}"#),
+        400,
+        "instances[0]: unknown field `z`: the model reads `x`, `color`, `ok`",
+    );
+    assert_error(
+        predict(r#"{"instances": [{"x": "inf", "color": "red", "ok": true}]}"#),
+        400,
+        "instances[0].x: \"inf\" is not a finite number",
+    );
+    assert_error(
+        predict(r#"{"instances": [{"x": [1], "color": "red", "ok": true}]}"#),
+        400,
+        "instances[0].x: [1] is not a number",
+    );
+    assert_error(
+        c.post(
+            "/v2/models/table/infer",
+            r#"{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}"#,
+        ),
+        400,
+        "inputs: missing input `color`: the model reads `x`, `color`, `ok`",
+    );
+    server.stop().unwrap();
+}
+
+#[test]
+fn concurrent_requests_are_batched_into_one_forward_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    common::image_bundle(&bundle, 1);
+    let opts = ServeOptions {
+        batch: BatchConfig { window: Duration::from_millis(300), max_batch: 8, queue: 64 },
+        ..options()
+    };
+    let server = RunningServer::start(&bundle, "127.0.0.1:0", opts).unwrap();
+    let base = format!("http://{}", server.addr);
+    let px = pixels(1);
+    let want = expected(&bundle, &px);
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (base, body) = (base.clone(), infer_body(&px));
+            std::thread::spawn(move || {
+                call(&agent(), "POST", &format!("{base}/v2/models/tiny/infer"), Some(body.as_bytes()), None)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (status, out) = t.join().unwrap();
+        assert_eq!(status, 200, "{out}");
+        let got = floats(&out["outputs"][1]["data"]);
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+    let m = Client::new(&server).metrics();
+    let value = |key: &str| -> f64 {
+        m.lines().find_map(|l| l.strip_prefix(key)).unwrap_or_else(|| panic!("{key} in {m}")).trim().parse().unwrap()
+    };
+    assert_eq!(value("dlp_batch_size_sum{model=\"tiny\"}"), 8.0);
+    // Eight single-row requests within the window: fewer forward passes than requests (one,
+    // unless a thread started late), and none larger than the maximum.
+    let batches = value("dlp_batch_size_count{model=\"tiny\"}");
+    assert!(batches < 8.0, "{batches} batches for 8 concurrent requests:\n{m}");
+    assert!(m.contains("dlp_batch_size_bucket{le=\"8.0\",model=\"tiny\"} "), "{m}");
+    server.stop().unwrap();
+}
+
+#[test]
+fn bearer_token_timeout_and_graceful_shutdown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    common::image_bundle(&bundle, 1);
+    let px = pixels(1);
+
+    // A token guards everything but the health checks.
+    let opts = ServeOptions { token: Some("s3cret".into()), ..options() };
+    let server = RunningServer::start(&bundle, "127.0.0.1:0", opts).unwrap();
+    let mut c = Client::new(&server);
+    assert_eq!(c.get("/v2/health/ready").0, 200);
+    let msg = "missing or wrong bearer token (Authorization: Bearer <token>)";
+    assert_error(c.post("/v2/models/tiny/infer", &infer_body(&px)), 401, msg);
+    assert_error(c.get("/metrics"), 401, msg);
+    c.token = Some("wrong".into());
+    assert_error(c.get("/v2/models/tiny"), 401, msg);
+    c.token = Some("s3cret".into());
+    assert_eq!(c.post("/v2/models/tiny/infer", &infer_body(&px)).0, 200);
+    server.stop().unwrap();
+
+    // A request that outlives the timeout gets a 503 and the server goes on.
+    let opts = ServeOptions {
+        timeout: Duration::from_millis(100),
+        batch: BatchConfig { window: Duration::from_millis(400), max_batch: 64, queue: 8 },
+        ..options()
+    };
+    let server = RunningServer::start(&bundle, "127.0.0.1:0", opts).unwrap();
+    let c = Client::new(&server);
+    assert_error(
+        c.post("/v2/models/tiny/infer", &infer_body(&px)),
+        503,
+        "the request took longer than the server's timeout of 100 ms",
+    );
+    assert_eq!(c.get("/v2/health/live").0, 200);
+    server.stop().unwrap();
+
+    // Shutdown waits for the request in flight (held 500 ms by the batch window).
+    let opts = ServeOptions {
+        batch: BatchConfig { window: Duration::from_millis(500), max_batch: 64, queue: 8 },
+        ..options()
+    };
+    let server = RunningServer::start(&bundle, "127.0.0.1:0", opts).unwrap();
+    let url = format!("http://{}/v2/models/tiny/infer", server.addr);
+    let body = infer_body(&px);
+    let inflight = std::thread::spawn(move || call(&agent(), "POST", &url, Some(body.as_bytes()), None));
+    std::thread::sleep(Duration::from_millis(150));
+    let start = Instant::now();
+    server.stop().unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(100), "stop returned before the request was answered");
+    let (status, out) = inflight.join().unwrap();
+    assert_eq!(status, 200, "{out}");
+}
+
+/// Publishes `dir` as version `v` of the repository model atomically (written aside, renamed).
+fn publish(model_dir: &Path, v: u64, seed: u64, broken: bool) {
+    let staging = model_dir.join(format!("{v}.partial"));
+    common::image_bundle(&staging, seed);
+    if broken {
+        let w = staging.join("model.safetensors");
+        let bytes = std::fs::read(&w).unwrap();
+        std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+    }
+    std::fs::rename(&staging, model_dir.join(v.to_string())).unwrap();
+}
+
+#[test]
+fn repository_hot_swap_under_concurrent_requests_fails_no_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("models");
+    let model_dir = repo.join("digits");
+    publish(&model_dir, 1, 1, false);
+    // A broken version 2 is refused at start: version 1 is served.
+    publish(&model_dir, 2, 2, true);
+    let opts = ServeOptions { poll: Duration::from_millis(50), ..options() };
+    let server = RunningServer::start(&repo, "127.0.0.1:0", opts).unwrap();
+    let c = Client::new(&server);
+    assert_eq!(c.get("/v2/models/digits").1["versions"], json!(["1"]));
+    let index = c.post("/v2/repository/index", "").1;
+    assert_eq!(index[0], json!({"name": "digits", "version": "1", "state": "READY", "reason": ""}));
+    assert_eq!(index[1]["version"], "2");
+    assert_eq!(index[1]["state"], "UNAVAILABLE");
+    assert!(index[1]["reason"].as_str().unwrap().contains("model.safetensors"), "{index}");
+    assert_error_starts(
+        c.post("/v2/models/digits/versions/2/infer", &infer_body(&pixels(1))),
+        404,
+        "model `digits` version 2 is not loaded (it was refused: ",
+    );
+
+    let px = pixels(2);
+    let v1 = expected(&model_dir.join("1"), &px);
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let base = format!("http://{}", server.addr);
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, failures, base, body) = (stop.clone(), failures.clone(), base.clone(), infer_body(&px));
+            std::thread::spawn(move || {
+                let agent = agent();
+                let mut seen = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let (status, out) =
+                        call(&agent, "POST", &format!("{base}/v2/models/digits/infer"), Some(body.as_bytes()), None);
+                    if status == 200 {
+                        seen.push((
+                            out["model_version"].as_str().unwrap().to_string(),
+                            floats(&out["outputs"][1]["data"]),
+                        ));
+                    } else {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+
+    std::thread::sleep(Duration::from_millis(200));
+    publish(&model_dir, 3, 3, false);
+    let v3 = expected(&model_dir.join("3"), &px);
+    let wait_for = |version: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while c.get("/v2/models/digits").1["versions"] != json!([version]) {
+            assert!(Instant::now() < deadline, "version {version} never served");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("3");
+    std::thread::sleep(Duration::from_millis(200));
+    // A broken version 4 is refused while version 3 keeps serving.
+    publish(&model_dir, 4, 4, true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !c.post("/v2/repository/index", "").1.as_array().unwrap().iter().any(|e| e["version"] == "4") {
+        assert!(Instant::now() < deadline, "version 4 never looked at");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let seen: Vec<(String, Vec<f32>)> = clients.into_iter().flat_map(|t| t.join().unwrap()).collect();
+
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "failed requests during the swap");
+    let count = |v: &str| seen.iter().filter(|(s, _)| s == v).count();
+    assert!(count("1") > 0 && count("3") > 0, "answered by v1 {} times, by v3 {} times", count("1"), count("3"));
+    assert_eq!(count("1") + count("3"), seen.len(), "only versions 1 and 3 ever answer");
+    // Each answer is exactly its version's model: no request saw a half-swapped model.
+    for (v, probs) in &seen {
+        let want = if v == "1" { &v1 } else { &v3 };
+        for (a, b) in probs.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "version {v}: {probs:?} vs {want:?}");
+        }
+    }
+    assert_eq!(c.get("/v2/models/digits").1["versions"], json!(["3"]));
+    let m = c.metrics();
+    assert!(m.contains(r#"dlp_model_loads_total{model="digits",outcome="refused"} 2"#), "{m}");
+    assert!(m.contains(r#"dlp_model_loads_total{model="digits",outcome="loaded"} 2"#), "{m}");
+    server.stop().unwrap();
+}
+
+#[test]
+fn nothing_to_serve_is_an_error_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = RunningServer::start(&empty, "127.0.0.1:0", options()).err().unwrap().to_string();
+    assert!(err.contains("neither a bundle (no bundle.json) nor a model repository"), "{err}");
+    let model_dir = tmp.path().join("repo/m");
+    publish(&model_dir, 1, 1, true);
+    let err = RunningServer::start(&tmp.path().join("repo"), "127.0.0.1:0", options()).err().unwrap().to_string();
+    assert!(err.contains("no model version could be loaded: refused m version 1: "), "{err}");
+    assert!(RunningServer::start(&tmp.path().join("nope"), "127.0.0.1:0", options()).is_err());
+}
