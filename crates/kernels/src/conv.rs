@@ -1,0 +1,499 @@
+//! 2-D convolution (NCHW, f32, groups 1, dilation 1) by im2col and one matrix multiply per
+//! sample, optionally fused with a ReLU and a max-pool, as a candle custom op with its backward.
+//!
+//! Forward, per sample `n`: `col = im2col(x[n])` (`K x P`, `K = C·KH·KW`, `P = OH·OW`), then
+//! `y[n] = W (O x K) · col + b`, then the epilogue (ReLU, max-pool with the window's argmax
+//! recorded for the backward). Backward, per sample: the output gradient goes back through the
+//! epilogue (scatter to the argmax, ReLU mask), then `grad_w += G · colᵀ`, `grad_b += Σ_p G`,
+//! `grad_x[n] = col2im(Wᵀ · G)`. Each gradient is computed only when its tensor tracks
+//! gradients: the input image of a network never pays for `grad_x`. The batch is cut into
+//! pieces run on rayon's pool, each with its own scratch buffers and gradient partial sums.
+
+use std::sync::OnceLock;
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+use crate::Activation;
+use crate::gemm::{Mat, Par, gemm};
+use crate::pool::{pool_backward_plane, pool_plane};
+use crate::util::{contiguous, expect_cpu_f32, f32_slice, pieces, tensor, with_f32};
+
+/// The shape of one convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Geom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    pad: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geom {
+    /// Rows of the im2col matrix: `C · KH · KW`.
+    fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    /// Output pixels per channel: `OH · OW`.
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+    fn in_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    /// A 1x1 kernel with stride 1 and no padding reads the input itself as its im2col matrix.
+    fn identity_cols(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
+    }
+    /// The range of output columns `ow` whose input column `ow·s + kx - pad` lies in `[0, W)`.
+    fn ow_range(&self, kx: usize) -> (usize, usize) {
+        let s = self.stride;
+        let lo = if self.pad > kx { (self.pad - kx).div_ceil(s) } else { 0 };
+        let hi = if self.w + self.pad > kx { ((self.w + self.pad - kx - 1) / s + 1).min(self.ow) } else { 0 };
+        (lo.min(self.ow), hi.max(lo.min(self.ow)))
+    }
+    /// The input row read by output row `oy` at kernel row `ky`, if inside the image.
+    fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.stride + ky).checked_sub(self.pad).filter(|&r| r < self.h)
+    }
+}
+
+/// Writes the `K x P` im2col matrix of one sample `x` (`C x H x W`) into `col`.
+fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
+    let (p, ow) = (g.p(), g.ow);
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..][..g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = &mut col[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                let (lo, hi) = g.ow_range(kx);
+                for oy in 0..g.oh {
+                    let dst = &mut row[oy * ow..][..ow];
+                    let Some(iy) = g.in_row(oy, ky) else {
+                        dst.fill(0.0);
+                        continue;
+                    };
+                    let src = &plane[iy * g.w..][..g.w];
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    if hi > lo {
+                        let first = lo * g.stride + kx - g.pad;
+                        if g.stride == 1 {
+                            dst[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                        } else {
+                            for (d, s) in dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(g.stride)) {
+                                *d = *s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds the `K x P` column gradient `col` back onto one sample's input gradient `gx`
+/// (`C x H x W`), the adjoint of [`im2col`].
+fn col2im(g: &Geom, col: &[f32], gx: &mut [f32]) {
+    let (p, ow) = (g.p(), g.ow);
+    for c in 0..g.c {
+        let plane = &mut gx[c * g.h * g.w..][..g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = &col[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                let (lo, hi) = g.ow_range(kx);
+                if hi <= lo {
+                    continue;
+                }
+                for oy in 0..g.oh {
+                    let Some(iy) = g.in_row(oy, ky) else { continue };
+                    let src = &row[oy * ow + lo..oy * ow + hi];
+                    let first = lo * g.stride + kx - g.pad;
+                    let dst = &mut plane[iy * g.w..][..g.w];
+                    if g.stride == 1 {
+                        for (d, s) in dst[first..first + hi - lo].iter_mut().zip(src) {
+                            *d += *s;
+                        }
+                    } else {
+                        for (d, s) in dst[first..].iter_mut().step_by(g.stride).zip(src) {
+                            *d += *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The convolution op, with its fused epilogue.
+struct ConvOp {
+    g: Geom,
+    relu: bool,
+    pool: Option<usize>,
+    /// Window-local argmax of every pooled output, kept by the forward for the backward.
+    argmax: OnceLock<Vec<u8>>,
+    record: bool,
+}
+
+impl ConvOp {
+    fn out_hw(&self) -> (usize, usize) {
+        match self.pool {
+            Some(k) => (self.g.oh / k, self.g.ow / k),
+            None => (self.g.oh, self.g.ow),
+        }
+    }
+
+    fn out_shape(&self) -> Shape {
+        let (h, w) = self.out_hw();
+        Shape::from((self.g.n, self.g.o, h, w))
+    }
+
+    fn forward(&self, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+        let g = self.g;
+        let (k, p) = (g.k(), g.p());
+        let (ph, pw) = self.out_hw();
+        let out_len = g.o * ph * pw;
+        let mut y = vec![0.0f32; g.n * out_len];
+        let mut idx = vec![0u8; if self.pool.is_some() && self.record { g.n * out_len } else { 0 }];
+        if g.n == 0 || out_len == 0 {
+            self.keep(idx);
+            return y;
+        }
+        let per = g.n.div_ceil(pieces(g.n, g.n * g.o * k * p));
+        let idx_per = if idx.is_empty() { 0 } else { per * out_len };
+        let run = |n0: usize, y: &mut [f32], idx: &mut [u8]| {
+            let mut col = if g.identity_cols() { Vec::new() } else { vec![0.0f32; k * p] };
+            let mut conv = if self.pool.is_some() { vec![0.0f32; g.o * p] } else { Vec::new() };
+            for (i, yn) in y.chunks_exact_mut(out_len).enumerate() {
+                let xn = &x[(n0 + i) * g.in_len()..][..g.in_len()];
+                let cols: &[f32] = if g.identity_cols() {
+                    xn
+                } else {
+                    im2col(&g, xn, &mut col);
+                    &col
+                };
+                let dst: &mut [f32] = if self.pool.is_some() { &mut conv } else { yn };
+                if let Some(b) = b {
+                    for (row, &bv) in dst.chunks_exact_mut(p).zip(b) {
+                        row.fill(bv);
+                    }
+                }
+                gemm(g.o, p, k, dst, p, 1, b.is_some(), Mat::rows(w, k), Mat::rows(cols, p), Par::Seq);
+                match self.pool {
+                    Some(kp) => {
+                        let plen = ph * pw;
+                        for o in 0..g.o {
+                            let ids = if idx.is_empty() { None } else { Some(&mut idx[(i * g.o + o) * plen..][..plen]) };
+                            pool_plane(&conv[o * p..][..p], g.oh, g.ow, kp, &mut yn[o * plen..][..plen], ids, self.relu);
+                        }
+                    }
+                    None if self.relu => yn.iter_mut().for_each(|v| *v = v.max(0.0)),
+                    None => {}
+                }
+            }
+        };
+        if idx_per == 0 {
+            y.par_chunks_mut(per * out_len).enumerate().for_each(|(ci, yc)| run(ci * per, yc, &mut []));
+        } else {
+            y.par_chunks_mut(per * out_len)
+                .zip(idx.par_chunks_mut(idx_per))
+                .enumerate()
+                .for_each(|(ci, (yc, ic))| run(ci * per, yc, ic));
+        }
+        self.keep(idx);
+        y
+    }
+
+    fn keep(&self, idx: Vec<u8>) {
+        if self.record && self.pool.is_some() {
+            // A fresh op is made per call, so this is its only forward.
+            let _ = self.argmax.set(idx);
+        }
+    }
+
+    /// The gradients `(x, w, b)` of the op, each only when asked for.
+    #[allow(clippy::too_many_arguments, reason = "the op's inputs, output and the three requests")]
+    fn backward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        y: &[f32],
+        gy: &[f32],
+        need_x: bool,
+        need_w: bool,
+        need_b: bool,
+    ) -> Result<(Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>)> {
+        let g = self.g;
+        let (k, p) = (g.k(), g.p());
+        let (ph, pw) = self.out_hw();
+        let out_len = g.o * ph * pw;
+        let argmax: &[u8] = match self.pool {
+            Some(_) => match self.argmax.get() {
+                Some(a) => a,
+                None => bail!("conv2d backward: the forward did not record its pooling indices"),
+            },
+            None => &[],
+        };
+        let work = g.n * g.o * k * p * (usize::from(need_x) + usize::from(need_w));
+        let per = g.n.div_ceil(pieces(g.n, work)).max(1);
+        // One piece's work: returns its partial grad_w and grad_b.
+        let run = |n0: usize, count: usize, mut gx: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
+            let mut gw = vec![0.0f32; if need_w { g.o * k } else { 0 }];
+            let mut gb = vec![0.0f32; if need_b { g.o } else { 0 }];
+            let mut col = vec![0.0f32; if (need_w && !g.identity_cols()) || (need_x && !g.identity_cols()) { k * p } else { 0 }];
+            let mut gpre = vec![0.0f32; if self.pool.is_some() || self.relu { g.o * p } else { 0 }];
+            for i in 0..count {
+                let n = n0 + i;
+                let gyn = &gy[n * out_len..][..out_len];
+                // The gradient at the convolution's output, through the epilogue.
+                let gn: &[f32] = match self.pool {
+                    Some(kp) => {
+                        let plen = ph * pw;
+                        let yn = &y[n * out_len..][..out_len];
+                        for o in 0..g.o {
+                            let r = (n * g.o + o) * plen..(n * g.o + o + 1) * plen;
+                            pool_backward_plane(
+                                &gyn[o * plen..][..plen],
+                                &argmax[r.clone()],
+                                if self.relu { Some(&yn[o * plen..][..plen]) } else { None },
+                                g.oh,
+                                g.ow,
+                                kp,
+                                &mut gpre[o * p..][..p],
+                            );
+                        }
+                        &gpre
+                    }
+                    None if self.relu => {
+                        let yn = &y[n * out_len..][..out_len];
+                        for ((d, &gv), &yv) in gpre.iter_mut().zip(gyn).zip(yn) {
+                            *d = if yv > 0.0 { gv } else { 0.0 };
+                        }
+                        &gpre
+                    }
+                    None => gyn,
+                };
+                if need_b {
+                    for (acc, row) in gb.iter_mut().zip(gn.chunks_exact(p)) {
+                        *acc += row.iter().sum::<f32>();
+                    }
+                }
+                let xn = &x[n * g.in_len()..][..g.in_len()];
+                if need_w {
+                    let cols: &[f32] = if g.identity_cols() {
+                        xn
+                    } else {
+                        im2col(&g, xn, &mut col);
+                        &col
+                    };
+                    // grad_w (O x K) += G (O x P) · colᵀ (P x K)
+                    gemm(g.o, k, p, &mut gw, k, 1, true, Mat::rows(gn, p), Mat::rows_t(cols, p), Par::Seq);
+                }
+                if let Some(gx) = gx.as_deref_mut() {
+                    let gxn = &mut gx[i * g.in_len()..][..g.in_len()];
+                    // col (K x P) = Wᵀ (K x O) · G (O x P), then scattered back onto the input.
+                    if g.identity_cols() {
+                        gemm(k, p, g.o, gxn, p, 1, false, Mat::rows_t(w, k), Mat::rows(gn, p), Par::Seq);
+                    } else {
+                        gemm(k, p, g.o, &mut col, p, 1, false, Mat::rows_t(w, k), Mat::rows(gn, p), Par::Seq);
+                        col2im(&g, &col, gxn);
+                    }
+                }
+            }
+            (gw, gb)
+        };
+        let pieces_n = g.n.div_ceil(per);
+        let (gx, partials): (Option<Vec<f32>>, Vec<(Vec<f32>, Vec<f32>)>) = if need_x {
+            let mut gx = vec![0.0f32; g.n * g.in_len()];
+            let parts = if g.in_len() == 0 {
+                Vec::new()
+            } else {
+                gx.par_chunks_mut(per * g.in_len())
+                    .enumerate()
+                    .map(|(ci, c)| run(ci * per, c.len() / g.in_len(), Some(c)))
+                    .collect()
+            };
+            (Some(gx), parts)
+        } else {
+            let parts =
+                (0..pieces_n).into_par_iter().map(|ci| run(ci * per, per.min(g.n - ci * per), None)).collect();
+            (None, parts)
+        };
+        let sum = |pick: fn(&(Vec<f32>, Vec<f32>)) -> &Vec<f32>, len: usize| {
+            let mut acc = vec![0.0f32; len];
+            for part in &partials {
+                for (a, v) in acc.iter_mut().zip(pick(part)) {
+                    *a += v;
+                }
+            }
+            acc
+        };
+        let gw = need_w.then(|| sum(|t| &t.0, g.o * k));
+        let gb = need_b.then(|| sum(|t| &t.1, g.o));
+        Ok((gx, gw, gb))
+    }
+
+    fn grads(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (need_x, need_w, need_b) = (x.track_op(), w.track_op(), b.is_some_and(Tensor::track_op));
+        if !(need_x || need_w || need_b) {
+            return Ok((None, None, None));
+        }
+        let (gx, gw, gb) = with_f32(x, "conv2d", |xs| {
+            with_f32(w, "conv2d", |ws| {
+                with_f32(res, "conv2d", |ys| {
+                    with_f32(grad, "conv2d", |gs| self.backward(xs, ws, ys, gs, need_x, need_w, need_b))
+                })
+            })
+        })?;
+        let gx = gx.map(|v| tensor(v, x.shape())).transpose()?;
+        let gw = gw.map(|v| tensor(v, w.shape())).transpose()?;
+        let gb = match (gb, b) {
+            (Some(v), Some(b)) => Some(tensor(v, b.shape())?),
+            _ => None,
+        };
+        Ok((gx, gw, gb))
+    }
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        "kernels-conv2d"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let y = self.forward(f32_slice(s1, l1, "conv2d")?, f32_slice(s2, l2, "conv2d")?, None);
+        Ok((CpuStorage::F32(y), self.out_shape()))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (gx, gw, _) = self.grads(x, w, None, res, grad)?;
+        Ok((gx, gw))
+    }
+}
+
+impl CustomOp3 for ConvOp {
+    fn name(&self) -> &'static str {
+        "kernels-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let b = f32_slice(s3, l3, "conv2d")?;
+        let y = self.forward(f32_slice(s1, l1, "conv2d")?, f32_slice(s2, l2, "conv2d")?, Some(b));
+        Ok((CpuStorage::F32(y), self.out_shape()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        self.grads(x, w, Some(b), res, grad)
+    }
+}
+
+/// A 2-D convolution of `x` (`[N, C, H, W]`) with `w` (`[O, C, KH, KW]`) plus the optional
+/// bias `b` (`[O]`), with the same `stride` and zero `padding` on both axes — what candle's
+/// `x.conv2d(w, padding, stride, 1, 1)` (then `+ b`) computes, differentiable, in one op.
+///
+/// CPU f32 only; groups 1, dilation 1.
+pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, padding: usize) -> Result<Tensor> {
+    conv2d_block(x, w, b, stride, padding, Activation::None, None)
+}
+
+/// [`conv2d`] followed, in the same kernel, by `activation` and a `max_pool`x`max_pool` max-pool
+/// with stride `max_pool` (when given): `max_pool2d(act(conv2d(x, w, b)))` with the
+/// intermediate maps never materialised as tensors — the block of a LeNet-style network.
+///
+/// Ties in a pooling window go to the first maximum (PyTorch's rule); the ReLU's gradient at 0
+/// is 0 (PyTorch's rule).
+pub fn conv2d_block(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    activation: Activation,
+    max_pool: Option<usize>,
+) -> Result<Tensor> {
+    expect_cpu_f32(x, "conv2d input")?;
+    expect_cpu_f32(w, "conv2d weight")?;
+    let (n, c, h, wd) = x.dims4()?;
+    let (o, cw, kh, kw) = w.dims4()?;
+    if c != cw {
+        bail!("conv2d: the input has {c} channels, the weight expects {cw}");
+    }
+    if stride == 0 {
+        bail!("conv2d: stride must be at least 1");
+    }
+    if h + 2 * padding < kh || wd + 2 * padding < kw {
+        bail!("conv2d: kernel {kh}x{kw} is larger than the {h}x{wd} input padded by {padding}");
+    }
+    let g = Geom {
+        n,
+        c,
+        h,
+        w: wd,
+        o,
+        kh,
+        kw,
+        stride,
+        pad: padding,
+        oh: (h + 2 * padding - kh) / stride + 1,
+        ow: (wd + 2 * padding - kw) / stride + 1,
+    };
+    if let Some(k) = max_pool
+        && !(1..=16).contains(&k)
+    {
+        bail!("conv2d: max-pool window must be in 1..=16, got {k}");
+    }
+    let track = x.track_op() || w.track_op() || b.is_some_and(Tensor::track_op);
+    let op = ConvOp {
+        g,
+        relu: activation == Activation::Relu,
+        pool: max_pool,
+        argmax: OnceLock::new(),
+        record: track,
+    };
+    let (x, w) = (contiguous(x)?, contiguous(w)?);
+    match b {
+        Some(b) => {
+            expect_cpu_f32(b, "conv2d bias")?;
+            if b.dims() != [o] {
+                bail!("conv2d: bias of shape {:?} for {o} output channels", b.dims());
+            }
+            let b = contiguous(b)?;
+            if track { x.apply_op3(&w, &b, op) } else { x.apply_op3_no_bwd(&w, &b, &op) }
+        }
+        None => {
+            if track {
+                x.apply_op2(&w, op)
+            } else {
+                x.apply_op2_no_bwd(&w, &op)
+            }
+        }
+    }
+}
