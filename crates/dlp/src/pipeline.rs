@@ -157,8 +157,16 @@ fn execute(
     let device = device::open(device::parse(&config.device).map_err(anyhow::Error::msg)?)?;
 
     let prepared = prepare(config, resume.as_ref().map(|_| manifest.inputs.as_slice()), &mut clock)?;
-    let Prepared { inputs, read_report, cleaning, split, preprocessor, train: train_part, validation: val_part, test: test_part } =
-        prepared;
+    let Prepared {
+        inputs,
+        read_report,
+        cleaning,
+        split,
+        preprocessor,
+        train: train_part,
+        validation: val_part,
+        test: test_part,
+    } = prepared;
     manifest.inputs = inputs;
     manifest.data_report = Some(serde_json::json!({ "read": read_report, "cleaning": cleaning }));
     write_json(&run.root().join("split.json"), &split)?;
@@ -166,7 +174,8 @@ fn execute(
     let schema = train_part.schema().clone();
     let (head, spec) = model_spec(config, &schema, config_path)?;
     let params = Params::new(rng(seed, "init"));
-    let (model, _) = models::build_for_training(&config.model, &spec, &params, &device).context("building the model")?;
+    let (model, _) =
+        models::build_for_training(&config.model, &spec, &params, &device).context("building the model")?;
     let mut progress = Progress::auto();
     let mut log = match &resume {
         Some(ck) => MetricsLog::resume(&run.metrics_log(), &ck.state.history),
@@ -266,7 +275,11 @@ pub struct Prepared {
 
 /// Reads, cleans, splits and preprocesses the data of `config`. With `expect`, the files read
 /// must have those hashes (resuming a run on changed data is refused).
-pub fn prepare(config: &PipelineConfig, expect: Option<&[pipeline_core::run::InputFile]>, clock: &mut Clock) -> Result<Prepared> {
+pub fn prepare(
+    config: &PipelineConfig,
+    expect: Option<&[pipeline_core::run::InputFile]>,
+    clock: &mut Clock,
+) -> Result<Prepared> {
     let ingested = data_ingest::load(&config.data).context("reading the data")?;
     for (now, then) in ingested.inputs.iter().zip(expect.unwrap_or_default()) {
         if now.sha256 != then.sha256 {
@@ -314,7 +327,11 @@ pub fn prepare(config: &PipelineConfig, expect: Option<&[pipeline_core::run::Inp
 
 /// The output head and model spec for data of `schema`, after checking the architecture fits
 /// the data's shapes (problems are config errors located in `config_path`).
-pub fn model_spec(config: &PipelineConfig, schema: &pipeline_core::Schema, config_path: &Path) -> Result<(pipeline_core::Head, ModelSpec)> {
+pub fn model_spec(
+    config: &PipelineConfig,
+    schema: &pipeline_core::Schema,
+    config_path: &Path,
+) -> Result<(pipeline_core::Head, ModelSpec)> {
     let head = Trainer::head(&config.train, &schema.target.task)?;
     let spec = ModelSpec::new(&schema.input, head.outputs(&schema.target.task));
     let issues = config.model.check(&spec);
@@ -332,7 +349,8 @@ pub fn summary(config: &PipelineConfig, config_path: &Path) -> Result<String> {
     let schema = prepared.train.schema().clone();
     let (_, spec) = model_spec(config, &schema, config_path)?;
     let params = Params::new(rng(config.seed, "init"));
-    let (model, _) = models::build_for_training(&config.model, &spec, &params, &device).context("building the model")?;
+    let (model, _) =
+        models::build_for_training(&config.model, &spec, &params, &device).context("building the model")?;
     let s = models::summarize(model.as_ref(), &params, &spec.input_shape);
     Ok(s.table(&spec.input_shape))
 }

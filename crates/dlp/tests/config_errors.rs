@@ -75,7 +75,7 @@ fn unknown_key() {
         "  epochz: 2",
         "14:3: train.epochz: unknown field `epochz`, expected one of `epochs`, `batch_size`, `shuffle`, \
          `optimizer`, `schedule`, `warmup`, `loss`, `penalty`, `clip_norm`, `clip_value`, `accumulate`, \
-         `early_stopping`, `checkpoint`",
+         `early_stopping`, `checkpoint`, `lr_scale`",
     );
 }
 
@@ -119,7 +119,12 @@ fn wrong_type_inside_a_tagged_section() {
 
 #[test]
 fn unknown_architecture() {
-    Case::new().expect("  arch: mlp", "  arch: mpl", "11:3: model.arch: unknown variant `mpl`, expected `mlp`");
+    Case::new().expect(
+        "  arch: mlp",
+        "  arch: mpl",
+        "11:3: model.arch: unknown variant `mpl`, expected one of `mlp`, `cnn`, `lenet5`, `resnet`, `rnn`, \
+         `transformer`, `bert`",
+    );
 }
 
 #[test]

@@ -175,9 +175,84 @@ pub struct ClassificationReport {
     pub weighted_avg: ClassScores,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<u64>>,
+    /// Mean recall over the classes that occur (`balanced_accuracy_score`).
+    #[serde(default)]
+    pub balanced_accuracy: f64,
+    /// Scores of the counts pooled over classes (for single-label data all three equal the
+    /// accuracy).
+    #[serde(default)]
+    pub micro_avg: Option<ClassScores>,
+    /// Matthews correlation coefficient (multiclass R_K).
+    #[serde(default)]
+    pub mcc: f64,
+    /// Each row of `confusion` divided by its sum (`normalize="true"`).
+    #[serde(default)]
+    pub confusion_normalized: Vec<Vec<f64>>,
+    /// The off-diagonal cells with the most examples, largest first (at most ten).
+    #[serde(default)]
+    pub most_confused: Vec<confusion::ConfusedPair>,
+    /// Scores of the predicted probabilities; absent when only labels were scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability_scores: Option<ProbabilityScores>,
+}
+
+/// Top-k accuracy for one `k`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TopK {
+    /// How many of the highest-scored classes count as a hit.
+    pub k: usize,
+    /// The fraction of hits (`top_k_accuracy_score`).
+    pub accuracy: f64,
+}
+
+/// The metrics of a classifier that need its class probabilities, not only its labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbabilityScores {
+    /// ROC AUC: binary, or the macro one-vs-rest mean; `None` when undefined (a class without
+    /// examples), with the reason in `notes`.
+    pub roc_auc: Option<f64>,
+    /// Average precision (PR AUC), binary or macro one-vs-rest; `None` when undefined.
+    pub average_precision: Option<f64>,
+    /// Mean negative log-probability of the true class.
+    pub log_loss: f64,
+    /// Top-k accuracy, for more than `k` classes.
+    pub top_k: Option<TopK>,
+    /// Why a score is missing.
+    pub notes: Vec<String>,
 }
 
 impl ClassificationReport {
+    /// Scores class `probabilities` against `actual` ids: every label metric of
+    /// [`compute`](Self::compute) on the most probable classes, plus ROC AUC, average
+    /// precision, log loss and (with more than `top_k` classes) top-`top_k` accuracy.
+    pub fn from_probabilities(
+        actual: &[u32],
+        probabilities: &Predictions,
+        labels: &[String],
+        top_k: usize,
+    ) -> Result<Self> {
+        let predicted = probabilities.argmax().ok_or(Error::Kind { expected: "class probabilities" })?;
+        let mut report = Self::compute(actual, &predicted, labels)?;
+        let mut notes = Vec::new();
+        let mut optional = |name: &str, r: Result<f64>| match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                notes.push(format!("{name}: {e}"));
+                None
+            }
+        };
+        let roc_auc = optional("ROC AUC", metrics::roc_auc(actual, probabilities));
+        let average_precision = optional("average precision", metrics::average_precision(actual, probabilities));
+        let log_loss = metrics::log_loss(actual, probabilities)?;
+        let top_k = if top_k >= 1 && labels.len() > top_k {
+            Some(TopK { k: top_k, accuracy: metrics::top_k_accuracy(actual, probabilities, top_k)? })
+        } else {
+            None
+        };
+        report.probability_scores = Some(ProbabilityScores { roc_auc, average_precision, log_loss, top_k, notes });
+        Ok(report)
+    }
+
     /// Scores `predicted` class ids against `actual` ones; `labels` names the classes.
     pub fn compute(actual: &[u32], predicted: &[u32], labels: &[String]) -> Result<Self> {
         if actual.len() != predicted.len() {
@@ -222,13 +297,32 @@ impl ClassificationReport {
         let macro_avg = avg("macro avg", &|_| 1.0);
         let weighted_avg = avg("weighted avg", &|s| s.support as f64);
         let correct: u64 = (0..k).map(|c| confusion[c][c]).sum();
+        let accuracy = ratio(correct, total);
+        let (balanced_accuracy, mcc) = if actual.is_empty() {
+            (0.0, 0.0)
+        } else {
+            (metrics::balanced_accuracy(actual, predicted, k)?, metrics::matthews_corrcoef(actual, predicted, k)?)
+        };
+        let micro = ClassScores {
+            label: "micro avg".into(),
+            precision: accuracy,
+            recall: accuracy,
+            f1: accuracy,
+            support: total,
+        };
         Ok(Self {
             examples: actual.len(),
-            accuracy: ratio(correct, total),
+            accuracy,
             per_class,
             macro_avg,
             weighted_avg,
+            confusion_normalized: confusion::normalize_rows(&confusion),
+            most_confused: confusion::most_confused(&confusion, 10),
             confusion,
+            balanced_accuracy,
+            micro_avg: Some(micro),
+            mcc,
+            probability_scores: None,
         })
     }
 }
@@ -362,6 +456,88 @@ mod tests {
             // f32 inputs: agreement to float precision.
             assert!((got - want).abs() < 1e-6, "{got} vs {want}");
         }
+    }
+
+    fn close6(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-6, "{a} != {b}");
+    }
+
+    /// scikit-learn 1.9.1 (`p` as `float32`, ties in the argmax go to the first class as in
+    /// `numpy.argmax`):
+    /// ```python
+    /// y = [0,1,2,2,1,0,3,3,1,2]
+    /// p = np.array([[.7,.1,.1,.1],[.2,.5,.2,.1],[.1,.2,.6,.1],[.3,.3,.3,.1],[.25,.25,.25,.25],
+    ///               [.4,.4,.1,.1],[.1,.1,.1,.7],[.1,.1,.5,.3],[.6,.2,.1,.1],[.05,.05,.8,.1]], dtype=np.float32)
+    /// pred = p.argmax(1)
+    /// accuracy_score(y, pred), balanced_accuracy_score(y, pred), matthews_corrcoef(y, pred)
+    /// roc_auc_score(y, p, multi_class="ovr", labels=[0,1,2,3]), average_precision_score(np.eye(4)[y], p)
+    /// log_loss(y, p, labels=[0,1,2,3]), top_k_accuracy_score(y, p, k=2, labels=[0,1,2,3])
+    /// precision_recall_fscore_support(y, pred, average="micro")
+    /// ```
+    #[test]
+    fn probability_report_matches_scikit_learn_multiclass() {
+        let y = [0, 1, 2, 2, 1, 0, 3, 3, 1, 2];
+        let p: Vec<f32> = vec![
+            0.7, 0.1, 0.1, 0.1, 0.2, 0.5, 0.2, 0.1, 0.1, 0.2, 0.6, 0.1, 0.3, 0.3, 0.3, 0.1, 0.25, 0.25, 0.25, 0.25,
+            0.4, 0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.7, 0.1, 0.1, 0.5, 0.3, 0.6, 0.2, 0.1, 0.1, 0.05, 0.05, 0.8, 0.1,
+        ];
+        let labels: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+        let preds = Predictions::Classes { probs: p, classes: 4 };
+        let r = ClassificationReport::from_probabilities(&y, &preds, &labels, 2).unwrap();
+        close6(r.accuracy, 0.6);
+        close6(r.balanced_accuracy, 0.625);
+        close6(r.mcc, 0.5231143743471868);
+        let micro = r.micro_avg.as_ref().unwrap();
+        close6(micro.precision, 0.6);
+        close6(micro.f1, 0.6);
+        let s = r.probability_scores.as_ref().unwrap();
+        close6(s.roc_auc.unwrap(), 0.9188988095238095);
+        close6(s.average_precision.unwrap(), 0.8541666666666666);
+        close6(s.log_loss, 0.8460434675216675);
+        assert_eq!(s.top_k, Some(TopK { k: 2, accuracy: 0.9 }));
+        assert!(s.notes.is_empty());
+        // Rows: true 0 → predicted 0 twice; true 1 → 0 twice and 1 once; true 2 → 0 once, 2 twice;
+        // true 3 → 2 once, 3 once.
+        assert_eq!(r.confusion, vec![vec![2, 0, 0, 0], vec![2, 1, 0, 0], vec![1, 0, 2, 0], vec![0, 0, 1, 1]]);
+        assert_eq!(r.most_confused[0], confusion::ConfusedPair { actual: 1, predicted: 0, count: 2 });
+        close6(r.confusion_normalized[1][0], 2.0 / 3.0);
+    }
+
+    /// scikit-learn 1.9.1, binary, `P = np.stack([1 - pb, pb], 1)` in `float32`:
+    /// ```python
+    /// yb = [0,1,1,0,1,0,0,1]; pb = np.array([.2,.8,.4,.4,.9,.1,.6,.55], dtype=np.float32)
+    /// pred = P.argmax(1)
+    /// accuracy_score, balanced_accuracy_score, matthews_corrcoef on (yb, pred)
+    /// roc_auc_score(yb, pb), average_precision_score(yb, pb), log_loss(yb, P)
+    /// ```
+    #[test]
+    fn probability_report_matches_scikit_learn_binary() {
+        let y = [0, 1, 1, 0, 1, 0, 0, 1];
+        let pb = [0.2f32, 0.8, 0.4, 0.4, 0.9, 0.1, 0.6, 0.55];
+        let probs: Vec<f32> = pb.iter().flat_map(|&p| [1.0 - p, p]).collect();
+        let labels: Vec<String> = ["ham", "spam"].map(String::from).to_vec();
+        let r = ClassificationReport::from_probabilities(&y, &Predictions::Classes { probs, classes: 2 }, &labels, 5)
+            .unwrap();
+        close6(r.accuracy, 0.75);
+        close6(r.balanced_accuracy, 0.75);
+        close6(r.mcc, 0.5);
+        let s = r.probability_scores.as_ref().unwrap();
+        close6(s.roc_auc.unwrap(), 0.84375);
+        close6(s.average_precision.unwrap(), 0.8541666666666666);
+        close6(s.log_loss, 0.44978153705596924);
+        assert_eq!(s.top_k, None, "top-5 of two classes is not reported");
+    }
+
+    #[test]
+    fn an_absent_class_leaves_roc_auc_undefined_with_a_note() {
+        let preds = Predictions::Classes { probs: vec![0.8, 0.1, 0.1, 0.2, 0.7, 0.1, 0.6, 0.3, 0.1], classes: 3 };
+        let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let r = ClassificationReport::from_probabilities(&[0, 1, 0], &preds, &labels, 5).unwrap();
+        let s = r.probability_scores.unwrap();
+        assert_eq!(s.roc_auc, None);
+        assert_eq!(s.average_precision, None);
+        assert_eq!(s.notes.len(), 2);
+        assert!(s.notes[0].starts_with("ROC AUC: "), "{}", s.notes[0]);
     }
 
     #[test]

@@ -21,8 +21,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use rand::Rng as _;
 use crate::{Error, Result};
+use rand::Rng as _;
 
 /// A bootstrap confidence interval of a difference `a − b`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -136,7 +136,10 @@ impl BertConfig {
     pub(crate) fn validate(&self, key: &str) -> Vec<Issue> {
         let mut issues = Vec::new();
         if !self.weights_file().is_file() {
-            issues.push(Issue::new(format!("{key}.pretrained"), format!("no model.safetensors in {}", self.pretrained.display())));
+            issues.push(Issue::new(
+                format!("{key}.pretrained"),
+                format!("no model.safetensors in {}", self.pretrained.display()),
+            ));
         } else {
             match self.sizes() {
                 Err(e) => issues.push(Issue::new(format!("{key}.sizes"), e)),
@@ -150,7 +153,10 @@ impl BertConfig {
                     if self.freeze == Freeze::Top && !(1..=s.num_hidden_layers).contains(&self.train_layers) {
                         issues.push(Issue::new(
                             format!("{key}.train_layers"),
-                            format!("must be between 1 and the {} encoder layers, got {}", s.num_hidden_layers, self.train_layers),
+                            format!(
+                                "must be between 1 and the {} encoder layers, got {}",
+                                s.num_hidden_layers, self.train_layers
+                            ),
                         ));
                     }
                 }
@@ -172,7 +178,10 @@ impl BertConfig {
             )],
             Some(vocab) if vocab > s.vocab_size => vec![Issue::new(
                 format!("{key}.pretrained"),
-                format!("the tokenizer's vocabulary ({vocab}) is larger than the encoder's ({}): use its vocab.txt", s.vocab_size),
+                format!(
+                    "the tokenizer's vocabulary ({vocab}) is larger than the encoder's ({}): use its vocab.txt",
+                    s.vocab_size
+                ),
             )],
             Some(_) if length > s.max_position_embeddings => vec![Issue::new(
                 format!("{key}.pretrained"),
@@ -229,7 +238,8 @@ impl Bert {
         let b = vb.pp("bert");
         let e = b.pp("embeddings");
         let emb = |n: usize, name: &str| -> Result<Embedding> {
-            let w = e.get_with_hints((n, h), &format!("{name}.weight"), candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 })?;
+            let w =
+                e.get_with_hints((n, h), &format!("{name}.weight"), candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 })?;
             Ok(Embedding::new(w, h))
         };
         let word = emb(s.vocab_size, "word_embeddings")?;
@@ -264,7 +274,18 @@ impl Bert {
             Freeze::None => 0,
             Freeze::Top => s.num_hidden_layers.saturating_sub(cfg.train_layers),
         };
-        Ok(Self { word, position, token_type, emb_norm, layers, head, sizes: s, pooling: cfg.pooling, first_trained, dropout: cfg.dropout })
+        Ok(Self {
+            word,
+            position,
+            token_type,
+            emb_norm,
+            layers,
+            head,
+            sizes: s,
+            pooling: cfg.pooling,
+            first_trained,
+            dropout: cfg.dropout,
+        })
     }
 
     /// The weight-name prefixes the optimizer must leave alone under this freeze setting.
@@ -351,7 +372,11 @@ impl Summarize for Bert {
     fn layers(&self, input: &[usize]) -> Vec<LayerInfo> {
         let t = input.first().copied().unwrap_or(0);
         let h = self.sizes.hidden_size;
-        let mut out = vec![LayerInfo::new("bert.embeddings".into(), "Embeddings (word, position, type) + LayerNorm".into(), vec![t, h])];
+        let mut out = vec![LayerInfo::new(
+            "bert.embeddings".into(),
+            "Embeddings (word, position, type) + LayerNorm".into(),
+            vec![t, h],
+        )];
         for i in 0..self.layers.len() {
             let frozen = if i < self.first_trained { " (frozen)" } else { "" };
             out.push(LayerInfo::new(format!("bert.encoder.layer.{i}"), format!("BertLayer{frozen}"), vec![t, h]));
@@ -369,14 +394,23 @@ impl Summarize for Bert {
 /// `cfg.freeze` says. Errors name the file and the tensor.
 pub fn load_pretrained(cfg: &BertConfig, params: &crate::Params, net: &Bert) -> std::result::Result<usize, String> {
     let file = cfg.weights_file();
-    let tensors = candle_core::safetensors::load(&file, &candle_core::Device::Cpu).map_err(|e| format!("{}: {e}", file.display()))?;
+    let tensors = candle_core::safetensors::load(&file, &candle_core::Device::Cpu)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
     let vars = params.varmap().data().lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut loaded = 0;
     for (name, var) in vars.iter().filter(|(n, _)| n.starts_with("bert.")) {
         let bare = &name["bert.".len()..];
-        let t = tensors.get(name).or_else(|| tensors.get(bare)).ok_or_else(|| format!("{}: no tensor {bare}", file.display()))?;
+        let t = tensors
+            .get(name)
+            .or_else(|| tensors.get(bare))
+            .ok_or_else(|| format!("{}: no tensor {bare}", file.display()))?;
         if t.dims() != var.dims() {
-            return Err(format!("{}: {bare} has shape {:?}, the model expects {:?}", file.display(), t.dims(), var.dims()));
+            return Err(format!(
+                "{}: {bare} has shape {:?}, the model expects {:?}",
+                file.display(),
+                t.dims(),
+                var.dims()
+            ));
         }
         var.set(&t.to_dtype(DType::F32).and_then(|t| t.to_device(var.device())).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
@@ -395,6 +429,8 @@ pub fn resolve_dir(path: &Path, cache: &Path) -> PathBuf {
     let rest = rest.strip_prefix("models/").unwrap_or(rest);
     let (repo, revision) = rest.split_once('@').unwrap_or((rest, "main"));
     let folder = cache.join(format!("models--{}", repo.replace('/', "--")));
-    let commit = std::fs::read_to_string(folder.join("refs").join(revision)).map(|c| c.trim().to_string()).unwrap_or_else(|_| revision.to_string());
+    let commit = std::fs::read_to_string(folder.join("refs").join(revision))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_else(|_| revision.to_string());
     folder.join("snapshots").join(commit)
 }

@@ -150,7 +150,10 @@ impl CnnConfig {
             _ => {
                 return vec![Issue::new(
                     format!("{key}.arch"),
-                    format!("a convolutional network needs image inputs, the data gives rows of shape {:?}", spec.input_shape),
+                    format!(
+                        "a convolutional network needs image inputs, the data gives rows of shape {:?}",
+                        spec.input_shape
+                    ),
                 )];
             }
         };
@@ -160,7 +163,10 @@ impl CnnConfig {
                 _ => {
                     return vec![Issue::new(
                         format!("{key}.blocks[{i}].kernel"),
-                        format!("kernel {} is larger than the {h}x{w} input of this block (padding {})", b.kernel, b.padding),
+                        format!(
+                            "kernel {} is larger than the {h}x{w} input of this block (padding {})",
+                            b.kernel, b.padding
+                        ),
                     )];
                 }
             }
@@ -194,8 +200,26 @@ pub struct Cnn {
     config: CnnConfig,
 }
 
+/// Stride and zero padding of a square convolution.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvGeometry {
+    /// Step between output positions.
+    pub stride: usize,
+    /// Zeros added on every side.
+    pub padding: usize,
+}
+
 /// A conv layer `in → out`, `k×k`, initialised by `init`.
-pub fn conv2d(cin: usize, cout: usize, k: usize, stride: usize, padding: usize, bias: bool, init: InitScheme, vb: VarBuilder) -> Result<Conv2d> {
+pub fn conv2d(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    geometry: ConvGeometry,
+    bias: bool,
+    init: InitScheme,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
+    let ConvGeometry { stride, padding } = geometry;
     let shape = Shape::from((cout, cin, k, k));
     let w = vb.get_with_hints(shape.clone(), "weight", init.weight(&shape))?;
     let b = if bias { Some(vb.get_with_hints(cout, "bias", init.bias(cin * k * k))?) } else { None };
@@ -204,7 +228,11 @@ pub fn conv2d(cin: usize, cout: usize, k: usize, stride: usize, padding: usize, 
 
 /// Batch normalisation over `n` channels with PyTorch's defaults (eps 1e-5, momentum 0.1).
 pub fn batch_norm(n: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    candle_nn::batch_norm(n, candle_nn::BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 }, vb)
+    candle_nn::batch_norm(
+        n,
+        candle_nn::BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 },
+        vb,
+    )
 }
 
 impl Cnn {
@@ -217,7 +245,15 @@ impl Cnn {
         let mut blocks = Vec::new();
         for (i, b) in cfg.blocks.iter().enumerate() {
             let vb = vb.pp("blocks").pp(i.to_string());
-            let conv = conv2d(c, b.channels, b.kernel, b.stride, b.padding, true, cfg.init, vb.pp("conv"))?;
+            let conv = conv2d(
+                c,
+                b.channels,
+                b.kernel,
+                ConvGeometry { stride: b.stride, padding: b.padding },
+                true,
+                cfg.init,
+                vb.pp("conv"),
+            )?;
             let bn = if b.batch_norm { Some(batch_norm(b.channels, vb.pp("bn"))?) } else { None };
             c = b.channels;
             h = out_size(h, b.kernel, b.stride, b.padding).unwrap_or(0);
@@ -277,14 +313,22 @@ impl Summarize for Cnn {
             let prefix = format!("blocks.{i}");
             h = out_size(h, b.kernel, b.stride, b.padding).unwrap_or(0);
             w = out_size(w, b.kernel, b.stride, b.padding).unwrap_or(0);
-            out.push(LayerInfo::new(format!("{prefix}.conv"), format!("Conv2d {c}→{} {k}x{k}", b.channels, k = b.kernel), vec![b.channels, h, w]));
+            out.push(LayerInfo::new(
+                format!("{prefix}.conv"),
+                format!("Conv2d {c}→{} {k}x{k}", b.channels, k = b.kernel),
+                vec![b.channels, h, w],
+            ));
             c = b.channels;
             if b.batch_norm {
                 out.push(LayerInfo::new(format!("{prefix}.bn"), "BatchNorm2d".into(), vec![c, h, w]));
             }
             if let Some(p) = b.pool {
                 (h, w) = (h / p, w / p);
-                out.push(LayerInfo::new(format!("{prefix}.pool"), format!("{:?}Pool2d {p}", b.pool_kind), vec![c, h, w]));
+                out.push(LayerInfo::new(
+                    format!("{prefix}.pool"),
+                    format!("{:?}Pool2d {p}", b.pool_kind),
+                    vec![c, h, w],
+                ));
             }
         }
         out.push(LayerInfo::new("flatten".into(), "Flatten".into(), vec![c * h * w]));
@@ -344,10 +388,16 @@ impl ResNetConfig {
 
     pub(crate) fn check(&self, key: &str, spec: &ModelSpec) -> Vec<Issue> {
         match spec.input_shape[..] {
-            [_, h, w] if h >> (self.stages.len() - 1).min(16) >= 1 && w >> (self.stages.len() - 1).min(16) >= 1 => Vec::new(),
+            [_, h, w] if h >> (self.stages.len() - 1).min(16) >= 1 && w >> (self.stages.len() - 1).min(16) >= 1 => {
+                Vec::new()
+            }
             [_, h, w] => vec![Issue::new(
                 format!("{key}.stages"),
-                format!("{} stages halve the resolution {} times, too many for {h}x{w} inputs", self.stages.len(), self.stages.len() - 1),
+                format!(
+                    "{} stages halve the resolution {} times, too many for {h}x{w} inputs",
+                    self.stages.len(),
+                    self.stages.len() - 1
+                ),
             )],
             _ => vec![Issue::new(format!("{key}.arch"), "a residual network needs image inputs")],
         }
@@ -365,12 +415,15 @@ struct BasicBlock {
 impl BasicBlock {
     fn new(cin: usize, cout: usize, stride: usize, init: InitScheme, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            conv1: conv2d(cin, cout, 3, stride, 1, false, init, vb.pp("conv1"))?,
+            conv1: conv2d(cin, cout, 3, ConvGeometry { stride, padding: 1 }, false, init, vb.pp("conv1"))?,
             bn1: batch_norm(cout, vb.pp("bn1"))?,
-            conv2: conv2d(cout, cout, 3, 1, 1, false, init, vb.pp("conv2"))?,
+            conv2: conv2d(cout, cout, 3, ConvGeometry { stride: 1, padding: 1 }, false, init, vb.pp("conv2"))?,
             bn2: batch_norm(cout, vb.pp("bn2"))?,
             shortcut: if stride != 1 || cin != cout {
-                Some((conv2d(cin, cout, 1, stride, 0, false, init, vb.pp("shortcut.0"))?, batch_norm(cout, vb.pp("shortcut.1"))?))
+                Some((
+                    conv2d(cin, cout, 1, ConvGeometry { stride, padding: 0 }, false, init, vb.pp("shortcut.0"))?,
+                    batch_norm(cout, vb.pp("shortcut.1"))?,
+                ))
             } else {
                 None
             },
@@ -402,7 +455,10 @@ impl ResNet {
     pub fn new(cfg: &ResNetConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<Self> {
         let c = spec.input_shape.first().copied().unwrap_or(1);
         let first = cfg.stages.first().copied().unwrap_or(16);
-        let stem = (conv2d(c, first, 3, 1, 1, false, cfg.init, vb.pp("stem.conv"))?, batch_norm(first, vb.pp("stem.bn"))?);
+        let stem = (
+            conv2d(c, first, 3, ConvGeometry { stride: 1, padding: 1 }, false, cfg.init, vb.pp("stem.conv"))?,
+            batch_norm(first, vb.pp("stem.bn"))?,
+        );
         let mut blocks = Vec::new();
         let mut cin = first;
         for (s, &cout) in cfg.stages.iter().enumerate() {
@@ -442,7 +498,11 @@ impl Summarize for ResNet {
             if s > 0 {
                 (h, w) = (h.div_ceil(2), w.div_ceil(2));
             }
-            out.push(LayerInfo::new(format!("stages.{s}"), format!("{} x BasicBlock", self.config.blocks_per_stage), vec![c, h, w]));
+            out.push(LayerInfo::new(
+                format!("stages.{s}"),
+                format!("{} x BasicBlock", self.config.blocks_per_stage),
+                vec![c, h, w],
+            ));
         }
         let last = self.config.stages.last().copied().unwrap_or(0);
         out.push(LayerInfo::new("pool".into(), "global AvgPool".into(), vec![last]));
@@ -482,7 +542,8 @@ mod tests {
 
     fn input(shape: &[usize]) -> Tensor {
         let n: usize = shape.iter().product();
-        Tensor::from_vec((0..n).map(|i| (0.11 * i as f64).cos() as f32).collect::<Vec<_>>(), shape, &Device::Cpu).unwrap()
+        Tensor::from_vec((0..n).map(|i| (0.11 * i as f64).cos() as f32).collect::<Vec<_>>(), shape, &Device::Cpu)
+            .unwrap()
     }
 
     fn close(got: &Tensor, want: &[f64]) {
@@ -523,11 +584,26 @@ mod tests {
         close(
             &y,
             &[
-                0.12370773404836655, 0.10867632925510406, 0.08269746601581573, 0.049326732754707336, 0.012695230543613434,
-                -0.02300640195608139, -0.054009392857551575, -0.07735808938741684, -0.09117131680250168,
-                -0.09475402534008026, 0.12382236868143082, 0.10887590050697327, 0.08295969665050507,
-                0.04962228238582611, 0.012991063296794891, -0.022743336856365204, -0.053808532655239105,
-                -0.07724187523126602, -0.09115276485681534, -0.09483516216278076,
+                0.12370773404836655,
+                0.10867632925510406,
+                0.08269746601581573,
+                0.049326732754707336,
+                0.012695230543613434,
+                -0.02300640195608139,
+                -0.054009392857551575,
+                -0.07735808938741684,
+                -0.09117131680250168,
+                -0.09475402534008026,
+                0.12382236868143082,
+                0.10887590050697327,
+                0.08295969665050507,
+                0.04962228238582611,
+                0.012991063296794891,
+                -0.022743336856365204,
+                -0.053808532655239105,
+                -0.07724187523126602,
+                -0.09115276485681534,
+                -0.09483516216278076,
             ],
         );
     }
@@ -555,9 +631,18 @@ mod tests {
         close(
             &net.forward(&x, &mut Ctx::train(&mut r)).unwrap(),
             &[
-                0.003991768695414066, -0.039784085005521774, -0.08754602819681168, 0.016027402132749557,
-                -0.00495506078004837, -0.06903330981731415, 0.02261340618133545, -0.004670444875955582,
-                -0.07536967843770981, -0.0056106774136424065, -0.049674052745103836, -0.08661802113056183,
+                0.003991768695414066,
+                -0.039784085005521774,
+                -0.08754602819681168,
+                0.016027402132749557,
+                -0.00495506078004837,
+                -0.06903330981731415,
+                0.02261340618133545,
+                -0.004670444875955582,
+                -0.07536967843770981,
+                -0.0056106774136424065,
+                -0.049674052745103836,
+                -0.08661802113056183,
             ],
         );
         let vars = params.varmap().data().lock().unwrap().clone();
@@ -572,9 +657,18 @@ mod tests {
         close(
             &net.forward(&x, &mut Ctx::infer()).unwrap(),
             &[
-                0.00804292131215334, -0.021999061107635498, -0.07599803060293198, 0.008133110590279102,
-                -0.020808538421988487, -0.07504402101039886, 0.009167087264358997, -0.02118460088968277,
-                -0.07640784233808517, 0.007738900370895863, -0.021903183311223984, -0.07560991495847702,
+                0.00804292131215334,
+                -0.021999061107635498,
+                -0.07599803060293198,
+                0.008133110590279102,
+                -0.020808538421988487,
+                -0.07504402101039886,
+                0.009167087264358997,
+                -0.02118460088968277,
+                -0.07640784233808517,
+                0.007738900370895863,
+                -0.021903183311223984,
+                -0.07560991495847702,
             ],
         );
     }
@@ -584,8 +678,24 @@ mod tests {
         let spec = ModelSpec { input_shape: vec![1, 8, 8], outputs: 2, vocab: None };
         let cfg = CnnConfig {
             blocks: vec![
-                ConvBlock { channels: 4, kernel: 3, stride: 1, padding: 0, pool: Some(2), pool_kind: PoolKind::Max, batch_norm: false },
-                ConvBlock { channels: 4, kernel: 5, stride: 1, padding: 0, pool: None, pool_kind: PoolKind::Max, batch_norm: false },
+                ConvBlock {
+                    channels: 4,
+                    kernel: 3,
+                    stride: 1,
+                    padding: 0,
+                    pool: Some(2),
+                    pool_kind: PoolKind::Max,
+                    batch_norm: false,
+                },
+                ConvBlock {
+                    channels: 4,
+                    kernel: 5,
+                    stride: 1,
+                    padding: 0,
+                    pool: None,
+                    pool_kind: PoolKind::Max,
+                    batch_norm: false,
+                },
             ],
             ..Default::default()
         };
@@ -594,7 +704,11 @@ mod tests {
             ["model.blocks[1].kernel: kernel 5 is larger than the 3x3 input of this block (padding 0)"]
         );
         let tab = ModelSpec { input_shape: vec![10], outputs: 2, vocab: None };
-        assert!(cfg.check("model", &tab)[0].to_string().starts_with("model.arch: a convolutional network needs image inputs"));
+        assert!(
+            cfg.check("model", &tab)[0]
+                .to_string()
+                .starts_with("model.arch: a convolutional network needs image inputs")
+        );
         let res = ResNetConfig { stages: vec![8, 8, 8, 8, 8, 8], ..Default::default() };
         assert_eq!(
             res.check("model", &ModelSpec { input_shape: vec![1, 8, 8], outputs: 2, vocab: None })[0].to_string(),

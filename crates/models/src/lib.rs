@@ -7,7 +7,9 @@
 //! batches at inference.
 //!
 //! Architectures: the [`Mlp`](mlp::Mlp), the configurable [`Cnn`](cnn::Cnn) with its LeNet-5
-//! preset, and a small [`ResNet`](cnn::ResNet). [`summarize`] lists layers, output shapes and
+//! preset, a small [`ResNet`](cnn::ResNet), recurrent networks and transformer encoders over
+//! sequences ([`sequence`], built from [`rnn`] and [`attention`]), and pre-trained BERT encoders
+//! for transfer learning ([`bert`]). [`summarize`] lists layers, output shapes and
 //! parameter counts.
 //!
 //! What it must not do: own the training loop (that is `train`).
@@ -19,6 +21,7 @@ mod init;
 pub mod layers;
 pub mod mlp;
 pub mod rnn;
+pub mod sequence;
 pub mod summary;
 
 use std::path::Path;
@@ -29,11 +32,12 @@ use pipeline_core::config::{Issue, Tagged};
 use pipeline_core::{Ctx, Head, Model, Predictions};
 use serde::{Deserialize, Serialize};
 
-pub use init::{InitScheme, Params};
-pub use layers::Activation;
 pub use bert::{BertConfig, BertSizes, Freeze, Pooling};
 pub use cnn::{CnnConfig, ConvBlock, LeNet5Config, PoolKind, ResNetConfig};
+pub use init::{InitScheme, Params};
+pub use layers::Activation;
 pub use mlp::MlpConfig;
+pub use sequence::{RnnConfig, SeqPooling, TransformerConfig};
 pub use summary::{LayerInfo, Summarize, Summary, summarize};
 
 /// What can go wrong building, loading or running a model.
@@ -77,12 +81,16 @@ pub enum ModelConfig {
     /// A small residual network.
     #[serde(rename = "resnet")]
     ResNet(ResNetConfig),
+    /// An embedding, a recurrent network (RNN, LSTM, GRU) and a head.
+    Rnn(RnnConfig),
+    /// A transformer encoder and a head.
+    Transformer(TransformerConfig),
     /// A pre-trained BERT-family encoder with a task head.
     Bert(BertConfig),
 }
 
 /// The architecture names `arch` accepts.
-pub const ARCHITECTURES: &[&str] = &["mlp", "cnn", "lenet5", "resnet", "bert"];
+pub const ARCHITECTURES: &[&str] = &["mlp", "cnn", "lenet5", "resnet", "rnn", "transformer", "bert"];
 
 impl<'de> Deserialize<'de> for ModelConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -92,6 +100,8 @@ impl<'de> Deserialize<'de> for ModelConfig {
             "cnn" => t.parse().map(ModelConfig::Cnn),
             "lenet5" => t.parse().map(ModelConfig::LeNet5),
             "resnet" => t.parse().map(ModelConfig::ResNet),
+            "rnn" => t.parse().map(ModelConfig::Rnn),
+            "transformer" => t.parse().map(ModelConfig::Transformer),
             "bert" => t.parse().map(ModelConfig::Bert),
             other => unreachable!("Tagged::read admits only listed variants, got {other}"),
         }
@@ -106,6 +116,8 @@ impl ModelConfig {
             ModelConfig::Cnn(c) => c.validate("model"),
             ModelConfig::LeNet5(c) => c.to_cnn().validate("model"),
             ModelConfig::ResNet(c) => c.validate("model"),
+            ModelConfig::Rnn(c) => c.validate("model"),
+            ModelConfig::Transformer(c) => c.validate("model"),
             ModelConfig::Bert(c) => c.validate("model"),
         }
     }
@@ -118,6 +130,8 @@ impl ModelConfig {
             ModelConfig::Cnn(c) => c.check("model", spec),
             ModelConfig::LeNet5(c) => c.to_cnn().check("model", spec),
             ModelConfig::ResNet(c) => c.check("model", spec),
+            ModelConfig::Rnn(c) => c.check("model", spec),
+            ModelConfig::Transformer(c) => c.check("model", spec),
             ModelConfig::Bert(c) => c.check("model", spec),
         }
     }
@@ -185,6 +199,8 @@ pub fn build(config: &ModelConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<B
         ModelConfig::Cnn(c) => Box::new(cnn::Cnn::new(c, spec, vb)?),
         ModelConfig::LeNet5(c) => Box::new(cnn::Cnn::new(&c.to_cnn(), spec, vb)?),
         ModelConfig::ResNet(c) => Box::new(cnn::ResNet::new(c, spec, vb)?),
+        ModelConfig::Rnn(c) => Box::new(sequence::RnnModel::new(c, spec, vb)?),
+        ModelConfig::Transformer(c) => Box::new(sequence::TransformerModel::new(c, spec, vb)?),
         ModelConfig::Bert(c) => Box::new(bert::Bert::new(c, spec, vb)?),
     })
 }
@@ -192,7 +208,12 @@ pub fn build(config: &ModelConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<B
 /// Builds the model for training: fresh, seeded weights in `params`, then pre-trained weights
 /// where the architecture has them (and frozen layers marked). Returns the model and, for
 /// pre-trained encoders, the number of tensors loaded.
-pub fn build_for_training(config: &ModelConfig, spec: &ModelSpec, params: &Params, device: &Device) -> Result<(Box<dyn Network>, Option<usize>)> {
+pub fn build_for_training(
+    config: &ModelConfig,
+    spec: &ModelSpec,
+    params: &Params,
+    device: &Device,
+) -> Result<(Box<dyn Network>, Option<usize>)> {
     match config {
         ModelConfig::Bert(c) => {
             let net = bert::Bert::new(c, spec, params.var_builder(device))?;

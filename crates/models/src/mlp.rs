@@ -69,7 +69,11 @@ impl Mlp {
 
 impl crate::Summarize for Mlp {
     fn layers(&self, _input: &[usize]) -> Vec<crate::LayerInfo> {
-        let mut out = vec![crate::LayerInfo::new("flatten".into(), "Flatten".into(), vec![self.layers[0].weight().dim(1).unwrap_or(0)])];
+        let mut out = vec![crate::LayerInfo::new(
+            "flatten".into(),
+            "Flatten".into(),
+            vec![self.layers[0].weight().dim(1).unwrap_or(0)],
+        )];
         for (i, l) in self.layers.iter().enumerate() {
             let (o, n) = (l.weight().dim(0).unwrap_or(0), l.weight().dim(1).unwrap_or(0));
             out.push(crate::LayerInfo::new(format!("layers.{i}"), format!("Linear {n}→{o}"), vec![o]));

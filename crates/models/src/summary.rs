@@ -71,7 +71,7 @@ fn group(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -83,7 +83,11 @@ impl Summary {
     /// The Keras-style table.
     pub fn table(&self, input: &[usize]) -> String {
         let rows: Vec<[String; 4]> = std::iter::once(["input".into(), "".into(), format!("{input:?}"), "0".into()])
-            .chain(self.layers.iter().map(|l| [l.name.clone(), l.kind.clone(), format!("{:?}", l.output_shape), group(l.params)]))
+            .chain(
+                self.layers
+                    .iter()
+                    .map(|l| [l.name.clone(), l.kind.clone(), format!("{:?}", l.output_shape), group(l.params)]),
+            )
             .collect();
         let head = ["layer", "type", "output shape", "params"];
         let mut w = head.map(|h| h.chars().count());
@@ -102,7 +106,8 @@ impl Summary {
         for r in &rows {
             out += &(line(r) + "\n");
         }
-        let _ = writeln!(out, "{rule}\ntotal params: {}\ntrainable params: {}", group(self.total), group(self.trainable));
+        let _ =
+            writeln!(out, "{rule}\ntotal params: {}\ntrainable params: {}", group(self.total), group(self.trainable));
         out
     }
 }

@@ -34,8 +34,7 @@ fn model_dir() -> Option<PathBuf> {
 #[test]
 fn minilm_embeddings_match_the_reference_bert() {
     let Some(dir) = model_dir() else { return };
-    let reference: serde_json::Value =
-        serde_json::from_str(include_str!("data/minilm_reference.json")).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(include_str!("data/minilm_reference.json")).unwrap();
     let ids: Vec<Vec<u32>> = serde_json::from_value(reference["input_ids"].clone()).unwrap();
     let want: Vec<Vec<f32>> = serde_json::from_value(reference["embeddings"].clone()).unwrap();
     let sentences: Vec<String> = serde_json::from_value(reference["sentences"].clone()).unwrap();

@@ -359,7 +359,9 @@ impl PreprocessConfig {
     /// The tokenizer file, if the config names one.
     pub fn tokenizer_path_mut(&mut self) -> Option<&mut PathBuf> {
         match &mut self.text.as_mut()?.tokenizer {
-            TokenizerConfig::Vocab(VocabFile { path, .. }) | TokenizerConfig::File(TokenizerFile { path }) => Some(path),
+            TokenizerConfig::Vocab(VocabFile { path, .. }) | TokenizerConfig::File(TokenizerFile { path }) => {
+                Some(path)
+            }
             _ => None,
         }
     }

@@ -51,6 +51,10 @@ pub struct TrainConfig {
     /// When to write checkpoints.
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
+    /// Learning-rate multipliers by weight-name prefix (the longest match wins), e.g.
+    /// `{"head.": 20}` to train a fresh head faster than a pre-trained encoder.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub lr_scale: std::collections::BTreeMap<String, f64>,
 }
 
 fn default_epochs() -> usize {
@@ -82,6 +86,7 @@ impl Default for TrainConfig {
             accumulate: 1,
             early_stopping: None,
             checkpoint: CheckpointConfig::default(),
+            lr_scale: Default::default(),
         }
     }
 }
@@ -361,6 +366,9 @@ impl TrainConfig {
             }
             Some(LossConfig::Huber(h)) => positive(&mut issues, "train.loss.delta", h.delta),
             _ => {}
+        }
+        for (prefix, &f) in &self.lr_scale {
+            positive(&mut issues, &format!("train.lr_scale.{prefix}"), f);
         }
         non_negative(&mut issues, "train.penalty.l1", self.penalty.l1);
         non_negative(&mut issues, "train.penalty.l2", self.penalty.l2);

@@ -174,7 +174,7 @@ impl<'t, 'a> Run<'t, 'a> {
         let monitor = c.best_monitor(validation.is_some());
         let vars = t.params.trainable_vars();
         let weights = vars.iter().filter(|(n, _)| n.ends_with("weight")).map(|(_, v)| v.as_tensor().clone()).collect();
-        let opt = Optimizer::new(c.optimizer.clone(), vars.clone())?;
+        let opt = Optimizer::new(c.optimizer.clone(), vars.clone())?.with_lr_scales(&c.lr_scale);
         let batches = train.len().div_ceil(c.batch_size.max(1));
         let steps_per_epoch = batches.div_ceil(c.accumulate.max(1));
         let sched = Scheduler::new(c.schedule.clone(), c.warmup.clone(), c.optimizer.lr(), c.epochs, steps_per_epoch);

@@ -209,11 +209,18 @@ mod tests {
             ModelConfig::Mlp(MlpConfig { hidden, activation: models::Activation::LeakyRelu, ..Default::default() })
         };
         let (gp, dp) = (Params::new(rng(1, "g")), Params::new(rng(1, "d")));
-        let g =
-            models::build(&mlp(vec![16, 16]), &ModelSpec { input_shape: vec![4], outputs: 2, vocab: None }, gp.var_builder(&dev))
-                .unwrap();
-        let d = models::build(&mlp(vec![16]), &ModelSpec { input_shape: vec![2], outputs: 1, vocab: None }, dp.var_builder(&dev))
-            .unwrap();
+        let g = models::build(
+            &mlp(vec![16, 16]),
+            &ModelSpec { input_shape: vec![4], outputs: 2, vocab: None },
+            gp.var_builder(&dev),
+        )
+        .unwrap();
+        let d = models::build(
+            &mlp(vec![16]),
+            &ModelSpec { input_shape: vec![2], outputs: 1, vocab: None },
+            dp.var_builder(&dev),
+        )
+        .unwrap();
         let adam = OptimizerConfig::Adam(AdamConfig {
             lr: 0.001,
             beta1: 0.5,

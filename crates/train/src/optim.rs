@@ -281,6 +281,8 @@ pub struct Optimizer {
     /// `state[i][j]`: slot `j` of variable `i`.
     state: Vec<Vec<Tensor>>,
     steps: u64,
+    /// Per-variable learning-rate multipliers.
+    scales: Vec<f64>,
 }
 
 impl Optimizer {
@@ -303,7 +305,19 @@ impl Optimizer {
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<_>>()?;
-        Ok(Self { config, vars, state, steps: 0 })
+        let scales = vec![1.0; vars.len()];
+        Ok(Self { config, vars, state, steps: 0, scales })
+    }
+
+    /// Multiplies the learning rate of every variable whose name starts with a key of
+    /// `scales` by its value (the longest matching prefix wins) — e.g. a fresh head learning
+    /// faster than a pre-trained encoder.
+    pub fn with_lr_scales(mut self, scales: &std::collections::BTreeMap<String, f64>) -> Self {
+        for (i, (name, _)) in self.vars.iter().enumerate() {
+            let best = scales.iter().filter(|(p, _)| name.starts_with(p.as_str())).max_by_key(|(p, _)| p.len());
+            self.scales[i] = best.map_or(1.0, |(_, &f)| f);
+        }
+        self
     }
 
     /// The variables, in order.
@@ -321,8 +335,10 @@ impl Optimizer {
     pub fn step(&mut self, grads: &[Option<Tensor>], lr: f64) -> Result<()> {
         self.steps += 1;
         let t = self.steps as i32;
+        let base_lr = lr;
         for (i, g) in grads.iter().enumerate() {
             let Some(g) = g else { continue };
+            let lr = base_lr * self.scales[i];
             let p = self.vars[i].1.as_tensor().clone();
             let s = &mut self.state[i];
             let new_p = match &self.config {
@@ -527,6 +543,31 @@ mod tests {
                     assert!((a - b).abs() < 1e-5, "{name}: {got:?} vs {want:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn lr_scales_multiply_by_longest_prefix() {
+        let dev = Device::Cpu;
+        let vars: Vec<(String, Var)> = ["head.0.weight", "encoder.w", "head.0.bias"]
+            .iter()
+            .map(|n| (n.to_string(), Var::from_tensor(&Tensor::new(&[1f32], &dev).unwrap()).unwrap()))
+            .collect();
+        let scales = std::collections::BTreeMap::from([("head.".to_string(), 10.0), ("head.0.b".to_string(), 2.0)]);
+        let cfg = OptimizerConfig::Sgd(SgdConfig {
+            lr: 0.1,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        });
+        let mut opt = Optimizer::new(cfg, vars.clone()).unwrap().with_lr_scales(&scales);
+        let g = Some(Tensor::new(&[1f32], &dev).unwrap());
+        opt.step(&[g.clone(), g.clone(), g], 0.1).unwrap();
+        let after: Vec<f32> = vars.iter().map(|(_, v)| v.as_tensor().to_vec1::<f32>().unwrap()[0]).collect();
+        // 1 - lr * scale * g: head weight x10, encoder x1, head bias x2 (the longer prefix).
+        for (a, b) in after.iter().zip([0.0f32, 0.9, 0.8]) {
+            assert!((a - b).abs() < 1e-6, "{after:?}");
         }
     }
 
