@@ -131,6 +131,15 @@ fn col2im(g: &Geom, col: &[f32], gx: &mut [f32]) {
     }
 }
 
+/// The gradients `(x, w, b)` as plain vectors, each only when asked for.
+type Grads = (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>);
+
+/// One piece of the batch's partial sums of `grad_w` and `grad_b`.
+struct Partial {
+    gw: Vec<f32>,
+    gb: Vec<f32>,
+}
+
 /// The convolution op, with its fused epilogue.
 struct ConvOp {
     g: Geom,
@@ -189,8 +198,17 @@ impl ConvOp {
                     Some(kp) => {
                         let plen = ph * pw;
                         for o in 0..g.o {
-                            let ids = if idx.is_empty() { None } else { Some(&mut idx[(i * g.o + o) * plen..][..plen]) };
-                            pool_plane(&conv[o * p..][..p], g.oh, g.ow, kp, &mut yn[o * plen..][..plen], ids, self.relu);
+                            let ids =
+                                if idx.is_empty() { None } else { Some(&mut idx[(i * g.o + o) * plen..][..plen]) };
+                            pool_plane(
+                                &conv[o * p..][..p],
+                                g.oh,
+                                g.ow,
+                                kp,
+                                &mut yn[o * plen..][..plen],
+                                ids,
+                                self.relu,
+                            );
                         }
                     }
                     None if self.relu => yn.iter_mut().for_each(|v| *v = v.max(0.0)),
@@ -228,7 +246,7 @@ impl ConvOp {
         need_x: bool,
         need_w: bool,
         need_b: bool,
-    ) -> Result<(Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>)> {
+    ) -> Result<Grads> {
         let g = self.g;
         let (k, p) = (g.k(), g.p());
         let (ph, pw) = self.out_hw();
@@ -243,10 +261,11 @@ impl ConvOp {
         let work = g.n * g.o * k * p * (usize::from(need_x) + usize::from(need_w));
         let per = g.n.div_ceil(pieces(g.n, work)).max(1);
         // One piece's work: returns its partial grad_w and grad_b.
-        let run = |n0: usize, count: usize, mut gx: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
+        let run = |n0: usize, count: usize, mut gx: Option<&mut [f32]>| -> Partial {
             let mut gw = vec![0.0f32; if need_w { g.o * k } else { 0 }];
             let mut gb = vec![0.0f32; if need_b { g.o } else { 0 }];
-            let mut col = vec![0.0f32; if (need_w && !g.identity_cols()) || (need_x && !g.identity_cols()) { k * p } else { 0 }];
+            let mut col =
+                vec![0.0f32; if (need_w && !g.identity_cols()) || (need_x && !g.identity_cols()) { k * p } else { 0 }];
             let mut gpre = vec![0.0f32; if self.pool.is_some() || self.relu { g.o * p } else { 0 }];
             for i in 0..count {
                 let n = n0 + i;
@@ -306,10 +325,10 @@ impl ConvOp {
                     }
                 }
             }
-            (gw, gb)
+            Partial { gw, gb }
         };
         let pieces_n = g.n.div_ceil(per);
-        let (gx, partials): (Option<Vec<f32>>, Vec<(Vec<f32>, Vec<f32>)>) = if need_x {
+        let (gx, partials): (Option<Vec<f32>>, Vec<Partial>) = if need_x {
             let mut gx = vec![0.0f32; g.n * g.in_len()];
             let parts = if g.in_len() == 0 {
                 Vec::new()
@@ -321,11 +340,10 @@ impl ConvOp {
             };
             (Some(gx), parts)
         } else {
-            let parts =
-                (0..pieces_n).into_par_iter().map(|ci| run(ci * per, per.min(g.n - ci * per), None)).collect();
+            let parts = (0..pieces_n).into_par_iter().map(|ci| run(ci * per, per.min(g.n - ci * per), None)).collect();
             (None, parts)
         };
-        let sum = |pick: fn(&(Vec<f32>, Vec<f32>)) -> &Vec<f32>, len: usize| {
+        let sum = |pick: fn(&Partial) -> &Vec<f32>, len: usize| {
             let mut acc = vec![0.0f32; len];
             for part in &partials {
                 for (a, v) in acc.iter_mut().zip(pick(part)) {
@@ -334,8 +352,8 @@ impl ConvOp {
             }
             acc
         };
-        let gw = need_w.then(|| sum(|t| &t.0, g.o * k));
-        let gb = need_b.then(|| sum(|t| &t.1, g.o));
+        let gw = need_w.then(|| sum(|t| &t.gw, g.o * k));
+        let gb = need_b.then(|| sum(|t| &t.gb, g.o));
         Ok((gx, gw, gb))
     }
 
@@ -471,13 +489,7 @@ pub fn conv2d_block(
         bail!("conv2d: max-pool window must be in 1..=16, got {k}");
     }
     let track = x.track_op() || w.track_op() || b.is_some_and(Tensor::track_op);
-    let op = ConvOp {
-        g,
-        relu: activation == Activation::Relu,
-        pool: max_pool,
-        argmax: OnceLock::new(),
-        record: track,
-    };
+    let op = ConvOp { g, relu: activation == Activation::Relu, pool: max_pool, argmax: OnceLock::new(), record: track };
     let (x, w) = (contiguous(x)?, contiguous(w)?);
     match b {
         Some(b) => {

@@ -23,9 +23,6 @@ mod optim;
 mod pool;
 mod util;
 
-#[cfg(test)]
-mod tests;
-
 pub use conv::{conv2d, conv2d_block};
 pub use linear::linear;
 pub use loss::softmax_cross_entropy;

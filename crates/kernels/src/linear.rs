@@ -55,14 +55,21 @@ impl LinearOp {
         y
     }
 
-    fn grads(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, res: &Tensor, grad: &Tensor) -> Result<[Option<Tensor>; 3]> {
+    fn grads(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<[Option<Tensor>; 3]> {
         let (need_x, need_w, need_b) = (x.track_op(), w.track_op(), b.is_some_and(Tensor::track_op));
         if !(need_x || need_w || need_b) {
             return Ok([None, None, None]);
         }
         let (rows, inp, out) = (self.rows, self.inp, self.out);
-        let masked;
         let (gx, gw, gb) = with_f32(grad, "linear", |g| {
+            let masked;
             let g: &[f32] = if self.relu {
                 masked = with_f32(res, "linear", |y| {
                     Ok(g.iter().zip(y).map(|(&gv, &yv)| if yv > 0.0 { gv } else { 0.0 }).collect::<Vec<f32>>())
@@ -177,7 +184,9 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, activation: Activation
     expect_cpu_f32(x, "linear input")?;
     expect_cpu_f32(w, "linear weight")?;
     let (out, inp) = w.dims2()?;
-    let Some((&last, lead)) = x.dims().split_last() else { bail!("linear: the input must have at least one dimension") };
+    let Some((&last, lead)) = x.dims().split_last() else {
+        bail!("linear: the input must have at least one dimension")
+    };
     if last != inp {
         bail!("linear: the input has {last} features, the weight expects {inp}");
     }

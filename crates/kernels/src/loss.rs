@@ -2,6 +2,7 @@
 //! (max, log-sum-exp, the target's and the mean log-probability), the backward writes
 //! `(softmax - smoothed one-hot) / batch` directly.
 
+use candle_core::backend::BackendStorage as _;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor, bail};
 
 use crate::util::{contiguous, expect_cpu_f32, f32_slice, tensor, with_f32};

@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 
+use candle_core::backend::BackendStorage as _;
 use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Storage, Tensor, Var, bail};
 use rayon::prelude::*;
 
@@ -18,6 +19,9 @@ use rayon::prelude::*;
 const CHUNK: usize = 1 << 14;
 
 type Body<'a> = dyn Fn(&mut [&mut [f32]]) -> Result<()> + 'a;
+
+/// An update over the mutable target slices and the read-only gradient.
+type StepBody<'a> = dyn Fn(&mut [&mut [f32]], &[f32]) -> Result<()> + 'a;
 
 /// One level of the nest: takes `&mut` access to its tensor's storage, then either opens the
 /// next level or, at the last, runs the body on every slice.
@@ -64,7 +68,7 @@ fn storage_addr(t: &Tensor) -> Result<usize> {
 
 /// Runs `body` with mutable slices of every tensor of `targets` (in order) and the read-only
 /// slice of `grad`, after checking shapes, contiguity and that no two share storage.
-fn with_targets(targets: &[&Tensor], grad: &Tensor, body: &dyn Fn(&mut [&mut [f32]], &[f32]) -> Result<()>) -> Result<()> {
+fn with_targets(targets: &[&Tensor], grad: &Tensor, body: &StepBody<'_>) -> Result<()> {
     let shape = grad.shape();
     let mut addrs = vec![storage_addr(grad)?];
     for t in targets {
@@ -238,10 +242,10 @@ impl AdamConsts {
     // Each `x * c + 0.0` is candle's `affine(c, 0)` (the `+ 0.0` only turns -0 into +0, kept so
     // the results are bit-identical to the unfused tensor ops).
     #[inline]
-    fn run(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], mut vmax: Option<&mut [f32]>, g: &[f32]) {
+    fn run(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], vmax: Option<&mut [f32]>, g: &[f32]) {
         let n = g.len();
         let (p, m, v) = (&mut p[..n], &mut m[..n], &mut v[..n]);
-        let mut vmax = vmax.as_deref_mut().map(|s| &mut s[..n]);
+        let mut vmax = vmax.map(|s| &mut s[..n]);
         for i in 0..n {
             let mut pi = p[i];
             let mut gi = g[i];

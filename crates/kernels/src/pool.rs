@@ -101,7 +101,8 @@ impl CustomOp1 for MaxPoolOp {
             if self.record {
                 y.par_chunks_mut(per * out_len).zip(idx.par_chunks_mut(per * out_len)).enumerate().for_each(
                     |(ci, (yc, ic))| {
-                        for (i, (yp, ip)) in yc.chunks_exact_mut(out_len).zip(ic.chunks_exact_mut(out_len)).enumerate() {
+                        for (i, (yp, ip)) in yc.chunks_exact_mut(out_len).zip(ic.chunks_exact_mut(out_len)).enumerate()
+                        {
                             let src = &x[(ci * per + i) * in_len..][..in_len];
                             pool_plane(src, h, w, self.k, yp, Some(ip), false);
                         }
@@ -126,9 +127,7 @@ impl CustomOp1 for MaxPoolOp {
         if !arg.track_op() {
             return Ok(None);
         }
-        let Some(idx) = self.argmax.get() else {
-            bail!("max_pool2d backward: the forward did not record its indices")
-        };
+        let Some(idx) = self.argmax.get() else { bail!("max_pool2d backward: the forward did not record its indices") };
         let (_, _, h, w) = self.dims;
         let (planes, in_len, out_len) = self.planes();
         let gx = with_f32(grad, "max_pool2d", |gy| {

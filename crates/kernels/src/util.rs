@@ -1,5 +1,6 @@
 //! Access to candle's CPU storage as plain slices, and the threading policy shared by the kernels.
 
+use candle_core::backend::BackendStorage as _;
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Storage, Tensor, bail};
 
 /// The contiguous f32 elements a layout views in a CPU storage.
