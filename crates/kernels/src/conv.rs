@@ -484,9 +484,9 @@ pub fn conv2d_block(
         ow: (wd + 2 * padding - kw) / stride + 1,
     };
     if let Some(k) = max_pool
-        && !(1..=16).contains(&k)
+        && !(1..=crate::MAX_POOL_WINDOW).contains(&k)
     {
-        bail!("conv2d: max-pool window must be in 1..=16, got {k}");
+        bail!("conv2d: max-pool window must be in 1..={}, got {k}", crate::MAX_POOL_WINDOW);
     }
     let track = x.track_op() || w.track_op() || b.is_some_and(Tensor::track_op);
     let op = ConvOp { g, relu: activation == Activation::Relu, pool: max_pool, argmax: OnceLock::new(), record: track };

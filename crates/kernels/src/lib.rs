@@ -29,6 +29,9 @@ pub use loss::softmax_cross_entropy;
 pub use optim::{AdamStep, SgdStep, adam_step, adamw_step, sgd_step};
 pub use pool::max_pool2d;
 
+/// The largest max-pooling window the kernels take (a window-local argmax fits in a byte).
+pub const MAX_POOL_WINDOW: usize = 16;
+
 /// An activation fused into a kernel's output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Activation {

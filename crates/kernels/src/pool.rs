@@ -155,8 +155,8 @@ impl CustomOp1 for MaxPoolOp {
 /// CPU f32 only; `k` in `1..=16`.
 pub fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
     expect_cpu_f32(x, "max_pool2d input")?;
-    if !(1..=16).contains(&k) {
-        bail!("max_pool2d: window must be in 1..=16, got {k}");
+    if !(1..=crate::MAX_POOL_WINDOW).contains(&k) {
+        bail!("max_pool2d: window must be in 1..={}, got {k}", crate::MAX_POOL_WINDOW);
     }
     let dims = x.dims4()?;
     if dims.2 < k || dims.3 < k {
