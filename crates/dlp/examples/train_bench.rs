@@ -66,6 +66,7 @@ fn main() -> Result<()> {
         None => 8000,
     };
     let mut config = dlp::config::load(&config_path)?;
+    dlp::device::set_threads(config.threads);
     config.train.epochs = epochs;
     let device = Device::Cpu;
 
