@@ -85,7 +85,10 @@ fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
                     if hi > lo {
                         let first = lo * g.stride + kx - g.pad;
                         if g.stride == 1 {
-                            dst[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                            // Rows are short (tens of values): an inlined loop beats a memcpy call.
+                            for (d, s) in dst[lo..hi].iter_mut().zip(&src[first..first + hi - lo]) {
+                                *d = *s;
+                            }
                         } else {
                             for (d, s) in dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(g.stride)) {
                                 *d = *s;
@@ -193,7 +196,10 @@ impl ConvOp {
                         row.fill(bv);
                     }
                 }
-                gemm(g.o, p, k, dst, p, 1, b.is_some(), Mat::rows(w, k), Mat::rows(cols, p), Par::Seq);
+                // dstᵀ (P x O) = colᵀ (P x K) · Wᵀ (K x O): the long axis P is the multiply's row
+                // axis and `dst` (O x P, row-major) is column-major to it, the layout its
+                // kernels write natively; few output channels then fill the narrow side.
+                gemm(p, g.o, k, dst, 1, p, b.is_some(), Mat::rows_t(cols, p), Mat::rows_t(w, k), Par::Seq);
                 match self.pool {
                     Some(kp) => {
                         let plen = ph * pw;
@@ -311,8 +317,8 @@ impl ConvOp {
                         im2col(&g, xn, &mut col);
                         &col
                     };
-                    // grad_w (O x K) += G (O x P) · colᵀ (P x K)
-                    gemm(g.o, k, p, &mut gw, k, 1, true, Mat::rows(gn, p), Mat::rows_t(cols, p), Par::Seq);
+                    // grad_wᵀ (K x O) += col (K x P) · Gᵀ (P x O)
+                    gemm(k, g.o, p, &mut gw, 1, k, true, Mat::rows(cols, p), Mat::rows_t(gn, p), Par::Seq);
                 }
                 if let Some(gx) = gx.as_deref_mut() {
                     let gxn = &mut gx[i * g.in_len()..][..g.in_len()];

@@ -30,25 +30,29 @@ fn row_blocks(rows: usize, work: usize) -> usize {
 impl LinearOp {
     fn forward(&self, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
         let (inp, out) = (self.inp, self.out);
-        let mut y = vec![0.0f32; self.rows * out];
+        // With a bias, the output starts as the bias repeated (the multiply adds onto it).
+        let mut y = match b {
+            Some(b) => {
+                let mut y = Vec::with_capacity(self.rows * out);
+                for _ in 0..self.rows {
+                    y.extend_from_slice(b);
+                }
+                y
+            }
+            None => vec![0.0f32; self.rows * out],
+        };
         if y.is_empty() {
             return y;
         }
         let per = row_blocks(self.rows, self.rows * inp * out);
         y.par_chunks_mut(per * out).enumerate().for_each(|(ci, yc)| {
             let m = yc.len() / out;
-            if let Some(b) = b {
-                for row in yc.chunks_exact_mut(out) {
-                    row.copy_from_slice(b);
-                }
-            }
             let xs = &x[ci * per * inp..][..m * inp];
             gemm(m, out, inp, yc, out, 1, b.is_some(), Mat::rows(xs, inp), Mat::rows_t(w, inp), Par::Seq);
             if self.relu {
+                // A select rather than a conditional store, so the loop vectorizes; NaN stays NaN.
                 for v in yc.iter_mut() {
-                    if *v < 0.0 {
-                        *v = 0.0;
-                    }
+                    *v = if *v < 0.0 { 0.0 } else { *v };
                 }
             }
         });

@@ -18,28 +18,74 @@ pub(crate) fn pool_plane(
     w: usize,
     k: usize,
     dst: &mut [f32],
-    mut idx: Option<&mut [u8]>,
+    idx: Option<&mut [u8]>,
     relu: bool,
 ) {
     let (ph, pw) = (h / k, w / k);
-    for py in 0..ph {
-        for px in 0..pw {
-            let mut best = f32::NEG_INFINITY;
-            let mut at = 0usize;
-            for dy in 0..k {
-                let row = &src[(py * k + dy) * w + px * k..][..k];
-                for (dx, &v) in row.iter().enumerate() {
-                    if v > best || v.is_nan() {
-                        best = v;
-                        at = dy * k + dx;
+    let clamp = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
+    // A later element wins when it is greater or NaN: the first maximum, NaN propagating.
+    let wins = |v: f32, best: f32| v > best || v.is_nan();
+    match idx {
+        // The 2x2 window of LeNet-style networks, unrolled.
+        Some(idx) if k == 2 => {
+            for py in 0..ph {
+                let r0 = &src[2 * py * w..][..2 * pw];
+                let r1 = &src[(2 * py + 1) * w..][..2 * pw];
+                let out = &mut dst[py * pw..][..pw];
+                let ids = &mut idx[py * pw..][..pw];
+                for (((o, id), a), b) in out.iter_mut().zip(ids).zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
+                    let (mut best, mut at) = (a[0], 0u8);
+                    if wins(a[1], best) {
+                        (best, at) = (a[1], 1);
                     }
+                    if wins(b[0], best) {
+                        (best, at) = (b[0], 2);
+                    }
+                    if wins(b[1], best) {
+                        (best, at) = (b[1], 3);
+                    }
+                    *o = clamp(best);
+                    *id = at;
                 }
             }
-            let j = py * pw + px;
-            dst[j] = if relu && best < 0.0 { 0.0 } else { best };
-            if let Some(idx) = idx.as_deref_mut() {
-                // k ≤ 16, so a window-local index fits in a byte.
-                idx[j] = at as u8;
+        }
+        None if k == 2 => {
+            for py in 0..ph {
+                let r0 = &src[2 * py * w..][..2 * pw];
+                let r1 = &src[(2 * py + 1) * w..][..2 * pw];
+                let out = &mut dst[py * pw..][..pw];
+                for ((o, a), b) in out.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
+                    let mut best = a[0];
+                    for v in [a[1], b[0], b[1]] {
+                        if wins(v, best) {
+                            best = v;
+                        }
+                    }
+                    *o = clamp(best);
+                }
+            }
+        }
+        mut idx => {
+            for py in 0..ph {
+                for px in 0..pw {
+                    let mut best = f32::NEG_INFINITY;
+                    let mut at = 0usize;
+                    for dy in 0..k {
+                        let row = &src[(py * k + dy) * w + px * k..][..k];
+                        for (dx, &v) in row.iter().enumerate() {
+                            if (dy == 0 && dx == 0) || wins(v, best) {
+                                best = v;
+                                at = dy * k + dx;
+                            }
+                        }
+                    }
+                    let j = py * pw + px;
+                    dst[j] = clamp(best);
+                    if let Some(idx) = idx.as_deref_mut() {
+                        // k ≤ MAX_POOL_WINDOW = 16, so a window-local index fits in a byte.
+                        idx[j] = at as u8;
+                    }
+                }
             }
         }
     }
