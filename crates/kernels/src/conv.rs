@@ -51,6 +51,86 @@ impl Geom {
     fn identity_cols(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
     }
+    /// Stride 1 (not 1x1): the "wide" im2col, where each row of the column matrix is one
+    /// contiguous run of the (padded) input. Column `q` stands for output pixel
+    /// `(q / Wp, q % Wp)` with `Wp` the padded width; columns with `q % Wp ≥ OW` are junk,
+    /// computed and ignored forward, held at zero gradient backward.
+    fn wide(&self) -> bool {
+        self.stride == 1 && !self.identity_cols()
+    }
+    /// Padded height and width.
+    fn padded(&self) -> (usize, usize) {
+        (self.h + 2 * self.pad, self.w + 2 * self.pad)
+    }
+    /// Columns of the column matrix: `P`, or `(OH - 1)·Wp + OW` when [`wide`](Self::wide).
+    fn cols(&self) -> usize {
+        if self.wide() { (self.oh - 1) * self.padded().1 + self.ow } else { self.p() }
+    }
+    /// Distance between output rows in a column-matrix layout plane.
+    fn col_row_stride(&self) -> usize {
+        if self.wide() { self.padded().1 } else { self.ow }
+    }
+    /// Scratch for one zero-padded sample, when the wide layout needs one.
+    fn pad_len(&self) -> usize {
+        let (hp, wp) = self.padded();
+        if self.wide() && self.pad > 0 { self.c * hp * wp } else { 0 }
+    }
+    /// Writes the column matrix of sample `x` into `col` (`K x cols()`), using `pad` as
+    /// scratch (`pad_len()`).
+    fn fill_cols(&self, x: &[f32], col: &mut [f32], pad: &mut [f32]) {
+        if !self.wide() {
+            im2col(self, x, col);
+            return;
+        }
+        let (hp, wp) = self.padded();
+        let src: &[f32] = if self.pad > 0 {
+            for (c, plane) in pad.chunks_exact_mut(hp * wp).enumerate() {
+                plane.fill(0.0);
+                for (r, row) in x[c * self.h * self.w..][..self.h * self.w].chunks_exact(self.w).enumerate() {
+                    plane[(r + self.pad) * wp + self.pad..][..self.w].copy_from_slice(row);
+                }
+            }
+            pad
+        } else {
+            x
+        };
+        let l = self.cols();
+        for (kk, row) in col.chunks_exact_mut(l).enumerate() {
+            let (c, ky, kx) = (kk / (self.kh * self.kw), kk / self.kw % self.kh, kk % self.kw);
+            row.copy_from_slice(&src[c * hp * wp + ky * wp + kx..][..l]);
+        }
+    }
+    /// Adds the column-matrix gradient `col` back onto sample gradient `gx` (the adjoint of
+    /// [`fill_cols`](Self::fill_cols)), using `pad` as scratch.
+    fn scatter_cols(&self, col: &[f32], gx: &mut [f32], pad: &mut [f32]) {
+        if !self.wide() {
+            col2im(self, col, gx);
+            return;
+        }
+        let (hp, wp) = self.padded();
+        let l = self.cols();
+        let add_rows = |dst: &mut [f32]| {
+            for (kk, row) in col.chunks_exact(l).enumerate() {
+                let (c, ky, kx) = (kk / (self.kh * self.kw), kk / self.kw % self.kh, kk % self.kw);
+                for (d, s) in dst[c * hp * wp + ky * wp + kx..][..l].iter_mut().zip(row) {
+                    *d += *s;
+                }
+            }
+        };
+        if self.pad == 0 {
+            add_rows(gx);
+            return;
+        }
+        pad.fill(0.0);
+        add_rows(pad);
+        for (c, plane) in pad.chunks_exact(hp * wp).enumerate() {
+            for (r, row) in gx[c * self.h * self.w..][..self.h * self.w].chunks_exact_mut(self.w).enumerate() {
+                for (d, s) in row.iter_mut().zip(&plane[(r + self.pad) * wp + self.pad..][..self.w]) {
+                    *d += *s;
+                }
+            }
+        }
+    }
     /// The range of output columns `ow` whose input column `ow·s + kx - pad` lies in `[0, W)`.
     fn ow_range(&self, kx: usize) -> (usize, usize) {
         let s = self.stride;
@@ -61,6 +141,22 @@ impl Geom {
     /// The input row read by output row `oy` at kernel row `ky`, if inside the image.
     fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
         (oy * self.stride + ky).checked_sub(self.pad).filter(|&r| r < self.h)
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short rows of small images (tens of values), in blocks of
+/// eight moved as whole arrays: the compiler would turn a plain loop into a `memcpy` call, whose
+/// set-up costs more than such a copy.
+#[inline]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let block: [f32; 8] = [s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]];
+        d.copy_from_slice(&block);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
     }
 }
 
@@ -85,10 +181,7 @@ fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
                     if hi > lo {
                         let first = lo * g.stride + kx - g.pad;
                         if g.stride == 1 {
-                            // Rows are short (tens of values): an inlined loop beats a memcpy call.
-                            for (d, s) in dst[lo..hi].iter_mut().zip(&src[first..first + hi - lo]) {
-                                *d = *s;
-                            }
+                            copy_short(&mut dst[lo..hi], &src[first..first + hi - lo]);
                         } else {
                             for (d, s) in dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(g.stride)) {
                                 *d = *s;
@@ -179,27 +272,31 @@ impl ConvOp {
         }
         let per = g.n.div_ceil(pieces(g.n, g.n * g.o * k * p));
         let idx_per = if idx.is_empty() { 0 } else { per * out_len };
+        let (l, rs) = (g.cols(), g.col_row_stride());
+        // The multiply writes straight into the output unless an epilogue reshapes it.
+        let direct = self.pool.is_none() && !g.wide();
         let run = |n0: usize, y: &mut [f32], idx: &mut [u8]| {
-            let mut col = if g.identity_cols() { Vec::new() } else { vec![0.0f32; k * p] };
-            let mut conv = if self.pool.is_some() { vec![0.0f32; g.o * p] } else { Vec::new() };
+            let mut col = if g.identity_cols() { Vec::new() } else { vec![0.0f32; k * l] };
+            let mut pad = vec![0.0f32; g.pad_len()];
+            let mut conv = if direct { Vec::new() } else { vec![0.0f32; g.o * l] };
             for (i, yn) in y.chunks_exact_mut(out_len).enumerate() {
                 let xn = &x[(n0 + i) * g.in_len()..][..g.in_len()];
                 let cols: &[f32] = if g.identity_cols() {
                     xn
                 } else {
-                    im2col(&g, xn, &mut col);
+                    g.fill_cols(xn, &mut col, &mut pad);
                     &col
                 };
-                let dst: &mut [f32] = if self.pool.is_some() { &mut conv } else { yn };
+                let dst: &mut [f32] = if direct { yn } else { &mut conv };
                 if let Some(b) = b {
-                    for (row, &bv) in dst.chunks_exact_mut(p).zip(b) {
+                    for (row, &bv) in dst.chunks_exact_mut(l).zip(b) {
                         row.fill(bv);
                     }
                 }
-                // dstᵀ (P x O) = colᵀ (P x K) · Wᵀ (K x O): the long axis P is the multiply's row
-                // axis and `dst` (O x P, row-major) is column-major to it, the layout its
+                // dstᵀ (L x O) = colᵀ (L x K) · Wᵀ (K x O): the long axis is the multiply's row
+                // axis and `dst` (O x L, row-major) is column-major to it, the layout its
                 // kernels write natively; few output channels then fill the narrow side.
-                gemm(p, g.o, k, dst, 1, p, b.is_some(), Mat::rows_t(cols, p), Mat::rows_t(w, k), Par::Seq);
+                gemm(l, g.o, k, dst, 1, l, b.is_some(), Mat::rows_t(cols, l), Mat::rows_t(w, k), Par::Seq);
                 match self.pool {
                     Some(kp) => {
                         let plen = ph * pw;
@@ -207,7 +304,8 @@ impl ConvOp {
                             let ids =
                                 if idx.is_empty() { None } else { Some(&mut idx[(i * g.o + o) * plen..][..plen]) };
                             pool_plane(
-                                &conv[o * p..][..p],
+                                &conv[o * l..][..l],
+                                rs,
                                 g.oh,
                                 g.ow,
                                 kp,
@@ -217,8 +315,21 @@ impl ConvOp {
                             );
                         }
                     }
-                    None if self.relu => yn.iter_mut().for_each(|v| *v = v.max(0.0)),
-                    None => {}
+                    None if direct => {
+                        if self.relu {
+                            yn.iter_mut().for_each(|v| *v = if *v < 0.0 { 0.0 } else { *v });
+                        }
+                    }
+                    None => {
+                        // The valid columns of the wide layout, row by row.
+                        for (o, plane) in yn.chunks_exact_mut(p).enumerate() {
+                            for (oy, row) in plane.chunks_exact_mut(g.ow).enumerate() {
+                                for (d, &v) in row.iter_mut().zip(&conv[o * l + oy * rs..][..g.ow]) {
+                                    *d = if self.relu && v < 0.0 { 0.0 } else { v };
+                                }
+                            }
+                        }
+                    }
                 }
             }
         };
@@ -266,21 +377,24 @@ impl ConvOp {
         };
         let work = g.n * g.o * k * p * (usize::from(need_x) + usize::from(need_w));
         let per = g.n.div_ceil(pieces(g.n, work)).max(1);
+        let (l, rs) = (g.cols(), g.col_row_stride());
+        // The output gradient is rewritten into the column layout unless it already is it.
+        let rewrite = self.pool.is_some() || self.relu || g.wide();
         // One piece's work: returns its partial grad_w and grad_b.
         let run = |n0: usize, count: usize, mut gx: Option<&mut [f32]>| -> Partial {
             let mut gw = vec![0.0f32; if need_w { g.o * k } else { 0 }];
             let mut gb = vec![0.0f32; if need_b { g.o } else { 0 }];
-            let mut col =
-                vec![0.0f32; if (need_w && !g.identity_cols()) || (need_x && !g.identity_cols()) { k * p } else { 0 }];
-            let mut gpre = vec![0.0f32; if self.pool.is_some() || self.relu { g.o * p } else { 0 }];
+            let mut col = vec![0.0f32; if (need_w || need_x) && !g.identity_cols() { k * l } else { 0 }];
+            let mut pad = vec![0.0f32; g.pad_len()];
+            let mut gpre = vec![0.0f32; if rewrite { g.o * l } else { 0 }];
             for i in 0..count {
                 let n = n0 + i;
                 let gyn = &gy[n * out_len..][..out_len];
+                let yn = &y[n * out_len..][..out_len];
                 // The gradient at the convolution's output, through the epilogue.
                 let gn: &[f32] = match self.pool {
                     Some(kp) => {
                         let plen = ph * pw;
-                        let yn = &y[n * out_len..][..out_len];
                         for o in 0..g.o {
                             let r = (n * g.o + o) * plen..(n * g.o + o + 1) * plen;
                             pool_backward_plane(
@@ -290,22 +404,31 @@ impl ConvOp {
                                 g.oh,
                                 g.ow,
                                 kp,
-                                &mut gpre[o * p..][..p],
+                                &mut gpre[o * l..][..l],
+                                rs,
                             );
                         }
                         &gpre
                     }
-                    None if self.relu => {
-                        let yn = &y[n * out_len..][..out_len];
-                        for ((d, &gv), &yv) in gpre.iter_mut().zip(gyn).zip(yn) {
-                            *d = if yv > 0.0 { gv } else { 0.0 };
+                    None if rewrite => {
+                        if g.wide() {
+                            gpre.fill(0.0);
+                        }
+                        for o in 0..g.o {
+                            for oy in 0..g.oh {
+                                let at = o * p + oy * g.ow;
+                                let dst = &mut gpre[o * l + oy * rs..][..g.ow];
+                                for ((d, &gv), &yv) in dst.iter_mut().zip(&gyn[at..at + g.ow]).zip(&yn[at..at + g.ow]) {
+                                    *d = if self.relu && yv <= 0.0 { 0.0 } else { gv };
+                                }
+                            }
                         }
                         &gpre
                     }
                     None => gyn,
                 };
                 if need_b {
-                    for (acc, row) in gb.iter_mut().zip(gn.chunks_exact(p)) {
+                    for (acc, row) in gb.iter_mut().zip(gn.chunks_exact(l)) {
                         *acc += row.iter().sum::<f32>();
                     }
                 }
@@ -314,20 +437,20 @@ impl ConvOp {
                     let cols: &[f32] = if g.identity_cols() {
                         xn
                     } else {
-                        im2col(&g, xn, &mut col);
+                        g.fill_cols(xn, &mut col, &mut pad);
                         &col
                     };
-                    // grad_wᵀ (K x O) += col (K x P) · Gᵀ (P x O)
-                    gemm(k, g.o, p, &mut gw, 1, k, true, Mat::rows(cols, p), Mat::rows_t(gn, p), Par::Seq);
+                    // grad_wᵀ (K x O) += col (K x L) · Gᵀ (L x O)
+                    gemm(k, g.o, l, &mut gw, 1, k, true, Mat::rows(cols, l), Mat::rows_t(gn, l), Par::Seq);
                 }
                 if let Some(gx) = gx.as_deref_mut() {
                     let gxn = &mut gx[i * g.in_len()..][..g.in_len()];
-                    // col (K x P) = Wᵀ (K x O) · G (O x P), then scattered back onto the input.
+                    // col (K x L) = Wᵀ (K x O) · G (O x L), then scattered back onto the input.
                     if g.identity_cols() {
                         gemm(k, p, g.o, gxn, p, 1, false, Mat::rows_t(w, k), Mat::rows(gn, p), Par::Seq);
                     } else {
-                        gemm(k, p, g.o, &mut col, p, 1, false, Mat::rows_t(w, k), Mat::rows(gn, p), Par::Seq);
-                        col2im(&g, &col, gxn);
+                        gemm(k, l, g.o, &mut col, l, 1, false, Mat::rows_t(w, k), Mat::rows(gn, l), Par::Seq);
+                        g.scatter_cols(&col, gxn, &mut pad);
                     }
                 }
             }

@@ -9,11 +9,12 @@ use rayon::prelude::*;
 
 use crate::util::{PAR_WORK, contiguous, expect_cpu_f32, f32_slice, tensor, with_f32};
 
-/// Pools one `h x w` plane into `(h / k) x (w / k)` outputs (rows and columns past the last
+/// Pools one `h x w` plane (rows `stride` apart in `src`) into `(h / k) x (w / k)` outputs (rows and columns past the last
 /// whole window are dropped), writing each window's argmax (`dy · k + dx`, first maximum wins,
 /// NaN propagates as in PyTorch) to `idx` when given, and clamping outputs at 0 when `relu`.
 pub(crate) fn pool_plane(
     src: &[f32],
+    stride: usize,
     h: usize,
     w: usize,
     k: usize,
@@ -29,8 +30,8 @@ pub(crate) fn pool_plane(
         // The 2x2 window of LeNet-style networks, unrolled.
         Some(idx) if k == 2 => {
             for py in 0..ph {
-                let r0 = &src[2 * py * w..][..2 * pw];
-                let r1 = &src[(2 * py + 1) * w..][..2 * pw];
+                let r0 = &src[2 * py * stride..][..2 * pw];
+                let r1 = &src[(2 * py + 1) * stride..][..2 * pw];
                 let out = &mut dst[py * pw..][..pw];
                 let ids = &mut idx[py * pw..][..pw];
                 for (((o, id), a), b) in out.iter_mut().zip(ids).zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
@@ -51,8 +52,8 @@ pub(crate) fn pool_plane(
         }
         None if k == 2 => {
             for py in 0..ph {
-                let r0 = &src[2 * py * w..][..2 * pw];
-                let r1 = &src[(2 * py + 1) * w..][..2 * pw];
+                let r0 = &src[2 * py * stride..][..2 * pw];
+                let r1 = &src[(2 * py + 1) * stride..][..2 * pw];
                 let out = &mut dst[py * pw..][..pw];
                 for ((o, a), b) in out.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
                     let mut best = a[0];
@@ -71,7 +72,7 @@ pub(crate) fn pool_plane(
                     let mut best = f32::NEG_INFINITY;
                     let mut at = 0usize;
                     for dy in 0..k {
-                        let row = &src[(py * k + dy) * w + px * k..][..k];
+                        let row = &src[(py * k + dy) * stride + px * k..][..k];
                         for (dx, &v) in row.iter().enumerate() {
                             if (dy == 0 && dx == 0) || wins(v, best) {
                                 best = v;
@@ -91,7 +92,7 @@ pub(crate) fn pool_plane(
     }
 }
 
-/// The adjoint of [`pool_plane`]: writes the `h x w` gradient `gpre` (zero but at each recorded
+/// The adjoint of [`pool_plane`]: writes the `h x w` gradient `gpre` (rows `stride` apart; zero but at each recorded
 /// argmax, which receives its output's gradient — unless the fused ReLU clamped that output, as
 /// `y` tells, then it is 0 too).
 pub(crate) fn pool_backward_plane(
@@ -102,6 +103,7 @@ pub(crate) fn pool_backward_plane(
     w: usize,
     k: usize,
     gpre: &mut [f32],
+    stride: usize,
 ) {
     let (ph, pw) = (h / k, w / k);
     gpre.fill(0.0);
@@ -112,7 +114,7 @@ pub(crate) fn pool_backward_plane(
                 continue;
             }
             let at = usize::from(idx[j]);
-            gpre[(py * k + at / k) * w + px * k + at % k] = gy[j];
+            gpre[(py * k + at / k) * stride + px * k + at % k] = gy[j];
         }
     }
 }
@@ -150,7 +152,7 @@ impl CustomOp1 for MaxPoolOp {
                         for (i, (yp, ip)) in yc.chunks_exact_mut(out_len).zip(ic.chunks_exact_mut(out_len)).enumerate()
                         {
                             let src = &x[(ci * per + i) * in_len..][..in_len];
-                            pool_plane(src, h, w, self.k, yp, Some(ip), false);
+                            pool_plane(src, w, h, w, self.k, yp, Some(ip), false);
                         }
                     },
                 );
@@ -158,7 +160,7 @@ impl CustomOp1 for MaxPoolOp {
                 y.par_chunks_mut(per * out_len).enumerate().for_each(|(ci, yc)| {
                     for (i, yp) in yc.chunks_exact_mut(out_len).enumerate() {
                         let src = &x[(ci * per + i) * in_len..][..in_len];
-                        pool_plane(src, h, w, self.k, yp, None, false);
+                        pool_plane(src, w, h, w, self.k, yp, None, false);
                     }
                 });
             }
@@ -184,7 +186,7 @@ impl CustomOp1 for MaxPoolOp {
                     for (i, gp) in gc.chunks_exact_mut(in_len).enumerate() {
                         let pl = ci * per + i;
                         let r = pl * out_len..(pl + 1) * out_len;
-                        pool_backward_plane(&gy[r.clone()], &idx[r], None, h, w, self.k, gp);
+                        pool_backward_plane(&gy[r.clone()], &idx[r], None, h, w, self.k, gp, w);
                     }
                 });
             }
