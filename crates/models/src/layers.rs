@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn dropout_is_seeded_scaled_and_off_at_inference() {
-        let x = Tensor::ones((100, 50), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let x = Tensor::ones((100, 50), DType::F32, &Device::Cpu).unwrap();
         let run = |seed| {
             let mut r = rng(seed, "dropout");
             dropout(&x, 0.25, &mut Ctx::train(&mut r)).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
