@@ -251,9 +251,17 @@ fn conv_forward(conv: &Conv2d, xs: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// Max-pooling over `k x k` windows, with PyTorch's gradient on the CPU in f32.
+/// Max-pooling over `k x k` windows (stride `k`, trailing rows and columns dropped), whose
+/// gradient goes to each window's maximum as in PyTorch: the fused kernel on the CPU in f32,
+/// elsewhere reshapes and two `max` reductions (candle's `max_pool2d` backward scales the
+/// gradient by 1/k²).
 fn max_pool(xs: &Tensor, k: usize) -> Result<Tensor> {
-    if fused(xs) && k <= kernels::MAX_POOL_WINDOW { kernels::max_pool2d(xs, k) } else { xs.max_pool2d(k) }
+    if fused(xs) && k <= kernels::MAX_POOL_WINDOW {
+        return kernels::max_pool2d(xs, k);
+    }
+    let (n, c, h, w) = xs.dims4()?;
+    let (ph, pw) = (h / k, w / k);
+    xs.narrow(2, 0, ph * k)?.narrow(3, 0, pw * k)?.reshape((n, c, ph, k, pw, k))?.max(5)?.max(3)
 }
 
 impl Block {
@@ -560,6 +568,28 @@ mod tests {
 
     use super::*;
     use crate::Params;
+
+    /// Both max-pool paths (the fused CPU f32 kernel, and the reshape-and-max one other devices
+    /// and dtypes take) give PyTorch's gradient: `x = torch.tensor([[[[1., 4., 0.], [3., 2., 5.],
+    /// [6., 7., 8.]]]], requires_grad=True)`, `(F.max_pool2d(x, 2) * 3).sum().backward()`:
+    /// output `[[[[4.]]]]`, `x.grad` 3 at the 4 and 0 elsewhere (the last row and column dropped).
+    #[test]
+    fn max_pool_gradient_matches_pytorch_on_both_paths() {
+        for dtype in [DType::F32, DType::F64] {
+            let x = Tensor::new(&[[[[1f32, 4., 0.], [3., 2., 5.], [6., 7., 8.]]]], &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let x = candle_core::Var::from_tensor(&x).unwrap();
+            let y = max_pool(x.as_tensor(), 2).unwrap();
+            let y32 = y.to_dtype(DType::F32).unwrap();
+            assert_eq!(y32.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [4.0], "{dtype:?}");
+            let g = (y * 3.0).unwrap().sum_all().unwrap().backward().unwrap();
+            let g = g.get(x.as_tensor()).unwrap().to_dtype(DType::F32).unwrap();
+            let want = [0f32, 3., 0., 0., 0., 0., 0., 0., 0.];
+            assert_eq!(g.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want, "{dtype:?}");
+        }
+    }
 
     /// Weights `0.1 sin(0.37 i + 0.01 Σ bytes(name))` (running variances `|·| + 0.5`), as the
     /// PyTorch reference script fills its modules.
