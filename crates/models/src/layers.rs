@@ -1,7 +1,11 @@
 //! Building blocks shared by the architectures: activations, seeded dropout, linear layers.
+//!
+//! On the CPU in f32, fully connected layers run as one fused `kernels` op (multiply, bias
+//! and ReLU forward and backward together); on other devices and dtypes they are candle's
+//! tensor ops. Both compute the same function and gradients.
 
-use candle_core::{Result, Shape, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_core::{DType, Result, Shape, Tensor};
+use candle_nn::{Linear, Module as _, VarBuilder};
 use pipeline_core::Ctx;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -53,6 +57,31 @@ pub fn dropout(xs: &Tensor, p: f32, ctx: &mut Ctx<'_>) -> Result<Tensor> {
     xs.mul(&Tensor::from_vec(mask, xs.shape(), xs.device())?)
 }
 
+/// True when the fused CPU kernels serve `t`: an f32 tensor on the CPU.
+pub fn fused(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
+
+/// `activation(layer(xs))` (no activation for `None`), with a ReLU folded into the fused
+/// kernel on the CPU.
+pub fn linear_forward(layer: &Linear, xs: &Tensor, activation: Option<Activation>) -> Result<Tensor> {
+    let w = layer.weight();
+    if !(fused(xs) && fused(w) && layer.bias().is_none_or(fused)) {
+        let y = layer.forward(xs)?;
+        return match activation {
+            Some(a) => a.forward(&y),
+            None => Ok(y),
+        };
+    }
+    let fused_act =
+        if activation == Some(Activation::Relu) { kernels::Activation::Relu } else { kernels::Activation::None };
+    let y = kernels::linear(xs, w, layer.bias(), fused_act)?;
+    match activation {
+        Some(a) if a != Activation::Relu => a.forward(&y),
+        _ => Ok(y),
+    }
+}
+
 /// A fully connected layer `in_dim → out_dim` named `weight` and `bias` under `vb`, initialised
 /// by `init` (PyTorch layout: the weight is `[out_dim, in_dim]`).
 pub fn linear(in_dim: usize, out_dim: usize, init: InitScheme, vb: VarBuilder) -> Result<Linear> {
@@ -92,7 +121,7 @@ mod tests {
 
     #[test]
     fn dropout_is_seeded_scaled_and_off_at_inference() {
-        let x = Tensor::ones((100, 50), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let x = Tensor::ones((100, 50), DType::F32, &Device::Cpu).unwrap();
         let run = |seed| {
             let mut r = rng(seed, "dropout");
             dropout(&x, 0.25, &mut Ctx::train(&mut r)).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()

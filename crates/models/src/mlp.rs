@@ -1,12 +1,12 @@
 //! The multi-layer perceptron.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 use pipeline_core::config::Issue;
 use pipeline_core::{Ctx, Model};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{Activation, dropout, linear};
+use crate::layers::{Activation, dropout, linear, linear_forward};
 use crate::{InitScheme, ModelSpec};
 
 /// `model: {arch: mlp, …}`: fully connected layers with an activation and dropout between them.
@@ -87,9 +87,10 @@ impl Model for Mlp {
         let mut xs = xs.flatten_from(1)?;
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            xs = layer.forward(&xs)?;
             if i < last {
-                xs = dropout(&self.activation.forward(&xs)?, self.dropout, ctx)?;
+                xs = dropout(&linear_forward(layer, &xs, Some(self.activation))?, self.dropout, ctx)?;
+            } else {
+                xs = linear_forward(layer, &xs, None)?;
             }
         }
         Ok(xs)

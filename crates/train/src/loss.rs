@@ -1,4 +1,8 @@
 //! Losses, averaged over the batch as PyTorch's `reduction="mean"` does.
+//!
+//! Unweighted cross-entropy on CPU f32 logits is one fused `kernels` op (log-softmax, pick,
+//! mean and label smoothing forward; `(softmax - target) / batch` backward); everything else
+//! is candle's tensor ops.
 
 use candle_core::{D, DType, Result, Tensor};
 
@@ -8,6 +12,14 @@ use crate::config::{LossConfig, Penalty};
 /// classification, `f32` values for regression).
 pub fn loss(config: &LossConfig, outputs: &Tensor, targets: &Tensor) -> Result<Tensor> {
     match config {
+        LossConfig::CrossEntropy(c)
+            if c.class_weights.is_none()
+                && outputs.device().is_cpu()
+                && outputs.dtype() == DType::F32
+                && outputs.rank() == 2 =>
+        {
+            kernels::softmax_cross_entropy(outputs, targets, c.label_smoothing)
+        }
         LossConfig::CrossEntropy(c) => {
             let log_p = candle_nn::ops::log_softmax(outputs, D::Minus1)?;
             let classes = log_p.dim(D::Minus1)?;

@@ -1,10 +1,15 @@
 //! Optimizers: SGD (momentum, dampening, Nesterov), Adam (L2, AMSGrad), AdamW, RMSprop
 //! (centered, momentum) and Adagrad (learning-rate decay), each following PyTorch's update rule
 //! step for step, with their state exposed as named tensors for checkpoints.
+//!
+//! For CPU f32 parameters, SGD, Adam and AdamW update each parameter and its state in place in
+//! one fused pass (`kernels::sgd_step` / `kernels::adam_step`: the same float operations in the
+//! same order as the tensor-by-tensor update below, so bit-identical results and no
+//! allocation); other devices and dtypes take the tensor ops.
 
 use std::collections::HashMap;
 
-use candle_core::{Result, Tensor, Var};
+use candle_core::{DType, Result, Tensor, Var};
 use pipeline_core::config::{Issue, Tagged};
 use serde::{Deserialize, Serialize};
 
@@ -339,6 +344,9 @@ impl Optimizer {
         for (i, g) in grads.iter().enumerate() {
             let Some(g) = g else { continue };
             let lr = base_lr * self.scales[i];
+            if self.fused_step(i, g, lr)? {
+                continue;
+            }
             let p = self.vars[i].1.as_tensor().clone();
             let s = &mut self.state[i];
             let new_p = match &self.config {
@@ -388,7 +396,60 @@ impl Optimizer {
         Ok(())
     }
 
-    /// The state as named tensors, `<variable>/<slot>`, for a checkpoint.
+    /// Updates variable `i` in place by the fused CPU kernel when its optimizer has one and it
+    /// and its gradient are CPU f32 tensors; returns whether it did.
+    fn fused_step(&self, i: usize, g: &Tensor, lr: f64) -> Result<bool> {
+        let var = &self.vars[i].1;
+        let s = &self.state[i];
+        let cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous();
+        if !(cpu_f32(var.as_tensor()) && g.device().is_cpu() && g.dtype() == DType::F32 && s.iter().all(cpu_f32)) {
+            return Ok(false);
+        }
+        let step = self.steps;
+        match &self.config {
+            OptimizerConfig::Sgd(c) => {
+                let h = kernels::SgdStep {
+                    step,
+                    lr,
+                    momentum: c.momentum,
+                    dampening: c.dampening,
+                    nesterov: c.nesterov,
+                    weight_decay: c.weight_decay,
+                };
+                kernels::sgd_step(var, g, s.first(), &h)?;
+            }
+            OptimizerConfig::Adam(c) => {
+                let h = kernels::AdamStep {
+                    step,
+                    lr,
+                    beta1: c.beta1,
+                    beta2: c.beta2,
+                    eps: c.eps,
+                    weight_decay: c.weight_decay,
+                    decoupled: false,
+                };
+                kernels::adam_step(var, g, &s[0], &s[1], s.get(2), &h)?;
+            }
+            OptimizerConfig::AdamW(c) => {
+                let h = kernels::AdamStep {
+                    step,
+                    lr,
+                    beta1: c.beta1,
+                    beta2: c.beta2,
+                    eps: c.eps,
+                    weight_decay: c.weight_decay,
+                    decoupled: true,
+                };
+                kernels::adam_step(var, g, &s[0], &s[1], s.get(2), &h)?;
+            }
+            OptimizerConfig::RmsProp(_) | OptimizerConfig::Adagrad(_) => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The state as named tensors, `<variable>/<slot>`, for a checkpoint. They share storage
+    /// with the live state, which the fused steps update in place: write them out (or copy
+    /// them) before the next step.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let slots = self.config.slots();
         self.vars
@@ -413,7 +474,8 @@ impl Optimizer {
                         got: saved.shape().clone(),
                     });
                 }
-                *t = saved.to_device(var.device())?;
+                // A copy of its own: the fused steps update the state in place.
+                *t = saved.to_device(var.device())?.copy()?;
             }
         }
         self.steps = steps;
