@@ -242,7 +242,7 @@ pub fn batch_norm(n: usize, vb: VarBuilder) -> Result<BatchNorm> {
 }
 
 /// `conv.forward(xs)`, by the fused kernel on the CPU in f32.
-fn conv_forward(conv: &Conv2d, xs: &Tensor) -> Result<Tensor> {
+pub(crate) fn conv_forward(conv: &Conv2d, xs: &Tensor) -> Result<Tensor> {
     let c = conv.config();
     if fused(xs) && fused(conv.weight()) && conv.bias().is_none_or(fused) && c.groups == 1 && c.dilation == 1 {
         kernels::conv2d(xs, conv.weight(), conv.bias(), c.stride, c.padding)

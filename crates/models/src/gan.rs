@@ -10,7 +10,8 @@
 //!   linear logit ("real").
 //!
 //! Weights start from N(0, 0.02) as in the DCGAN paper (batch-norm scales from N(1, 0.02)),
-//! drawn from the seeded [`Params`](crate::Params). The generator is what a bundle stores and
+//! drawn from the seeded [`Params`](crate::Params). Convolutions run on the fused CPU kernels
+//! where the CNNs do (`kernels::conv2d`). The generator is what a bundle stores and
 //! serves (`dlp sample`); [`build`](crate::build) of a GAN config builds it.
 
 use candle_core::{Module, ModuleT, Result, Shape, Tensor};
@@ -189,7 +190,7 @@ impl Model for Generator {
         xs = self.project_bn.forward_t(&xs, ctx.is_train())?.relu()?;
         for (conv, norm) in &self.stages {
             let (h, w) = (xs.dim(2)?, xs.dim(3)?);
-            xs = conv.forward(&xs.upsample_nearest2d(h * 2, w * 2)?)?;
+            xs = crate::cnn::conv_forward(conv, &xs.upsample_nearest2d(h * 2, w * 2)?)?;
             xs = match norm {
                 Some(bn) => bn.forward_t(&xs, ctx.is_train())?.relu()?,
                 None => candle_nn::ops::sigmoid(&xs)?,
@@ -249,7 +250,7 @@ impl Model for Discriminator {
     fn forward(&self, xs: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         let mut xs = xs.clone();
         for conv in &self.convs {
-            xs = candle_nn::ops::leaky_relu(&conv.forward(&xs)?, 0.2)?;
+            xs = candle_nn::ops::leaky_relu(&crate::cnn::conv_forward(conv, &xs)?, 0.2)?;
             xs = dropout(&xs, self.dropout, ctx)?;
         }
         self.head.forward(&xs.flatten_from(1)?)
