@@ -19,7 +19,10 @@ use serve::batcher::BatchConfig;
 use serve::server::{RunningServer, ServeOptions};
 
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(Duration::from_secs(20)).build()
+    // A fresh connection per request: ureq does not retry a POST on a pooled keep-alive
+    // connection that the server has meanwhile closed (seen once in CI as a broken pipe), and
+    // these tests are about the answers, not connection reuse.
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(20)).max_idle_connections(0).build()
 }
 
 /// Sends a request; returns the status and the JSON body (`Null` when not JSON).
