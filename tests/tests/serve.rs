@@ -143,7 +143,7 @@ fn predict_over_all_images_reproduces_the_runs_test_predictions() {
 fn serve_finishes_the_request_in_flight_on_sigterm() {
     let run = mlp_run();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dlp-e2e"))
-        .args(["serve", run.join("bundle").to_str().unwrap(), "--addr", "127.0.0.1:0", "--batch-window-ms", "700"])
+        .args(["serve", run.join("bundle").to_str().unwrap(), "--addr", "127.0.0.1:0", "--batch-window-ms", "1500"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -163,7 +163,7 @@ fn serve_finishes_the_request_in_flight_on_sigterm() {
             Err(e) => panic!("{e}"),
         }
     });
-    std::thread::sleep(Duration::from_millis(250));
+    std::thread::sleep(Duration::from_millis(600));
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let (status, text) = request.join().unwrap();
