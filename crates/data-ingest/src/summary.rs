@@ -145,7 +145,9 @@ pub fn numeric_stats(values: &[f64]) -> Option<NumericStats> {
     })
 }
 
-fn histogram(values: &[f64], bins: usize) -> Option<Histogram> {
+/// `bins` equal-width bins over the non-NaN `values` (the last bin includes the maximum);
+/// `None` when there are none.
+pub fn histogram(values: &[f64], bins: usize) -> Option<Histogram> {
     let v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
     let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
     if v.is_empty() {

@@ -734,15 +734,12 @@ pub fn plots(
             )?;
             add("Predicted against actual", "predicted_vs_actual.png");
             let residuals: Vec<f64> = points.iter().map(|(a, p)| p - a).collect();
-            let (edges, counts) = histogram(&residuals, 30);
-            eval::plot::histogram_png(
-                "Residuals (predicted − actual)",
-                "residual",
-                &edges,
-                &counts,
-                &dir.join("residuals.png"),
-            )?;
-            add("Residuals (predicted − actual)", "residuals.png");
+            // Regression predictions and targets are finite, so there is always a histogram.
+            if let Some(h) = data_ingest::summary::histogram(&residuals, 30) {
+                let title = "Residuals (predicted − actual)";
+                eval::plot::histogram_png(title, "residual", &h.edges, &h.counts, &dir.join("residuals.png"))?;
+                add(title, "residuals.png");
+            }
         }
         _ => bail!("the test report does not fit the targets"),
     }
@@ -849,28 +846,6 @@ pub fn evaluate(config: &EvalConfig, input: &EvalInput<'_>) -> Result<Evaluation
     })
 }
 
-/// `bins` equal-width bins over the finite values: `(edges, counts)`.
-fn histogram(values: &[f64], bins: usize) -> (Vec<f64>, Vec<usize>) {
-    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let (lo, hi) = if finite.is_empty() {
-        (0.0, 1.0)
-    } else if hi > lo {
-        (lo, hi)
-    } else {
-        (lo - 0.5, lo + 0.5)
-    };
-    let width = (hi - lo) / bins as f64;
-    let edges: Vec<f64> = (0..=bins).map(|i| lo + width * i as f64).collect();
-    let mut counts = vec![0usize; bins];
-    for v in finite {
-        let b = (((v - lo) / width) as usize).min(bins - 1);
-        counts[b] += 1;
-    }
-    (edges, counts)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -944,12 +919,5 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(empty.validate()[0].key, "eval.gate");
-    }
-
-    #[test]
-    fn histogram_counts_every_value() {
-        let (edges, counts) = histogram(&[0.0, 1.0, 2.0, 3.0, 4.0, f64::NAN], 4);
-        assert_eq!(edges, [0.0, 1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(counts, [1, 1, 1, 2]);
     }
 }

@@ -199,17 +199,7 @@ pub fn scatter_png(
     path: &Path,
 ) -> Result<(), PlotError> {
     let pts: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
-    let (mut lo, mut hi) = (f64::MAX, f64::MIN);
-    let (mut y_lo, mut y_hi) = (f64::MAX, f64::MIN);
-    for &(x, y) in &pts {
-        lo = lo.min(x);
-        hi = hi.max(x);
-        y_lo = y_lo.min(y);
-        y_hi = y_hi.max(y);
-    }
-    if pts.is_empty() {
-        (lo, hi, y_lo, y_hi) = (0.0, 1.0, 0.0, 1.0);
-    }
+    let (mut lo, mut hi, mut y_lo, mut y_hi) = bounds(&pts);
     if diagonal {
         // One scale on both axes, so the diagonal is at 45°.
         lo = lo.min(y_lo);
@@ -483,6 +473,16 @@ fn blues(v: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
+/// `(x min, x max, y min, y max)` of `points`; the unit square when there are none.
+fn bounds(points: &[(f64, f64)]) -> (f64, f64, f64, f64) {
+    if points.is_empty() {
+        return (0.0, 1.0, 0.0, 1.0);
+    }
+    points.iter().fold((f64::MAX, f64::MIN, f64::MAX, f64::MIN), |(x0, x1, y0, y1), &(x, y)| {
+        (x0.min(x), x1.max(x), y0.min(y), y1.max(y))
+    })
+}
+
 fn draw<DB: DrawingBackend>(chart: &Chart, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
     let finite: Vec<(f64, f64)> = chart
         .series
@@ -490,16 +490,7 @@ fn draw<DB: DrawingBackend>(chart: &Chart, area: &DrawingArea<DB, Shift>) -> Res
         .flat_map(|s| s.points.iter().copied())
         .filter(|(x, y)| x.is_finite() && y.is_finite())
         .collect();
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in &finite {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
-    if finite.is_empty() {
-        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-    }
+    let (x0, mut x1, y0, y1) = bounds(&finite);
     if x1 <= x0 {
         x1 = x0 + 1.0;
     }
