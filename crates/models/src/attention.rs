@@ -27,10 +27,9 @@ use pipeline_core::config::Issue;
 use serde::{Deserialize, Serialize};
 
 use crate::InitScheme;
-use crate::layers::{Activation, dropout, linear};
+use crate::layers::{Activation, LayerNorm, dropout, linear};
 
 /// PyTorch's layer-norm epsilon in the transformer layers.
-const LAYER_NORM_EPS: f64 = 1e-5;
 
 /// Multi-head self-attention with PyTorch's `nn.MultiheadAttention` parameters.
 pub struct MultiheadAttention {
@@ -115,30 +114,6 @@ impl MultiheadAttention {
             attended = attended.reshape((b, t, d))?.broadcast_mul(&keep)?.reshape((b * t, d))?;
         }
         self.out_proj.forward(&attended)?.reshape((b, t, d))
-    }
-}
-
-/// Layer normalisation over the last dimension with PyTorch's `weight` / `bias` names.
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl LayerNorm {
-    fn new(size: usize, vb: VarBuilder) -> Result<Self> {
-        let weight = vb.get_with_hints(size, "weight", Init::Const(1.0))?;
-        let bias = vb.get_with_hints(size, "bias", Init::Const(0.0))?;
-        Ok(Self { weight, bias })
-    }
-
-    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        if !train {
-            return candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, LAYER_NORM_EPS as f32);
-        }
-        let centred = xs.broadcast_sub(&xs.mean_keepdim(D::Minus1)?)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + LAYER_NORM_EPS)?.sqrt()?)?;
-        normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
     }
 }
 

@@ -1,11 +1,12 @@
-//! Building blocks shared by the architectures: activations, seeded dropout, linear layers.
+//! Building blocks shared by the architectures: activations, seeded dropout, linear layers,
+//! layer normalisation.
 //!
 //! On the CPU in f32, fully connected layers run as one fused `kernels` op (multiply, bias
 //! and ReLU forward and backward together); on other devices and dtypes they are candle's
 //! tensor ops. Both compute the same function and gradients.
 
-use candle_core::{DType, Result, Shape, Tensor};
-use candle_nn::{Linear, Module as _, VarBuilder};
+use candle_core::{D, DType, Result, Shape, Tensor};
+use candle_nn::{Init, Linear, Module as _, VarBuilder};
 use pipeline_core::Ctx;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,35 @@ pub fn linear(in_dim: usize, out_dim: usize, init: InitScheme, vb: VarBuilder) -
     let w = vb.get_with_hints(shape.clone(), "weight", init.weight(&shape))?;
     let b = vb.get_with_hints(out_dim, "bias", init.bias(in_dim))?;
     Ok(Linear::new(w, Some(b)))
+}
+
+/// PyTorch's `nn.LayerNorm` epsilon.
+pub(crate) const LAYER_NORM_EPS: f64 = 1e-5;
+
+/// Layer normalisation over the last dimension with PyTorch's `weight` / `bias` names.
+pub(crate) struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl LayerNorm {
+    pub(crate) fn new(size: usize, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(size, "weight", Init::Const(1.0))?;
+        let bias = vb.get_with_hints(size, "bias", Init::Const(0.0))?;
+        Ok(Self { weight, bias })
+    }
+
+    /// Normalises `xs`; in training as tensor ops that carry gradients (candle's fused
+    /// `layer_norm` has no backward), at inference with the fused op.
+    pub(crate) fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        if !train {
+            return candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, LAYER_NORM_EPS as f32);
+        }
+        let centred = xs.broadcast_sub(&xs.mean_keepdim(D::Minus1)?)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + LAYER_NORM_EPS)?.sqrt()?)?;
+        normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+    }
 }
 
 #[cfg(test)]

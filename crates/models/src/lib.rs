@@ -39,7 +39,7 @@ pub use cnn::{CnnConfig, ConvBlock, LeNet5Config, PoolKind, ResNetConfig};
 pub use gan::GanConfig;
 pub use init::{InitScheme, Params};
 pub use layers::Activation;
-pub use mlp::MlpConfig;
+pub use mlp::{MlpConfig, Norm};
 pub use sequence::{RnnConfig, SeqPooling, TransformerConfig};
 pub use summary::{LayerInfo, Summarize, Summary, summarize};
 
@@ -309,6 +309,7 @@ mod tests {
             hidden: vec![5],
             activation: Activation::Relu,
             dropout: 0.1,
+            norm: mlp::Norm::None,
             init: InitScheme::Torch,
         })
     }

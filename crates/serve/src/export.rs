@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use models::{Activation, CnnConfig, ModelConfig, PoolKind, ResNetConfig};
+use models::{Activation, CnnConfig, MlpConfig, ModelConfig, Norm, PoolKind, ResNetConfig};
 use pipeline_core::{Head, InputSchema, Task};
 use preprocess::{ImageTransform, TargetEncoder};
 use safetensors::{Dtype, SafeTensors};
@@ -234,12 +234,26 @@ impl Graph {
         self.node(op, &[x], attrs)
     }
 
-    fn mlp(&mut self, layers: usize, activation: Activation, x: &str) -> Result<String> {
+    fn layer_norm(&mut self, prefix: &str, x: &str) -> Result<String> {
+        let n = self.shape_of(&format!("{prefix}.weight"))?;
+        let w = self.weight(&format!("{prefix}.weight"), &n)?;
+        let b = self.weight(&format!("{prefix}.bias"), &n)?;
+        let attrs = vec![AttributeProto::int("axis", -1), AttributeProto::float("epsilon", 1e-5)];
+        Ok(self.node("LayerNormalization", &[x, &w, &b], attrs))
+    }
+
+    fn mlp(&mut self, c: &MlpConfig, x: &str) -> Result<String> {
+        let layers = c.hidden.len() + 1;
         let mut x = self.flatten(x);
         for i in 0..layers {
             x = self.linear(&format!("layers.{i}"), &x)?;
             if i + 1 < layers {
-                x = self.activation(activation, &x);
+                x = match c.norm {
+                    Norm::None => x,
+                    Norm::Batch => self.batch_norm(&format!("norms.{i}"), &x)?,
+                    Norm::Layer => self.layer_norm(&format!("norms.{i}"), &x)?,
+                };
+                x = self.activation(c.activation, &x);
             }
         }
         Ok(x)
@@ -331,7 +345,7 @@ pub fn onnx_model(bundle: &Bundle) -> Result<Vec<u8>> {
         }
     }
     let logits = match &bundle.model_config {
-        ModelConfig::Mlp(c) => g.mlp(c.hidden.len() + 1, c.activation, &x)?,
+        ModelConfig::Mlp(c) => g.mlp(c, &x)?,
         ModelConfig::Cnn(c) => g.cnn(c, &x)?,
         ModelConfig::LeNet5(c) => g.cnn(&c.to_cnn(), &x)?,
         ModelConfig::ResNet(c) => g.resnet(c, &x)?,

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use candle_core::Device;
-use models::{Activation, CnnConfig, ConvBlock, MlpConfig, ModelConfig, ModelSpec, PoolKind, ResNetConfig};
+use models::{Activation, CnnConfig, ConvBlock, MlpConfig, ModelConfig, ModelSpec, Norm, PoolKind, ResNetConfig};
 use pipeline_core::raw::{Column, ImageSet, RawDataset, RawInputs, Table, TargetSpec, TaskHint, Values};
 use pipeline_core::{FeatureKind, Head, Predictions};
 use preprocess::{PreprocessConfig, Preprocessor, Scale, TargetEncoder};
@@ -135,11 +135,12 @@ fn onnx_exports_match_the_bundle_in_onnx_runtime() {
     let resnet = ModelConfig::ResNet(ResNetConfig { stages: vec![4, 8], blocks_per_stage: 1, ..Default::default() });
     let res_dir = tmp.path().join("resnet");
     common::write_with(&res_dir, "resnet", &image_pre(1, Scale::Pixel), &resnet, None, 2, true);
-    let mlp = |a| ModelConfig::Mlp(MlpConfig { hidden: vec![5, 4], activation: a, ..Default::default() });
+    let mlp = |a, norm| ModelConfig::Mlp(MlpConfig { hidden: vec![5, 4], activation: a, norm, ..Default::default() });
     let sig_dir = tmp.path().join("sigmoid");
-    common::write_with(&sig_dir, "sig", &table_pre(false), &mlp(Activation::LeakyRelu), Some(Head::Sigmoid), 3, true);
+    let sig = mlp(Activation::LeakyRelu, Norm::Batch);
+    common::write_with(&sig_dir, "sig", &table_pre(false), &sig, Some(Head::Sigmoid), 3, true);
     let reg_dir = tmp.path().join("regression");
-    common::write_with(&reg_dir, "reg", &table_pre(true), &mlp(Activation::Silu), None, 4, true);
+    common::write_with(&reg_dir, "reg", &table_pre(true), &mlp(Activation::Silu, Norm::Layer), None, 4, true);
 
     // Export works without Python: conv 2 + batch norm 4 + conv 2 + two linear layers 4 tensors.
     let b = Bundle::load(&cnn_dir, &Device::Cpu).unwrap();
