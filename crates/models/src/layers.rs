@@ -96,27 +96,36 @@ pub fn linear(in_dim: usize, out_dim: usize, init: InitScheme, vb: VarBuilder) -
 pub(crate) const LAYER_NORM_EPS: f64 = 1e-5;
 
 /// Layer normalisation over the last dimension with PyTorch's `weight` / `bias` names.
+///
+/// Not `candle_nn::LayerNorm`: on contiguous inputs that one calls `candle_nn::ops::layer_norm`,
+/// a custom op applied *without* a backward pass, so no gradient reaches the layer's weights
+/// or anything below it.
 pub(crate) struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
+    eps: f64,
 }
 
 impl LayerNorm {
     pub(crate) fn new(size: usize, vb: VarBuilder) -> Result<Self> {
-        let weight = vb.get_with_hints(size, "weight", Init::Const(1.0))?;
-        let bias = vb.get_with_hints(size, "bias", Init::Const(0.0))?;
-        Ok(Self { weight, bias })
+        Self::with_eps(size, LAYER_NORM_EPS, vb)
     }
 
-    /// Normalises `xs`; in training as tensor ops that carry gradients (candle's fused
-    /// `layer_norm` has no backward), at inference with the fused op.
-    pub(crate) fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        if !train {
-            return candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, LAYER_NORM_EPS as f32);
+    pub(crate) fn with_eps(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(size, "weight", Init::Const(1.0))?;
+        let bias = vb.get_with_hints(size, "bias", Init::Const(0.0))?;
+        Ok(Self { weight, bias, eps })
+    }
+
+    /// Normalises `xs`. With `grad` as tensor ops that carry gradients (candle's fused
+    /// `layer_norm` has no backward); without, with the fused op.
+    pub(crate) fn forward(&self, xs: &Tensor, grad: bool) -> Result<Tensor> {
+        if !grad {
+            return candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps as f32);
         }
         let centred = xs.broadcast_sub(&xs.mean_keepdim(D::Minus1)?)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + LAYER_NORM_EPS)?.sqrt()?)?;
+        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
         normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
     }
 }

@@ -309,7 +309,7 @@ mod tests {
             hidden: vec![5],
             activation: Activation::Relu,
             dropout: 0.1,
-            norm: mlp::Norm::None,
+            norm: Norm::None,
             init: InitScheme::Torch,
         })
     }
