@@ -29,7 +29,6 @@ use serde::{Deserialize, Serialize};
 use crate::InitScheme;
 use crate::layers::{Activation, LayerNorm, dropout, linear};
 
-
 /// Multi-head self-attention with PyTorch's `nn.MultiheadAttention` parameters.
 pub struct MultiheadAttention {
     in_proj_weight: Tensor,
