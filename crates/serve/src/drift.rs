@@ -187,6 +187,16 @@ impl Reference {
         task: &Task,
         options: &ReferenceOptions,
     ) -> eval::Result<Self> {
+        let mut r = Self::fit_inputs(inputs, options)?;
+        if let Some(p) = predictions {
+            r.add_predictions(p, task, options)?;
+        }
+        Ok(r)
+    }
+
+    /// Fits the input features only (the model is not trained yet); see
+    /// [`add_predictions`](Self::add_predictions).
+    pub fn fit_inputs(inputs: &RawInputs, options: &ReferenceOptions) -> eval::Result<Self> {
         let mut rng = pipeline_core::rng(options.seed, "drift");
         let mut features = Vec::new();
         let mut numeric = |name: String, source: Source, values: &[f64]| -> eval::Result<FeatureReference> {
@@ -245,7 +255,15 @@ impl Reference {
                 features.push(numeric("std_intensity".into(), Source::StdIntensity, &stds)?);
             }
         }
-        if let Some(p) = predictions {
+        Ok(Self { rows: inputs.rows() as u64, features })
+    }
+
+    /// Adds (or replaces) the `prediction` feature: the model's predictions on the training
+    /// records.
+    pub fn add_predictions(&mut self, p: &Predictions, task: &Task, options: &ReferenceOptions) -> eval::Result<()> {
+        let mut rng = pipeline_core::rng(options.seed, "drift-prediction");
+        self.features.retain(|f| f.source != Source::Prediction);
+        {
             let stats = match (predicted_labels(p, task), p, task) {
                 (Some(labels), _, Task::Classification { labels: names }) => {
                     let mut counts = vec![0u64; names.len()];
@@ -263,10 +281,10 @@ impl Reference {
                 _ => None,
             };
             if let Some(stats) = stats {
-                features.push(FeatureReference { name: "prediction".into(), source: Source::Prediction, stats });
+                self.features.push(FeatureReference { name: "prediction".into(), source: Source::Prediction, stats });
             }
         }
-        Ok(Self { rows: inputs.rows() as u64, features })
+        Ok(())
     }
 
     /// Reads `reference.json` of the bundle at `dir`; `Ok(None)` when the bundle has none
