@@ -98,7 +98,8 @@ fn stop(mut child: Child) -> String {
 }
 
 fn versions(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     v.sort();
     v
 }
@@ -118,11 +119,17 @@ fn drift_rises_retraining_promotes_a_better_model_and_a_worse_one_is_refused() {
     let live = dlp(&["drift", bundle.to_str().unwrap(), "--data", sensors("live.csv").to_str().unwrap()]);
     assert_eq!(live.status.code(), Some(0), "{}", String::from_utf8_lossy(&live.stdout));
     assert!(String::from_utf8_lossy(&live.stdout).contains("drift: none of 4 features flagged (1000 records)"));
-    let drifted = dlp(&["drift", bundle.to_str().unwrap(), "--data", sensors("drifted.csv").to_str().unwrap(), "--json"]);
+    let drifted =
+        dlp(&["drift", bundle.to_str().unwrap(), "--data", sensors("drifted.csv").to_str().unwrap(), "--json"]);
     assert_eq!(drifted.status.code(), Some(3));
     let report: Value = serde_json::from_slice(&drifted.stdout).unwrap();
-    let flagged: Vec<&str> =
-        report["features"].as_array().unwrap().iter().filter(|f| f["flagged"] == true).map(|f| f["name"].as_str().unwrap()).collect();
+    let flagged: Vec<&str> = report["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["flagged"] == true)
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
     assert_eq!(flagged, ["temperature", "prediction"]);
     assert_eq!(String::from_utf8_lossy(&drifted.stderr), "drift: flagged temperature, prediction\n");
 
@@ -145,8 +152,8 @@ fn drift_rises_retraining_promotes_a_better_model_and_a_worse_one_is_refused() {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let base = line.trim().strip_prefix("listening on ").unwrap().to_string();
-    let score = format!("dlp_drift_score{{model=\"sensors\"}}");
-    assert_eq!(metric(&base, &score), Some(0.0), "an empty window scores 0");
+    let score = "dlp_drift_score{model=\"sensors\"}";
+    assert_eq!(metric(&base, score), Some(0.0), "an empty window scores 0");
 
     // In-distribution traffic: not flagged.
     let live_records = instances("live.csv");
@@ -162,7 +169,7 @@ fn drift_rises_retraining_promotes_a_better_model_and_a_worse_one_is_refused() {
     // Drifted traffic: the score rises in /metrics and the drift endpoint flags temperature.
     let drifted_records = instances("drifted.csv");
     send(&base, &drifted_records[..500]);
-    let high = wait("the drift score to rise", || metric(&base, &score).filter(|&s| s > 0.5));
+    let high = wait("the drift score to rise", || metric(&base, score).filter(|&s| s > 0.5));
     assert_eq!(metric(&base, "dlp_drift_flagged{model=\"sensors\",feature=\"temperature\"}"), Some(1.0));
     let d: Value = serde_json::from_str(&get(&format!("{base}/v1/models/sensors/drift")).1).unwrap();
     assert_eq!((d["model_version"].as_str(), d["rows"].as_u64(), &d["flagged"]), (Some("1"), Some(500), &json!(true)));
@@ -181,9 +188,19 @@ fn drift_rises_retraining_promotes_a_better_model_and_a_worse_one_is_refused() {
     assert!(out.contains("gate on accuracy: passed"), "{out}");
     assert!(out.contains(&format!("promoted: wrote {}", models.join("sensors/2").display())), "{out}");
     let new_acc: f64 = out.lines().find_map(|l| l.strip_prefix("new model: accuracy ")).unwrap().parse().unwrap();
-    let old_acc: f64 = out.lines().find_map(|l| l.strip_prefix("current model (")).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    let old_acc: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("current model ("))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(new_acc > old_acc + 0.1, "{out}");
-    wait("version 2 to be served", || (metric(&base, "dlp_model_version{model=\"sensors\"}") == Some(2.0)).then_some(()));
+    wait("version 2 to be served", || {
+        (metric(&base, "dlp_model_version{model=\"sensors\"}") == Some(2.0)).then_some(())
+    });
 
     // The same drifted traffic against version 2 (trained on it): the score falls.
     assert!(send(&base, &drifted_records[500..]).iter().all(|v| v == "2"));
@@ -192,7 +209,7 @@ fn drift_rises_retraining_promotes_a_better_model_and_a_worse_one_is_refused() {
         (d["model_version"] == "2" && d["rows"] == 500).then_some(d)
     });
     assert_eq!(low["flagged"], false, "{low:#}");
-    let after = wait("the gauge to follow version 2", || metric(&base, &score).filter(|&s| s < 0.1));
+    let after = wait("the gauge to follow version 2", || metric(&base, score).filter(|&s| s < 0.1));
     assert!(after < high / 5.0, "drift score {high} before the retrain, {after} after");
 
     // A retrain that makes a worse model (one epoch at a tiny learning rate, from scratch) is
@@ -233,7 +250,10 @@ fn drift_rises_retraining_promotes_a_better_model_and_a_worse_one_is_refused() {
         std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(logged.len(), 500 + 500 + 500 + 50);
     let first = &logged[0];
-    assert_eq!((first["model"].as_str(), first["version"].as_u64(), first["row"].as_u64()), (Some("sensors"), Some(1), Some(0)));
+    assert_eq!(
+        (first["model"].as_str(), first["version"].as_u64(), first["row"].as_u64()),
+        (Some("sensors"), Some(1), Some(0))
+    );
     assert_eq!(first["inputs"], live_records[0]);
     let p = first["probabilities"].as_object().unwrap();
     assert!((p["fault"].as_f64().unwrap() + p["ok"].as_f64().unwrap() - 1.0).abs() < 1e-5);

@@ -23,10 +23,10 @@
 //!   repository version only when it beats the current one ([`retrain`]).
 //!
 //! Config problems are reported one per line as `file:line:column: key: message`, with exit
-//! code 2; other failures as one `error:` line (the cause chain joined by `: `) with exit code
-//! 1. Two verdicts have codes of their own: `dlp drift` exits 3 when a feature is flagged, and
-//! `dlp retrain` exits 4 when the gate refuses the new model. Nothing a user types makes it
-//! panic.
+//! code 2; other failures as one `error:` line (the cause chain joined by `: `) with exit
+//! code 1. Two verdicts have codes of their own: `dlp drift` exits 3 when a feature is
+//! flagged, and `dlp retrain` exits 4 when the gate refuses the new model. Nothing a user
+//! types makes it panic.
 //!
 //! What it must not do: hold pipeline logic. It only parses, wires and prints; the library is
 //! split so the end-to-end tests can run the same `main`.

@@ -313,15 +313,7 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
     gate.vs_previous = Some(options.tolerance.or(gate.vs_previous).unwrap_or(0.0));
     let mut notes = Vec::new();
     let baselines = if gate.vs_baseline.is_some() {
-        evaluate::baselines(
-            &schema.target.task,
-            &train,
-            &test,
-            &preprocessor,
-            &actual,
-            config.eval.top_k,
-            &mut notes,
-        )?
+        evaluate::baselines(&schema.target.task, &train, &test, &preprocessor, &actual, config.eval.top_k, &mut notes)?
     } else {
         Vec::new()
     };
@@ -364,7 +356,8 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
         let train_predictions = predict(&train)?;
         pipeline::write_monitoring(&staged, &config, reference, &train_predictions, &schema.target.task)?;
         outcome.written = Some(final_dir.clone());
-        let record = RetrainRecord { parent: &options.bundle, inputs: &inputs, epochs: config.train.epochs, outcome: &outcome };
+        let record =
+            RetrainRecord { parent: &options.bundle, inputs: &inputs, epochs: config.train.epochs, outcome: &outcome };
         write_json(&staging.join("retrain.json"), &record)?;
         std::fs::rename(&staging, &final_dir)
             .with_context(|| format!("renaming {} to {}", staging.display(), final_dir.display()))?;
@@ -419,7 +412,8 @@ fn fine_tune_parts(
 
 /// Sets every parameter to its value in the safetensors file at `path`.
 fn load_into(params: &Params, path: &Path, device: &candle_core::Device) -> Result<()> {
-    let tensors = candle_core::safetensors::load(path, device).with_context(|| format!("reading {}", path.display()))?;
+    let tensors =
+        candle_core::safetensors::load(path, device).with_context(|| format!("reading {}", path.display()))?;
     for (name, var) in params.named_vars() {
         let t = tensors.get(&name).with_context(|| format!("{}: no tensor `{name}`", path.display()))?;
         var.set(t).with_context(|| format!("{}: tensor `{name}`", path.display()))?;

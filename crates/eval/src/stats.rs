@@ -206,7 +206,8 @@ pub fn chi2_sf(x: f64, dof: u32) -> f64 {
 /// `ln Γ(a)` for `a` a positive multiple of ½, exactly by the recurrence `Γ(a + 1) = a Γ(a)`
 /// from `Γ(1) = 1` or `Γ(½) = √π`.
 fn ln_gamma_half_integer(a: f64) -> f64 {
-    let (mut g, mut k) = if (a.fract() - 0.5).abs() < 1e-9 { (0.5 * std::f64::consts::PI.ln(), 0.5) } else { (0.0, 1.0) };
+    let (mut g, mut k) =
+        if (a.fract() - 0.5).abs() < 1e-9 { (0.5 * std::f64::consts::PI.ln(), 0.5) } else { (0.0, 1.0) };
     while k < a - 0.25 {
         g += k.ln();
         k += 1.0;

@@ -171,9 +171,9 @@ fn image_moments(inputs: &RawInputs) -> Vec<(f64, f64)> {
 /// The label (or value) of each prediction, as text for categorical use.
 fn predicted_labels(predictions: &Predictions, task: &Task) -> Option<Vec<String>> {
     match (predictions, task) {
-        (Predictions::Classes { .. }, Task::Classification { labels }) => Some(
-            predictions.argmax()?.iter().map(|&c| labels.get(c as usize).cloned().unwrap_or_default()).collect(),
-        ),
+        (Predictions::Classes { .. }, Task::Classification { labels }) => {
+            Some(predictions.argmax()?.iter().map(|&c| labels.get(c as usize).cloned().unwrap_or_default()).collect())
+        }
         _ => None,
     }
 }
@@ -680,9 +680,8 @@ fn worker(inner: Weak<Inner>, wake: Receiver<()>) {
         let report = inner.report();
         inner.metrics.drift(&inner.model, inner.version, &report);
         let previous = inner.latest.lock().unwrap_or_else(|p| p.into_inner()).replace(report.clone());
-        let was_flagged = |name: &str| {
-            previous.as_ref().is_some_and(|p| p.features.iter().any(|f| f.name == name && f.flagged))
-        };
+        let was_flagged =
+            |name: &str| previous.as_ref().is_some_and(|p| p.features.iter().any(|f| f.name == name && f.flagged));
         for f in &report.features {
             let before = was_flagged(&f.name);
             if f.flagged && !before {

@@ -212,7 +212,8 @@ fn lines(obs: &Observation<'_>, id: &str) -> Vec<String> {
                 }
                 RawInputs::Images(imgs) => {
                     let w = imgs.width_values();
-                    let bytes: Vec<u8> = imgs.pixels[i * w..(i + 1) * w].iter().map(|&p| p.clamp(0.0, 255.0) as u8).collect();
+                    let bytes: Vec<u8> =
+                        imgs.pixels[i * w..(i + 1) * w].iter().map(|&p| p.clamp(0.0, 255.0) as u8).collect();
                     let hex: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
                     line["inputs_sha256"] = Value::String(hex);
                 }

@@ -62,7 +62,11 @@ fn read(name: &str) -> (Vec<f64>, Vec<f64>, Vec<String>, Vec<String>) {
 }
 
 fn inputs(t: &[f64], p: &[f64], s: &[String]) -> RawInputs {
-    let num = |name: &str, v: &[f64]| Column { name: name.into(), kind: FeatureKind::Numeric, values: Values::Numbers(v.to_vec()) };
+    let num = |name: &str, v: &[f64]| Column {
+        name: name.into(),
+        kind: FeatureKind::Numeric,
+        values: Values::Numbers(v.to_vec()),
+    };
     RawInputs::Table(Table {
         columns: vec![
             num("temperature", t),
