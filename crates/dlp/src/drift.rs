@@ -31,6 +31,17 @@ pub fn check(bundle: &Path, data: &Path, format: serve::InputFormat, thresholds:
     Ok(serve::drift::compare(&reference, &samples, inputs.rows(), thresholds))
 }
 
+/// A p-value to four decimals, or in scientific notation below 0.001.
+fn p_value(p: f64) -> String {
+    if p.is_nan() {
+        "-".into()
+    } else if p >= 1e-3 {
+        format!("{p:.4}")
+    } else {
+        format!("{p:.2e}")
+    }
+}
+
 /// The report as a table, one feature a line, and a closing verdict.
 pub fn table(report: &DriftReport) -> String {
     let width = report.features.iter().map(|f| f.name.len()).max().unwrap_or(7).max(7);
@@ -46,14 +57,14 @@ pub fn table(report: &DriftReport) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<width$}  {:<11}  {:>6}  {:>7.4}  {:<4}  {:>9.4}  {:>9.3e}  {}",
+            "{:<width$}  {:<11}  {:>6}  {:>7.4}  {:<4}  {:>9.4}  {:>9}  {}",
             f.name,
             f.kind,
             f.rows,
             f.psi,
             test,
             stat,
-            p,
+            p_value(p),
             if f.flagged { format!("yes: {}", f.reasons.join(", ")) } else { String::new() }
         );
     }
