@@ -9,7 +9,7 @@
 //! |---|---|
 //! | numeric or boolean column `c` | `c` (numeric) |
 //! | categorical column `c` | `c` (categorical) |
-//! | text column `c` | `c:tokens` (words per text) and `c:oov_rate` (the share of its words outside the training texts' 10,000 most frequent) |
+//! | text column `c` | `c:tokens` (words per text) and `c:oov_rate` (the share of its words outside the training texts' 10,000 most frequent; for the training texts themselves, each text left out) |
 //! | images | `mean_intensity` and `std_intensity` (per image, pixel values 0–255) |
 //! | the model's output | `prediction`: the predicted class (categorical), or the predicted value |
 //!
@@ -218,13 +218,18 @@ impl Reference {
                             for w in v.iter().flatten().flat_map(|t| words(t)) {
                                 *freq.entry(w).or_default() += 1;
                             }
-                            let mut ranked: Vec<(String, u64)> = freq.into_iter().collect();
-                            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                            let mut ranked: Vec<(&String, &u64)> = freq.iter().collect();
+                            ranked.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
                             ranked.truncate(options.vocabulary);
-                            let vocabulary: Vec<String> = ranked.into_iter().map(|w| w.0).collect();
+                            let vocabulary: Vec<String> = ranked.into_iter().map(|w| w.0.clone()).collect();
                             let set: HashSet<&str> = vocabulary.iter().map(String::as_str).collect();
                             let tokens: Vec<f64> = v.iter().map(|t| token_count(t.as_deref())).collect();
-                            let oov: Vec<f64> = v.iter().map(|t| oov_rate(t.as_deref(), &set)).collect();
+                            // Every training word is in the vocabulary, so each training text's
+                            // rate is taken leaving the text out (a word counts as unseen when no
+                            // other training text has it): what a new text from the same
+                            // distribution would meet, rather than a point mass at 0.
+                            let oov: Vec<f64> =
+                                v.iter().map(|t| leave_one_out_oov(t.as_deref(), &set, &freq)).collect();
                             features.push(numeric(
                                 format!("{}:tokens", c.name),
                                 Source::Tokens { column: column.clone() },
@@ -300,6 +305,26 @@ impl Reference {
 
 fn token_count(text: Option<&str>) -> f64 {
     text.map_or(f64::NAN, |t| words(t).count() as f64)
+}
+
+/// The out-of-vocabulary rate of a training text as if it had not been in the training data:
+/// a word is unseen when it is not in the vocabulary or all its occurrences are in this text.
+fn leave_one_out_oov(text: Option<&str>, vocabulary: &HashSet<&str>, freq: &HashMap<String, u64>) -> f64 {
+    let Some(t) = text else { return f64::NAN };
+    let mut own: HashMap<String, u64> = HashMap::new();
+    for w in words(t) {
+        *own.entry(w).or_default() += 1;
+    }
+    let n: u64 = own.values().sum();
+    if n == 0 {
+        return 0.0;
+    }
+    let out: u64 = own
+        .iter()
+        .filter(|(w, c)| !vocabulary.contains(w.as_str()) || freq.get(w.as_str()).is_none_or(|f| f <= *c))
+        .map(|(_, c)| c)
+        .sum();
+    out as f64 / n as f64
 }
 
 fn oov_rate(text: Option<&str>, vocabulary: &HashSet<&str>) -> f64 {
