@@ -187,19 +187,22 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
             options.bundle.display()
         );
     }
-    let mut config: PipelineConfig = config::load(&config_path)?;
     let data = std::path::absolute(&options.data).unwrap_or_else(|_| options.data.clone());
     if !data.is_file() {
         bail!("--data {}: no such file", options.data.display());
     }
-    match &mut config.data {
+    let mut format_ok = true;
+    let mut config: PipelineConfig = config::load_with(&config_path, |c| match &mut c.data {
         DataConfig::Csv(c) => c.path = data.clone(),
         DataConfig::TextLines(c) => c.path = data.clone(),
-        _ => bail!(
+        _ => format_ok = false,
+    })?;
+    if !format_ok {
+        bail!(
             "{}: --data replaces the file of a `format: csv` or `format: text_lines` data section; this config reads \
              another format: put the new data in a config and give it with --config",
             config_path.display()
-        ),
+        );
     }
     if let Some(e) = options.epochs {
         if e == 0 {
@@ -320,7 +323,7 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
     let verdict = evaluate::apply_gate(&gate, &new, &baselines, Some(&comparison))?;
     let mut outcome = RetrainOutcome {
         mode: options.mode,
-        data: data.clone(),
+        data: options.data.clone(),
         train_records: train.len(),
         holdout_records: test.len(),
         current: current_dir.clone(),
