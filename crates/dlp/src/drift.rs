@@ -55,8 +55,7 @@ pub fn table(report: &DriftReport) -> String {
             (_, Some(c)) => ("chi2", c.statistic, c.p_value),
             _ => ("-", f64::NAN, f64::NAN),
         };
-        let _ = writeln!(
-            out,
+        let line = format!(
             "{:<width$}  {:<11}  {:>6}  {:>7.4}  {:<4}  {:>9.4}  {:>9}  {}",
             f.name,
             f.kind,
@@ -67,6 +66,7 @@ pub fn table(report: &DriftReport) -> String {
             p_value(p),
             if f.flagged { format!("yes: {}", f.reasons.join(", ")) } else { String::new() }
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     let flagged: Vec<&str> = report.features.iter().filter(|f| f.flagged).map(|f| f.name.as_str()).collect();
     if report.rows < report.thresholds.min_rows {
