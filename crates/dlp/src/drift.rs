@@ -22,6 +22,12 @@ pub fn check(bundle: &Path, data: &Path, format: serve::InputFormat, thresholds:
             serve::drift::REFERENCE_FILE
         );
     };
+    if format == serve::InputFormat::ImageFolder {
+        bail!(
+            "{}: dlp drift reads images from an IDX file or a CSV of pixel columns, not from a folder",
+            data.display()
+        );
+    }
     let inputs = serve::read_inputs(&b, data, format).with_context(|| format!("reading {}", data.display()))?;
     if inputs.rows() == 0 {
         bail!("{}: no records", data.display());

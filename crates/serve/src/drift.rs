@@ -327,12 +327,12 @@ fn leave_one_out_oov(text: Option<&str>, vocabulary: &HashSet<&str>, freq: &Hash
     out as f64 / n as f64
 }
 
-fn oov_rate(text: Option<&str>, vocabulary: &HashSet<&str>) -> f64 {
+fn oov_rate(text: Option<&str>, known: impl Fn(&str) -> bool) -> f64 {
     let Some(t) = text else { return f64::NAN };
     let (mut n, mut out) = (0usize, 0usize);
     for w in words(t) {
         n += 1;
-        out += usize::from(!vocabulary.contains(w.as_str()));
+        out += usize::from(!known(&w));
     }
     if n == 0 { 0.0 } else { out as f64 / n as f64 }
 }
@@ -385,8 +385,8 @@ impl Extractor {
                         text_column(inputs, column).map(|v| v.iter().map(|t| token_count(t.as_deref())).collect())
                     }
                     Source::OovRate { column, .. } => text_column(inputs, column).map(|v| {
-                        let set: HashSet<&str> = vocab.iter().flatten().map(String::as_str).collect();
-                        v.iter().map(|t| oov_rate(t.as_deref(), &set)).collect()
+                        let known = |w: &str| vocab.as_ref().is_some_and(|s| s.contains(w));
+                        v.iter().map(|t| oov_rate(t.as_deref(), known)).collect()
                     }),
                     Source::MeanIntensity => (moments.len() == rows).then(|| moments.iter().map(|m| m.0).collect()),
                     Source::StdIntensity => (moments.len() == rows).then(|| moments.iter().map(|m| m.1).collect()),

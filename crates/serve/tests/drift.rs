@@ -1,7 +1,8 @@
 //! Drift detection against NumPy / SciPy: the reference fitted on `data/sensors/train.csv`
 //! does not flag records of the same distribution (`live.csv`), and flags the same records with
 //! one feature shifted by one standard deviation, or with the class mix changed, with PSI, KS
-//! and chi-squared values equal to the Python computation pasted below.
+//! and chi-squared values equal to the Python computation pasted below; texts and images are
+//! watched through their summaries.
 //!
 //! ```python
 //! import numpy as np, pandas as pd                      # numpy 2.4.6, pandas, scipy 1.17.1
@@ -188,4 +189,88 @@ fn too_few_records_flag_nothing() {
     let report = check(&reference(), &shifted, &p[..50], &s[..50], &y[..50]);
     assert!(feature(&report, "temperature").psi > 1.0);
     assert!(!report.flagged, "50 records are fewer than min_rows = 100");
+}
+
+/// A reproducible stream of numbers in [0, 1) (a 64-bit LCG), for synthetic texts and images.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn texts(n: usize, seed: u64, words: &[&str], length: (usize, usize)) -> RawInputs {
+    let mut r = Lcg(seed);
+    let texts = (0..n)
+        .map(|_| {
+            let len = length.0 + (r.next() * (length.1 - length.0) as f64) as usize;
+            let t: Vec<&str> = (0..len).map(|_| words[(r.next() * words.len() as f64) as usize]).collect();
+            Some(t.join(" "))
+        })
+        .collect();
+    RawInputs::Table(Table {
+        columns: vec![Column { name: "message".into(), kind: FeatureKind::Text, values: Values::Strings(texts) }],
+    })
+}
+
+#[test]
+fn texts_are_watched_through_their_length_and_out_of_vocabulary_rate() {
+    let vocab: Vec<String> = (0..300).map(|i| format!("w{i}")).collect();
+    let vocab: Vec<&str> = vocab.iter().map(String::as_str).collect();
+    let task = Task::Regression;
+    let reference = Reference::fit_inputs(&texts(400, 1, &vocab, (5, 15)), &ReferenceOptions::default()).unwrap();
+    let names: Vec<&str> = reference.features.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["message:tokens", "message:oov_rate"]);
+    let judge = |inputs: &RawInputs| {
+        let samples = Extractor::new(std::sync::Arc::new(reference.clone())).extract(
+            inputs,
+            &Predictions::Values(vec![0.0; inputs.rows()]),
+            &task,
+        );
+        compare(&reference, &samples, inputs.rows(), &Thresholds::default())
+    };
+    // New texts from the same vocabulary: some of their rarer words were never seen in
+    // training, about as often as leaving each training text out predicts.
+    let same = judge(&texts(400, 2, &vocab, (5, 15)));
+    assert!(!same.flagged, "{same:#?}");
+    let oov = feature(&same, "message:oov_rate");
+    assert!(oov.reference_mean.unwrap() > 0.0, "the training rate is not a point mass at 0: {oov:#?}");
+    // Texts half of whose words are new, and longer texts.
+    let mut mixed: Vec<String> = vocab[..150].iter().map(|w| w.to_string()).collect();
+    mixed.extend((0..150).map(|i| format!("new{i}")));
+    let mixed: Vec<&str> = mixed.iter().map(String::as_str).collect();
+    let foreign = judge(&texts(400, 3, &mixed, (5, 15)));
+    assert!(feature(&foreign, "message:oov_rate").flagged && !feature(&foreign, "message:tokens").flagged);
+    let long = judge(&texts(400, 4, &vocab, (20, 40)));
+    assert!(feature(&long, "message:tokens").flagged, "{long:#?}");
+}
+
+#[test]
+fn images_are_watched_through_their_mean_and_spread_of_intensity() {
+    let images = |n: usize, seed: u64, scale: f64| {
+        let mut r = Lcg(seed);
+        RawInputs::Images(pipeline_core::raw::ImageSet {
+            channels: 1,
+            height: 4,
+            width: 4,
+            pixels: (0..n * 16).map(|_| (r.next() * 255.0 * scale) as f32).collect(),
+        })
+    };
+    let reference = Reference::fit_inputs(&images(500, 1, 1.0), &ReferenceOptions::default()).unwrap();
+    let names: Vec<&str> = reference.features.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["mean_intensity", "std_intensity"]);
+    let judge = |inputs: &RawInputs| {
+        let samples = Extractor::new(std::sync::Arc::new(reference.clone())).extract(
+            inputs,
+            &Predictions::Values(vec![0.0; inputs.rows()]),
+            &Task::Regression,
+        );
+        compare(&reference, &samples, inputs.rows(), &Thresholds::default())
+    };
+    assert!(!judge(&images(300, 2, 1.0)).flagged);
+    // Darker images (pixels at 70 %): both the mean and the spread move.
+    let dark = judge(&images(300, 3, 0.7));
+    assert!(feature(&dark, "mean_intensity").flagged && feature(&dark, "std_intensity").flagged, "{dark:#?}");
 }
