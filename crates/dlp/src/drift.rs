@@ -78,7 +78,7 @@ pub fn table(report: &DriftReport) -> String {
     if report.rows < report.thresholds.min_rows {
         let _ = writeln!(
             out,
-            "drift: not judged: {} records, fewer than the {} needed (--min-rows)",
+            "drift: not judged: {} records, fewer than the {} needed (--drift-min-rows)",
             report.rows, report.thresholds.min_rows
         );
     } else if flagged.is_empty() {
