@@ -199,9 +199,10 @@ impl Reference {
     pub fn fit_inputs(inputs: &RawInputs, options: &ReferenceOptions) -> eval::Result<Self> {
         let mut rng = pipeline_core::rng(options.seed, "drift");
         let mut features = Vec::new();
-        let mut numeric = |name: String, source: Source, values: &[f64]| -> eval::Result<FeatureReference> {
-            let stats = Stats::Numeric(NumericReference::fit(values, options.bins, options.sample, &mut rng)?);
-            Ok(FeatureReference { name, source, stats })
+        // A feature without a single value (a column entirely missing) is not monitored.
+        let mut numeric = |name: String, source: Source, values: &[f64]| -> Option<FeatureReference> {
+            let stats = Stats::Numeric(NumericReference::fit(values, options.bins, options.sample, &mut rng).ok()?);
+            Some(FeatureReference { name, source, stats })
         };
         match inputs {
             RawInputs::Table(t) => {
@@ -209,9 +210,7 @@ impl Reference {
                     let column = c.name.clone();
                     match (&c.values, c.kind) {
                         (Values::Numbers(v), _) => {
-                            if v.iter().any(|x| !x.is_nan()) {
-                                features.push(numeric(c.name.clone(), Source::Column { column }, v)?);
-                            }
+                            features.extend(numeric(c.name.clone(), Source::Column { column }, v))
                         }
                         (Values::Strings(v), FeatureKind::Text) => {
                             let mut freq: HashMap<String, u64> = HashMap::new();
@@ -230,16 +229,16 @@ impl Reference {
                             // distribution would meet, rather than a point mass at 0.
                             let oov: Vec<f64> =
                                 v.iter().map(|t| leave_one_out_oov(t.as_deref(), &set, &freq)).collect();
-                            features.push(numeric(
+                            features.extend(numeric(
                                 format!("{}:tokens", c.name),
                                 Source::Tokens { column: column.clone() },
                                 &tokens,
-                            )?);
-                            features.push(numeric(
+                            ));
+                            features.extend(numeric(
                                 format!("{}:oov_rate", c.name),
                                 Source::OovRate { column, vocabulary: vocabulary.clone() },
                                 &oov,
-                            )?);
+                            ));
                         }
                         (Values::Strings(v), _) => features.push(FeatureReference {
                             name: c.name.clone(),
@@ -256,8 +255,8 @@ impl Reference {
                 let moments = image_moments(inputs);
                 let means: Vec<f64> = moments.iter().map(|m| m.0).collect();
                 let stds: Vec<f64> = moments.iter().map(|m| m.1).collect();
-                features.push(numeric("mean_intensity".into(), Source::MeanIntensity, &means)?);
-                features.push(numeric("std_intensity".into(), Source::StdIntensity, &stds)?);
+                features.extend(numeric("mean_intensity".into(), Source::MeanIntensity, &means));
+                features.extend(numeric("std_intensity".into(), Source::StdIntensity, &stds));
             }
         }
         Ok(Self { rows: inputs.rows() as u64, features })
