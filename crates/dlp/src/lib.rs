@@ -264,7 +264,7 @@ enum Command {
         #[arg(long)]
         epochs: Option<usize>,
         /// How far the new model may trail the current one on the gate's metric (default: the
-        /// config's eval.gate.vs_previous, else 0).
+        /// config's eval.gate.vs_previous, else 0; negative: the improvement it must show).
         #[arg(long)]
         tolerance: Option<f64>,
     },

@@ -210,6 +210,9 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
         }
         config.train.epochs = e;
     }
+    if options.tolerance.is_some_and(|t| !t.is_finite()) {
+        bail!("--tolerance must be a finite number");
+    }
     if config.preprocess.split.test <= 0.0 {
         bail!("{}: preprocess.split.test is 0, so the new data has no holdout to judge on", config_path.display());
     }
