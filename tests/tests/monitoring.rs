@@ -242,7 +242,9 @@ fn drift_rises_retraining_promotes_a_better_model_and_a_worse_one_is_refused() {
     assert!(send(&base, &live_records[..50]).iter().all(|v| v == "2"));
 
     let stderr = stop(child);
-    assert!(stderr.contains("dlp serve: warning: drift in sensors version 1: temperature (psi "), "{stderr}");
+    // (Which threshold it crossed first depends on how much of the window was drifted when the
+    // monitor looked: the window fills 50 records a request.)
+    assert!(stderr.contains("dlp serve: warning: drift in sensors version 1: temperature ("), "{stderr}");
     assert!(stderr.contains("dlp serve: serving sensors version 2"), "{stderr}");
 
     // The prediction log has one line per record predicted, each with what was predicted.
