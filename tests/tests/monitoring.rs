@@ -170,7 +170,8 @@ fn drift_rises_retraining_promotes_a_better_model_and_a_worse_one_is_refused() {
     let drifted_records = instances("drifted.csv");
     send(&base, &drifted_records[..500]);
     let high = wait("the drift score to rise", || metric(&base, score).filter(|&s| s > 0.5));
-    assert_eq!(metric(&base, "dlp_drift_flagged{model=\"sensors\",feature=\"temperature\"}"), Some(1.0));
+    let flagged = "dlp_drift_flagged{model=\"sensors\",feature=\"temperature\"}";
+    wait("temperature to be flagged", || (metric(&base, flagged) == Some(1.0)).then_some(()));
     let d: Value = serde_json::from_str(&get(&format!("{base}/v1/models/sensors/drift")).1).unwrap();
     assert_eq!((d["model_version"].as_str(), d["rows"].as_u64(), &d["flagged"]), (Some("1"), Some(500), &json!(true)));
 
