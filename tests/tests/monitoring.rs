@@ -267,4 +267,26 @@ fn drift_rises_retraining_promotes_a_better_model_and_a_worse_one_is_refused() {
     assert!((p["fault"].as_f64().unwrap() + p["ok"].as_f64().unwrap() - 1.0).abs() < 1e-5);
     assert!(["fault", "ok"].contains(&first["prediction"].as_str().unwrap()));
     assert_eq!(logged.last().unwrap()["version"], 2);
+
+    // Outside a repository: `--output` writes a plain bundle, compared with the bundle retrained,
+    // and says how it came to be in retrain.json.
+    let out_dir = tmp.path().join("retrained");
+    let out = ok(dlp(&[
+        "retrain",
+        bundle.to_str().unwrap(),
+        "--data",
+        sensors("drifted.csv").to_str().unwrap(),
+        "--output",
+        out_dir.to_str().unwrap(),
+        "--mode",
+        "from-scratch",
+    ]));
+    assert!(out.contains(&format!("current model ({}): accuracy", bundle.display())), "{out}");
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("retrain.json")).unwrap()).unwrap();
+    assert_eq!((record["mode"].as_str(), record["gate"]["passed"].as_bool()), (Some("from-scratch"), Some(true)));
+    assert_eq!(record["inputs"][0]["path"], sensors("drifted.csv").display().to_string());
+    assert_eq!(record["holdout_records"], 200);
+    // It serves, and a check of the drifted data against it finds nothing.
+    let again = dlp(&["drift", out_dir.to_str().unwrap(), "--data", sensors("drifted.csv").to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(0), "{}", String::from_utf8_lossy(&again.stdout));
 }
