@@ -135,6 +135,13 @@ pub fn located(path: &Path, issues: Vec<Issue>) -> ConfigError {
 /// Reads, parses and validates the pipeline config at `path`. Relative data paths are resolved
 /// against the config file's directory, so the returned config means the same from anywhere.
 pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
+    load_with(path, |_| {})
+}
+
+/// [`load`], with `edit` applied to the parsed config (paths resolved) before it is validated:
+/// `dlp retrain` puts the new data file in place of the config's before its existence is
+/// checked.
+pub fn load_with(path: &Path, edit: impl FnOnce(&mut PipelineConfig)) -> Result<PipelineConfig, ConfigError> {
     let one = |position, key: &str, message: String| {
         ConfigError(vec![Located { file: path.into(), position, key: key.into(), message }])
     };
@@ -186,6 +193,7 @@ pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
     config.preprocess.resolve_paths(&base);
     let hub_cache = data_ingest::hub::cache_dir();
     config.model.resolve_paths(&base, &hub_cache);
+    edit(&mut config);
     let mut hub_issues = Vec::new();
     if let Some(path) = config.preprocess.tokenizer_path_mut()
         && data_ingest::hub::parse(path).is_some()

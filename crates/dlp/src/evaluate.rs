@@ -391,11 +391,27 @@ pub fn compare(previous_run: &Path, current: &Current<'_>, config: &EvalConfig, 
     let previous_predictions = bundle
         .predict(&current.test_raw.inputs)
         .with_context(|| format!("--compare {}: predicting the test records", previous_run.display()))?;
-    let previous = score(current.task, &previous_predictions, current.actual, config.top_k)?;
     let same_split = std::fs::read(previous_run.join("split.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<preprocess::Split>(&b).ok())
         .is_some_and(|s| s.test == current.test_rows);
+    compare_predictions(previous_run, &previous_predictions, same_split, current, config, seed)
+}
+
+/// Compares the current model with another model's `previous_predictions` on the same test
+/// records (`previous` names that model in reports; `same_split`: whether it held out exactly
+/// these records): the previous model's scores, the paired bootstrap of the difference in the
+/// gate's metric, and McNemar's test.
+pub fn compare_predictions(
+    previous: &Path,
+    previous_predictions: &Predictions,
+    same_split: bool,
+    current: &Current<'_>,
+    config: &EvalConfig,
+    seed: u64,
+) -> Result<Comparison> {
+    let previous_run = previous;
+    let previous = score(current.task, previous_predictions, current.actual, config.top_k)?;
     let metric = config
         .gate
         .as_ref()
@@ -432,7 +448,7 @@ pub fn compare(previous_run: &Path, current: &Current<'_>, config: &EvalConfig, 
         config.bootstrap_resamples,
         seed,
         |idx| subset_metric(current.predictions, idx),
-        |idx| subset_metric(&previous_predictions, idx),
+        |idx| subset_metric(previous_predictions, idx),
     )
     .with_context(|| format!("bootstrapping the difference in {metric}"))?;
     let mcnemar = match (current.actual, current.predictions.argmax(), previous_predictions.argmax()) {

@@ -17,11 +17,16 @@
 //! - `dlp predict <bundle> --input <file> --output <file.csv>`: batch prediction with a bundle,
 //!   streamed in constant memory;
 //! - `dlp serve <bundle-or-repository>`: the HTTP inference server ([`serve::server`]);
-//! - `dlp export <bundle> --format safetensors|onnx --output <file>`: the model for other tools.
+//! - `dlp export <bundle> --format safetensors|onnx --output <file>`: the model for other tools;
+//! - `dlp drift <bundle> --data <file>`: the server's drift check over a file ([`drift`]);
+//! - `dlp retrain <bundle> --data <file>`: fine-tune or retrain on new data and write a new
+//!   repository version only when it beats the current one ([`retrain`]).
 //!
 //! Config problems are reported one per line as `file:line:column: key: message`, with exit
-//! code 2; other failures as one `error:` line (the cause chain joined by `: `) with exit code
-//! 1. Nothing a user types makes it panic.
+//! code 2; other failures as one `error:` line (the cause chain joined by `: `) with exit
+//! code 1. Two verdicts have codes of their own: `dlp drift` exits 3 when a feature is
+//! flagged, and `dlp retrain` exits 4 when the gate refuses the new model. Nothing a user
+//! types makes it panic.
 //!
 //! What it must not do: hold pipeline logic. It only parses, wires and prints; the library is
 //! split so the end-to-end tests can run the same `main`.
@@ -29,6 +34,7 @@
 pub mod config;
 pub mod cv;
 pub mod device;
+pub mod drift;
 pub mod evaluate;
 pub mod generate;
 pub mod inspect;
@@ -36,6 +42,7 @@ mod locate;
 pub mod pipeline;
 pub mod preview;
 pub mod report;
+pub mod retrain;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -193,6 +200,73 @@ enum Command {
         /// Also read from the DLP_SERVE_TOKEN environment variable.
         #[arg(long, env = "DLP_SERVE_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        #[command(flatten)]
+        drift: DriftArgs,
+        /// Records kept per model version for drift monitoring (0: no monitoring).
+        #[arg(long, default_value_t = 1000)]
+        drift_window: usize,
+        /// The shortest time between two drift recomputations, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        drift_interval_ms: u64,
+        /// Log every prediction to this JSON-lines file (appended; rotated by size).
+        #[arg(long, value_name = "FILE")]
+        log_predictions: Option<PathBuf>,
+        /// Rotate the prediction log when it would grow past this many bytes.
+        #[arg(long, default_value_t = 100 << 20)]
+        log_max_bytes: u64,
+        /// Rotated prediction logs kept (<file>.1 … <file>.N).
+        #[arg(long, default_value_t = 5)]
+        log_keep: usize,
+    },
+    /// Compare a file of records with a bundle's training data: PSI and Kolmogorov-Smirnov per
+    /// numeric feature, PSI and chi-squared per categorical one and for the predicted class.
+    /// Exits 3 when a feature is flagged.
+    Drift {
+        /// The bundle directory.
+        bundle: PathBuf,
+        /// The records: CSV / TSV with the columns the model reads, IDX, or text lines.
+        #[arg(long)]
+        data: PathBuf,
+        /// The input format; guessed from the file name when absent.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// The report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        drift: DriftArgs,
+    },
+    /// Fine-tune (or retrain from scratch) a bundle on new data, judge it against the current
+    /// version on a holdout of that data, and write it as the next repository version only when
+    /// the evaluation gate passes. Exits 4 when the gate refuses it.
+    Retrain {
+        /// The bundle to retrain (usually the version being served).
+        bundle: PathBuf,
+        /// The new data, in the layout of the config's `data:` section (targets included).
+        #[arg(long)]
+        data: PathBuf,
+        /// Start from the bundle's weights and preprocessing, or from scratch.
+        #[arg(long, value_enum, default_value = "fine-tune")]
+        mode: RetrainMode,
+        /// The model repository to write the new version into.
+        #[arg(long, requires = "name", conflicts_with = "output")]
+        repository: Option<PathBuf>,
+        /// The model's name in the repository.
+        #[arg(long, requires = "repository")]
+        name: Option<String>,
+        /// Write the promoted bundle here instead (a directory that must not exist).
+        #[arg(long, required_unless_present = "repository")]
+        output: Option<PathBuf>,
+        /// The pipeline config (default: the bundle's own config.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override train.epochs.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// How far the new model may trail the current one on the gate's metric (default: the
+        /// config's eval.gate.vs_previous, else 0; negative: the improvement it must show).
+        #[arg(long)]
+        tolerance: Option<f64>,
     },
     /// Export a bundle's model for other tools.
     Export {
@@ -207,6 +281,48 @@ enum Command {
         output: PathBuf,
     },
 }
+
+/// Drift thresholds, shared by `serve` and `drift`.
+#[derive(Debug, clap::Args)]
+struct DriftArgs {
+    /// Flag a feature whose population stability index is above this.
+    #[arg(long, default_value_t = 0.2)]
+    drift_psi: f64,
+    /// Flag a feature whose KS or chi-squared p-value is below this.
+    #[arg(long, default_value_t = 0.01)]
+    drift_p_value: f64,
+    /// Flag nothing before this many records.
+    #[arg(long, default_value_t = 100)]
+    drift_min_rows: usize,
+}
+
+impl DriftArgs {
+    fn thresholds(&self) -> serve::drift::Thresholds {
+        serve::drift::Thresholds { psi: self.drift_psi, p_value: self.drift_p_value, min_rows: self.drift_min_rows }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RetrainMode {
+    FineTune,
+    FromScratch,
+}
+
+/// A verdict with an exit code of its own (`dlp drift` finding drift, `dlp retrain` refused):
+/// its message is printed as it is.
+#[derive(Debug)]
+struct Verdict {
+    code: u8,
+    message: String,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Verdict {}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ExportFormat {
@@ -245,7 +361,10 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let mut err = std::io::stderr().lock();
-            if let Some(c) = e.downcast_ref::<ConfigError>() {
+            if let Some(v) = e.downcast_ref::<Verdict>() {
+                let _ = writeln!(err, "{}", v.message);
+                ExitCode::from(v.code)
+            } else if let Some(c) = e.downcast_ref::<ConfigError>() {
                 for line in &c.0 {
                     let _ = writeln!(err, "error: {line}");
                 }
@@ -336,19 +455,28 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Predict { bundle, input, output, format, chunk, quiet } => {
             let device = candle_core::Device::Cpu;
             let b = serve::Bundle::load(&bundle, &device)?;
-            let format = match format {
-                Some(Format::Idx) => serve::InputFormat::Idx,
-                Some(Format::Csv) => serve::InputFormat::Csv,
-                Some(Format::Text) => serve::InputFormat::Text,
-                Some(Format::Images) => serve::InputFormat::ImageFolder,
-                None => serve::InputFormat::from_path(&input),
-            };
+            let format = input_format(format, &input);
             let options = serve::stream::StreamOptions { chunk, progress: !quiet };
             let n = serve::stream::predict_stream(&b, &input, format, &output, &options)
                 .with_context(|| format!("predicting {}", input.display()))?;
             writeln!(out, "wrote {n} predictions to {}", output.display())?;
         }
-        Command::Serve { source, addr, batch_window_ms, max_batch, body_limit, timeout_ms, poll_ms, token } => {
+        Command::Serve {
+            source,
+            addr,
+            batch_window_ms,
+            max_batch,
+            body_limit,
+            timeout_ms,
+            poll_ms,
+            token,
+            drift,
+            drift_window,
+            drift_interval_ms,
+            log_predictions,
+            log_max_bytes,
+            log_keep,
+        } => {
             use std::time::Duration;
             let options = serve::server::ServeOptions {
                 batch: serve::batcher::BatchConfig {
@@ -361,6 +489,19 @@ fn dispatch(command: Command) -> Result<()> {
                 token: token.filter(|t| !t.is_empty()),
                 poll: Duration::from_millis(poll_ms.max(10)),
                 observers: Vec::new(),
+                drift: (drift_window > 0).then(|| serve::drift::DriftOptions {
+                    window: drift_window,
+                    thresholds: drift.thresholds(),
+                    interval: Duration::from_millis(drift_interval_ms),
+                    log: std::sync::Arc::new(|line: &str| {
+                        let _ = writeln!(std::io::stderr(), "dlp serve: {line}");
+                    }),
+                }),
+                prediction_log: log_predictions.map(|path| serve::predlog::PredictionLogOptions {
+                    max_bytes: log_max_bytes.max(1),
+                    keep: log_keep,
+                    ..serve::predlog::PredictionLogOptions::new(path)
+                }),
             };
             let log = std::sync::Arc::new(|e: &serve::repository::Event| {
                 let _ = writeln!(std::io::stderr(), "dlp serve: {e}");
@@ -373,6 +514,50 @@ fn dispatch(command: Command) -> Result<()> {
             })?;
             let _ = writeln!(std::io::stderr(), "dlp serve: stopped");
             return Ok(());
+        }
+        Command::Drift { bundle, data, format, json, drift: args } => {
+            let format = input_format(format, &data);
+            let report = drift::check(&bundle, &data, format, &args.thresholds())?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                write!(out, "{}", drift::table(&report))?;
+            }
+            if report.flagged {
+                let flagged: Vec<&str> =
+                    report.features.iter().filter(|f| f.flagged).map(|f| f.name.as_str()).collect();
+                return Err(Verdict { code: 3, message: format!("drift: flagged {}", flagged.join(", ")) }.into());
+            }
+        }
+        Command::Retrain { bundle, data, mode, repository, name, output, config, epochs, tolerance } => {
+            let destination = match (repository, name, output) {
+                (Some(root), Some(name), _) => retrain::Destination::Repository { root, name },
+                (_, _, Some(dir)) => retrain::Destination::Output(dir),
+                _ => unreachable!("clap requires --repository with --name, or --output"),
+            };
+            let options = retrain::RetrainOptions {
+                bundle,
+                data,
+                mode: match mode {
+                    RetrainMode::FineTune => retrain::Mode::FineTune,
+                    RetrainMode::FromScratch => retrain::Mode::FromScratch,
+                },
+                destination,
+                config,
+                epochs,
+                tolerance,
+            };
+            let outcome = retrain::retrain(&options)?;
+            for line in outcome.lines() {
+                writeln!(out, "{line}")?;
+            }
+            if !outcome.gate.passed {
+                return Err(Verdict {
+                    code: 4,
+                    message: format!("retrain refused: {}; nothing was written", outcome.refusal()),
+                }
+                .into());
+            }
         }
         Command::Export { bundle, format, output } => {
             let b = serve::Bundle::load(&bundle, &candle_core::Device::Cpu)?;
@@ -389,4 +574,14 @@ fn dispatch(command: Command) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn input_format(format: Option<Format>, path: &std::path::Path) -> serve::InputFormat {
+    match format {
+        Some(Format::Idx) => serve::InputFormat::Idx,
+        Some(Format::Csv) => serve::InputFormat::Csv,
+        Some(Format::Text) => serve::InputFormat::Text,
+        Some(Format::Images) => serve::InputFormat::ImageFolder,
+        None => serve::InputFormat::from_path(path),
+    }
 }

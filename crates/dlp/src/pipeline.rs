@@ -185,6 +185,7 @@ fn execute(
         validation: val_part,
         test: test_part,
         test_raw,
+        reference,
     } = prepared;
     manifest.inputs = inputs;
     manifest.data_report = Some(serde_json::json!({ "read": read_report, "cleaning": cleaning }));
@@ -285,6 +286,9 @@ fn execute(
     };
     let model_config = config.model.for_bundle().map_err(anyhow::Error::msg)?;
     serve::write_bundle(&staged, &index, &model_config, &preprocessor, &params)?;
+    let train_preds = models::predict(model.as_ref(), train_part.features(), &spec.input_shape, head, 512, &device)?;
+    let train_preds = preprocessor.target.decode(train_preds);
+    write_monitoring(&staged, config, reference, &train_preds, &schema.target.task)?;
     run.publish_bundle(staged)?;
     clock.lap("bundle");
 
@@ -345,6 +349,9 @@ pub struct Prepared {
     /// The test records as read, before preprocessing (for comparing with another bundle and
     /// showing wrong examples).
     pub test_raw: pipeline_core::raw::RawDataset,
+    /// The training records' distributions, for drift monitoring (the model's predictions are
+    /// added once it is trained).
+    pub reference: serve::drift::Reference,
 }
 
 /// The data as read and cleaned, with encoded targets, before any split.
@@ -397,6 +404,8 @@ pub fn fit_parts(config: &PipelineConfig, loaded: &Loaded, split: &preprocess::S
     cleaning.outliers = train_raw.rows() - kept.len();
     let train_raw = if cleaning.outliers > 0 { train_raw.select(&kept) } else { train_raw };
     let train = preprocessor.transform(&train_raw)?;
+    let reference = serve::drift::Reference::fit_inputs(&train_raw.inputs, &reference_options(config))
+        .context("fitting the drift reference statistics")?;
     let validation = preprocessor.transform(&data.select(&split.validation))?;
     let test_raw = data.select(&split.test);
     let test = preprocessor.transform(&test_raw)?;
@@ -417,8 +426,34 @@ pub fn fit_parts(config: &PipelineConfig, loaded: &Loaded, split: &preprocess::S
         validation,
         test,
         test_raw,
+        reference,
     })
 }
+
+/// How the drift reference is fitted: seeded by the config.
+pub fn reference_options(config: &PipelineConfig) -> serve::drift::ReferenceOptions {
+    serve::drift::ReferenceOptions { seed: config.seed, ..Default::default() }
+}
+
+/// Completes `reference` with `model`'s predictions on the training part and writes it, with
+/// the resolved config (what `dlp retrain` trains with), into the staged bundle.
+pub fn write_monitoring(
+    staged: &pipeline_core::BundleDir,
+    config: &PipelineConfig,
+    mut reference: serve::drift::Reference,
+    train_predictions: &Predictions,
+    task: &Task,
+) -> Result<()> {
+    reference
+        .add_predictions(train_predictions, task, &reference_options(config))
+        .context("fitting the drift reference statistics")?;
+    serve::write_reference(staged, &reference)?;
+    write_atomic(&staged.root().join(BUNDLE_CONFIG), config.to_yaml().as_bytes())?;
+    Ok(())
+}
+
+/// The resolved pipeline config inside a bundle (what `dlp retrain` trains with).
+pub const BUNDLE_CONFIG: &str = "config.yaml";
 
 /// Reads, cleans, splits and preprocesses the data of `config`. With `expect`, the files read
 /// must have those hashes (resuming a run on changed data is refused).

@@ -12,6 +12,8 @@
 //! - [`confusion`] — confusion matrices, row-normalised, and the most confused class pairs.
 //! - [`stats`] — comparing two models on the same examples: a seeded paired bootstrap
 //!   confidence interval and McNemar's test.
+//! - [`drift`] — data drift: population stability index, Kolmogorov–Smirnov and chi-squared
+//!   tests of live values against a training reference.
 //! - [`plot`] draws PNG charts (training curves, histograms, confusion heat maps, ROC and PR
 //!   curves) with an embedded font.
 //!
@@ -23,6 +25,7 @@
 
 pub mod confusion;
 pub mod curves;
+pub mod drift;
 mod input;
 pub mod metrics;
 pub mod plot;

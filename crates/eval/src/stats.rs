@@ -185,24 +185,43 @@ fn binomial_half_cdf(m: u64, n: u64) -> f64 {
     (largest + sum.ln() - n as f64 * std::f64::consts::LN_2).exp()
 }
 
-/// The survival function of the chi-squared distribution with one degree of freedom:
-/// `erfc(√(x/2)) = Q(½, x/2)`, the regularised upper incomplete gamma function.
+/// The survival function of the chi-squared distribution with one degree of freedom.
 fn chi2_sf_1(x: f64) -> f64 {
-    if x <= 0.0 {
-        return 1.0;
-    }
-    upper_gamma_half(x / 2.0)
+    chi2_sf(x, 1)
 }
 
-/// `Q(½, x)` for `x > 0`: the series for `P` below `x = 1.5`, Lentz's continued fraction
-/// above (Numerical Recipes' `gammq`), both to double precision.
-fn upper_gamma_half(x: f64) -> f64 {
-    const A: f64 = 0.5;
-    // ln Γ(½) = ln √π.
-    let log_prefactor = -x + A * x.ln() - 0.5 * std::f64::consts::PI.ln();
-    if x < A + 1.0 {
-        let (mut term, mut sum, mut ap) = (1.0 / A, 1.0 / A, A);
-        for _ in 0..1000 {
+/// The survival function `P[X ≥ x]` of the chi-squared distribution with `dof` degrees of
+/// freedom (`scipy.stats.chi2.sf`): `Q(dof/2, x/2)`, the regularised upper incomplete gamma
+/// function. 1 for `x ≤ 0` or `dof == 0`.
+pub fn chi2_sf(x: f64, dof: u32) -> f64 {
+    if x <= 0.0 || dof == 0 {
+        return 1.0;
+    }
+    if x.is_infinite() {
+        return 0.0;
+    }
+    upper_gamma(f64::from(dof) / 2.0, x / 2.0)
+}
+
+/// `ln Γ(a)` for `a` a positive multiple of ½, exactly by the recurrence `Γ(a + 1) = a Γ(a)`
+/// from `Γ(1) = 1` or `Γ(½) = √π`.
+fn ln_gamma_half_integer(a: f64) -> f64 {
+    let (mut g, mut k) =
+        if (a.fract() - 0.5).abs() < 1e-9 { (0.5 * std::f64::consts::PI.ln(), 0.5) } else { (0.0, 1.0) };
+    while k < a - 0.25 {
+        g += k.ln();
+        k += 1.0;
+    }
+    g
+}
+
+/// `Q(a, x)` for `x > 0` and `a` a multiple of ½: the series for `P` below `x = a + 1`,
+/// Lentz's continued fraction above (Numerical Recipes' `gammq`), both to double precision.
+fn upper_gamma(a: f64, x: f64) -> f64 {
+    let log_prefactor = -x + a * x.ln() - ln_gamma_half_integer(a);
+    if x < a + 1.0 {
+        let (mut term, mut sum, mut ap) = (1.0 / a, 1.0 / a, a);
+        for _ in 0..10_000 {
             ap += 1.0;
             term *= x / ap;
             sum += term;
@@ -210,15 +229,15 @@ fn upper_gamma_half(x: f64) -> f64 {
                 break;
             }
         }
-        1.0 - sum * log_prefactor.exp()
+        (1.0 - sum * log_prefactor.exp()).max(0.0)
     } else {
         const TINY: f64 = 1e-300;
-        let mut b = x + 1.0 - A;
+        let mut b = x + 1.0 - a;
         let mut c = 1.0 / TINY;
         let mut d = 1.0 / b;
         let mut h = d;
-        for i in 1..1000 {
-            let an = -(i as f64) * (i as f64 - A);
+        for i in 1..10_000 {
+            let an = -(i as f64) * (i as f64 - a);
             b += 2.0;
             d = an * d + b;
             if d.abs() < TINY {

@@ -9,7 +9,8 @@
 //! - [`server`]: the HTTP inference server (`dlp serve`): the Open Inference Protocol (KServe
 //!   V2), a raw-record `predict` endpoint, dynamic batching ([`batcher`]), model repositories
 //!   with numbered versions and hot swap ([`repository`]), Prometheus metrics ([`metrics`]);
-//!   requests are parsed by [`records`];
+//!   requests are parsed by [`records`]; drift monitoring against the bundle's training
+//!   reference ([`drift`]) and prediction logging ([`predlog`]);
 //! - [`stream`]: batch prediction over a file or image folder in constant memory
 //!   (`dlp predict`); [`predict_file`] is the small in-memory form;
 //! - [`export`]: the weights as safetensors with documented names, and ONNX graphs
@@ -19,15 +20,18 @@
 //! saved state.
 
 pub mod batcher;
+pub mod drift;
 pub mod export;
 pub mod metrics;
 pub mod onnx;
+pub mod predlog;
 pub mod records;
 pub mod repository;
 pub mod server;
 pub mod stream;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::Device;
 use models::ModelConfig;
@@ -101,6 +105,9 @@ pub struct Bundle {
     pub preprocess: Preprocessor,
     /// The directory it was loaded from.
     pub dir: PathBuf,
+    /// The training data's reference statistics (`reference.json`), for drift monitoring;
+    /// `None` for bundles written before it existed.
+    pub reference: Option<Arc<drift::Reference>>,
     model: Box<dyn Model>,
     device: Device,
 }
@@ -134,7 +141,8 @@ impl Bundle {
         }
         let spec = models::ModelSpec::new(&index.schema.input, index.head.outputs(&index.schema.target.task));
         let model = models::load_weights(&model_config, &spec, &b.weights(), device)?;
-        Ok(Self { index, model_config, preprocess, dir: dir.into(), model, device: device.clone() })
+        let reference = drift::Reference::read(dir).map_err(read_err)?.map(Arc::new);
+        Ok(Self { index, model_config, preprocess, dir: dir.into(), reference, model, device: device.clone() })
     }
 
     /// The task (with label names for classification).
@@ -211,6 +219,12 @@ pub fn write_bundle(
     write_json(&dir.preprocess(), preprocess).map_err(err)?;
     models::save_weights(params, &dir.weights())?;
     Ok(())
+}
+
+/// Writes the drift reference ([`drift::Reference`]) into the bundle `dir`, atomically.
+pub fn write_reference(dir: &BundleDir, reference: &drift::Reference) -> Result<()> {
+    write_json(&dir.root().join(drift::REFERENCE_FILE), reference)
+        .map_err(|cause| Error::Bundle { dir: dir.root().into(), cause })
 }
 
 /// The format of a file to predict on.

@@ -7,7 +7,12 @@
 //! - `dlp_predictions_total{model, class}`: predicted classes (regression models count under
 //!   `class="value"`);
 //! - `dlp_model_loads_total{model, outcome}`: versions loaded (`loaded`) and refused (`refused`);
-//! - `dlp_model_version{model}`: the version being served.
+//! - `dlp_model_version{model}`: the version being served;
+//! - drift ([`drift`](crate::drift)), for the version being served, recomputed as requests
+//!   arrive: `dlp_drift_score{model}` (the largest PSI of any feature),
+//!   `dlp_drift_psi{model, feature}`, `dlp_drift_p_value{model, feature}` (KS or chi-squared),
+//!   `dlp_drift_flagged{model, feature}` (1 when a threshold is crossed) and
+//!   `dlp_drift_window_rows{model}` (records in the window).
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -15,6 +20,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use crate::drift::DriftReport;
 
 type Labels = Vec<(String, String)>;
 
@@ -36,6 +46,13 @@ pub struct Metrics {
     predictions: Family<Labels, Counter>,
     loads: Family<Labels, Counter>,
     version: Family<Labels, Gauge>,
+    drift_score: Family<Labels, Gauge<f64, AtomicU64>>,
+    drift_psi: Family<Labels, Gauge<f64, AtomicU64>>,
+    drift_p: Family<Labels, Gauge<f64, AtomicU64>>,
+    drift_flagged: Family<Labels, Gauge>,
+    drift_rows: Family<Labels, Gauge>,
+    /// The newest version whose drift each model's gauges show.
+    drift_version: Mutex<HashMap<String, u64>>,
 }
 
 impl Default for Metrics {
@@ -60,7 +77,31 @@ impl Metrics {
         registry.register("predictions", "Predicted classes", predictions.clone());
         registry.register("model_loads", "Model versions loaded or refused", loads.clone());
         registry.register("model_version", "The version each model serves", version.clone());
-        Self { registry, requests, latency, batch, predictions, loads, version }
+        let drift_score = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let drift_psi = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let drift_p = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let drift_flagged = Family::<Labels, Gauge>::default();
+        let drift_rows = Family::<Labels, Gauge>::default();
+        registry.register("drift_score", "Largest population stability index of any feature", drift_score.clone());
+        registry.register("drift_psi", "Population stability index by feature", drift_psi.clone());
+        registry.register("drift_p_value", "KS (numeric) or chi-squared (categorical) p-value", drift_p.clone());
+        registry.register("drift_flagged", "1 when a feature crosses a drift threshold", drift_flagged.clone());
+        registry.register("drift_window_rows", "Records in the drift window", drift_rows.clone());
+        Self {
+            registry,
+            requests,
+            latency,
+            batch,
+            predictions,
+            loads,
+            version,
+            drift_score,
+            drift_psi,
+            drift_p,
+            drift_flagged,
+            drift_rows,
+            drift_version: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Counts a finished request and its latency.
@@ -89,6 +130,28 @@ impl Metrics {
         self.loads.get_or_create(&vec![("model".into(), model.into()), ("outcome".into(), outcome.into())]).inc();
         if ok {
             self.version.get_or_create(&vec![("model".into(), model.into())]).set(version as i64);
+        }
+    }
+
+    /// Shows `report` of `model` `version` in the drift gauges, unless a newer version's
+    /// monitor has already written them (an old version may finish requests after a swap).
+    pub fn drift(&self, model: &str, version: u64, report: &DriftReport) {
+        {
+            let mut shown = self.drift_version.lock().unwrap_or_else(|p| p.into_inner());
+            let v = shown.entry(model.to_string()).or_insert(version);
+            if version < *v {
+                return;
+            }
+            *v = version;
+        }
+        let m = || vec![("model".to_string(), model.to_string())];
+        self.drift_score.get_or_create(&m()).set(report.score);
+        self.drift_rows.get_or_create(&m()).set(report.rows as i64);
+        for f in &report.features {
+            let labels = vec![("model".to_string(), model.to_string()), ("feature".to_string(), f.name.clone())];
+            self.drift_psi.get_or_create(&labels).set(f.psi);
+            self.drift_p.get_or_create(&labels).set(f.p_value().unwrap_or(1.0));
+            self.drift_flagged.get_or_create(&labels).set(i64::from(f.flagged));
         }
     }
 

@@ -19,7 +19,10 @@
 //!
 //! Each loaded version has its own [`Batcher`] and its own [`Observer`]s: per-request hooks
 //! that see the raw inputs and predictions (drift monitoring plugs in here), created for each
-//! version by the server's [`ObserverFactory`]s.
+//! version by the server's [`ObserverFactory`]s. When drift monitoring is on and the bundle
+//! has reference statistics, the version also gets its own [`DriftMonitor`], which starts
+//! with an empty window: after a swap, drift is measured against the new version's training
+//! data.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +35,7 @@ use pipeline_core::raw::RawInputs;
 
 use crate::Bundle;
 use crate::batcher::{BatchConfig, Batcher};
+use crate::drift::{DriftMonitor, DriftOptions};
 use crate::metrics::Metrics;
 use crate::records::{TensorSpec, input_specs, output_specs};
 
@@ -45,6 +49,10 @@ pub struct Observation<'a> {
     pub inputs: &'a RawInputs,
     /// Their predictions (probabilities, or values in target units).
     pub predictions: &'a Predictions,
+    /// The model's task (with class labels).
+    pub task: &'a pipeline_core::Task,
+    /// The client's request id (the V2 `id` field), if it sent one.
+    pub request_id: Option<&'a str>,
 }
 
 /// A per-request hook of one model version (e.g. a drift monitor). Called on the request's
@@ -72,8 +80,10 @@ pub struct LoadedModel {
     pub inputs: Vec<TensorSpec>,
     /// Its V2 outputs.
     pub outputs: Vec<TensorSpec>,
-    /// Its per-request hooks.
+    /// Its per-request hooks (the drift monitor among them).
     pub observers: Vec<Arc<dyn Observer>>,
+    /// Its drift monitor: `None` when monitoring is off or the bundle has no reference.
+    pub drift: Option<Arc<DriftMonitor>>,
 }
 
 /// A version that was refused, and why.
@@ -150,6 +160,8 @@ pub struct LoadContext {
     pub metrics: Arc<Metrics>,
     /// Observer factories, applied to each loaded version.
     pub observers: Vec<ObserverFactory>,
+    /// Drift monitoring of each loaded version that has a reference (`None`: off).
+    pub drift: Option<DriftOptions>,
     /// The device models run on.
     pub device: Device,
 }
@@ -246,8 +258,27 @@ impl Registry {
         let label = name.clone();
         let batcher = Batcher::start(bundle.clone(), self.ctx.batch, Arc::new(move |n| metrics.batch(&label, n)))
             .map_err(|e| format!("cannot start the batching thread: {e}"))?;
-        let observers = self.ctx.observers.iter().filter_map(|f| f(&name, version, &bundle)).collect();
+        let mut observers: Vec<Arc<dyn Observer>> =
+            self.ctx.observers.iter().filter_map(|f| f(&name, version, &bundle)).collect();
+        let drift = match (&self.ctx.drift, &bundle.reference) {
+            (Some(options), Some(reference)) => {
+                let monitor = DriftMonitor::start(
+                    &name,
+                    version,
+                    reference.clone(),
+                    bundle.task().clone(),
+                    options.clone(),
+                    self.ctx.metrics.clone(),
+                )
+                .map_err(|e| format!("cannot start the drift monitor: {e}"))?;
+                let monitor = Arc::new(monitor);
+                observers.push(monitor.clone());
+                Some(monitor)
+            }
+            _ => None,
+        };
         Ok(Arc::new(LoadedModel {
+            drift,
             inputs: input_specs(&bundle.preprocess.raw),
             outputs: output_specs(bundle.task()),
             name,

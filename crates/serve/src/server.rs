@@ -12,6 +12,7 @@
 //! | `GET /v2/models/{name}[/versions/{v}]/ready` | model readiness |
 //! | `POST /v2/models/{name}[/versions/{v}]/infer` | inference on JSON tensors ([`records`](crate::records)) |
 //! | `POST /v1/models/{name}[/versions/{v}]/predict` | raw records → labels and probabilities |
+//! | `GET /v1/models/{name}[/versions/{v}]/drift` | drift of recent requests against the training data ([`drift`](crate::drift)) |
 //! | `POST /v2/repository/index` | every model version: served, or refused and why |
 //! | `GET /metrics` | Prometheus metrics ([`metrics`](crate::metrics)) |
 //!
@@ -42,7 +43,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::batcher::{BatchConfig, BatchError};
+use crate::drift::DriftOptions;
 use crate::metrics::Metrics;
+use crate::predlog::{PredictionLog, PredictionLogOptions};
 use crate::records::{self, RequestError};
 use crate::repository::{Event, LoadContext, LoadedModel, Observation, ObserverFactory, Registry};
 
@@ -61,6 +64,10 @@ pub struct ServeOptions {
     pub poll: Duration,
     /// Per-request hooks, made for each loaded model version.
     pub observers: Vec<ObserverFactory>,
+    /// Drift monitoring of each version whose bundle has reference statistics (`None`: off).
+    pub drift: Option<DriftOptions>,
+    /// Logging every prediction to a JSON-lines file (`None`: off).
+    pub prediction_log: Option<PredictionLogOptions>,
 }
 
 impl Default for ServeOptions {
@@ -72,6 +79,8 @@ impl Default for ServeOptions {
             token: None,
             poll: Duration::from_secs(2),
             observers: Vec::new(),
+            drift: Some(DriftOptions::default()),
+            prediction_log: None,
         }
     }
 }
@@ -135,6 +144,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
         .route("/v1/models/{name}/predict", post(predict))
         .route("/v1/models/{name}/versions/{version}/predict", post(predict_version))
+        .route("/v1/models/{name}/drift", get(drift))
+        .route("/v1/models/{name}/versions/{version}/drift", get(drift_version))
         .route("/v2/repository/index", post(repository_index))
         .route("/metrics", get(metrics))
         .fallback(|req: Request| async move { error(StatusCode::NOT_FOUND, format!("no route {}", req.uri().path())) })
@@ -298,11 +309,62 @@ fn body(st: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, Req
     })
 }
 
+fn drift_of(model: &LoadedModel) -> Response {
+    let Some(monitor) = &model.drift else {
+        let why = if model.bundle.reference.is_none() {
+            "its bundle has no reference statistics (reference.json; bundles written before drift monitoring \
+             lack it): retrain it with this dlp to monitor drift"
+        } else {
+            "drift monitoring is off (dlp serve --drift-window 0)"
+        };
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no drift report for model `{}` version {}: {why}", model.name, model.version),
+        );
+    };
+    let report = monitor.report();
+    respond(
+        StatusCode::OK,
+        &json!({
+            "model_name": model.name,
+            "model_version": model.version.to_string(),
+            "window": monitor.window(),
+            "rows": report.rows,
+            "flagged": report.flagged,
+            "score": report.score,
+            "thresholds": report.thresholds,
+            "features": report.features,
+        }),
+    )
+}
+
+async fn drift(State(st): State<Arc<AppState>>, UrlPath(name): UrlPath<String>) -> Response {
+    match resolve(&st, &name, None) {
+        Ok(m) => tokio::task::spawn_blocking(move || drift_of(&m))
+            .await
+            .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "the drift computation failed")),
+        Err(e) => e.into(),
+    }
+}
+
+async fn drift_version(
+    State(st): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+) -> Response {
+    match resolve(&st, &name, Some(&version)) {
+        Ok(m) => tokio::task::spawn_blocking(move || drift_of(&m))
+            .await
+            .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "the drift computation failed")),
+        Err(e) => e.into(),
+    }
+}
+
 /// Preprocesses, predicts through the batcher, counts and observes.
 async fn run_model(
     st: &AppState,
     model: &LoadedModel,
     inputs: &pipeline_core::raw::RawInputs,
+    request_id: Option<&str>,
 ) -> Result<Predictions, RequestError> {
     let rows = model.bundle.transform(inputs).map_err(|e| RequestError::bad(e.to_string()))?;
     let n = inputs.rows();
@@ -322,7 +384,14 @@ async fn run_model(
         }
         _ => st.metrics.predicted(&model.name, "value", preds.len() as u64),
     }
-    let obs = Observation { model: &model.name, version: model.version, inputs, predictions: &preds };
+    let obs = Observation {
+        model: &model.name,
+        version: model.version,
+        inputs,
+        predictions: &preds,
+        task: model.bundle.task(),
+        request_id,
+    };
     model.observers.iter().for_each(|o| o.observe(&obs));
     Ok(preds)
 }
@@ -334,7 +403,7 @@ async fn infer_impl(st: &AppState, name: &str, version: Option<&str>, raw: Resul
         let req: records::InferRequest = records::parse_json(&bytes)?;
         let inputs = records::infer_inputs(&req, &model.bundle.preprocess.raw)?;
         records::check_outputs(&model.outputs, req.outputs.as_deref())?;
-        let preds = run_model(st, &model, &inputs).await?;
+        let preds = run_model(st, &model, &inputs, req.id.as_deref()).await?;
         let outputs = records::infer_outputs(model.bundle.task(), &preds, req.outputs.as_deref())?;
         let mut out = json!({
             "model_name": model.name,
@@ -377,7 +446,7 @@ async fn predict_impl(
         let bytes = body(st, raw)?;
         let req: records::PredictRequest = records::parse_json(&bytes)?;
         let inputs = records::predict_inputs(&req, &model.bundle.preprocess.raw)?;
-        let preds = run_model(st, &model, &inputs).await?;
+        let preds = run_model(st, &model, &inputs, None).await?;
         let task = model.bundle.task();
         let mut out = json!({
             "model_name": model.name,
@@ -413,10 +482,17 @@ async fn predict_version(
 /// loaded or refused, for the log.
 pub fn load(source: &Path, options: &ServeOptions) -> Result<(Arc<AppState>, Vec<Event>), ServeError> {
     let metrics = Arc::new(Metrics::new());
+    let mut observers = options.observers.clone();
+    if let Some(log) = &options.prediction_log {
+        let log = PredictionLog::open(log.clone())
+            .map_err(|cause| ServeError::Io { what: format!("opening {}", log.path.display()), cause })?;
+        observers.push(log.factory());
+    }
     let ctx = LoadContext {
         batch: options.batch,
         metrics: metrics.clone(),
-        observers: options.observers.clone(),
+        observers,
+        drift: options.drift.clone().filter(|d| d.window > 0),
         device: Device::Cpu,
     };
     let (registry, events) = Registry::open(source, ctx).map_err(ServeError::Load)?;

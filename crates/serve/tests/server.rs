@@ -625,3 +625,117 @@ fn nothing_to_serve_is_an_error_at_start() {
     assert!(err.contains("no model version could be loaded: refused m version 1: "), "{err}");
     assert!(RunningServer::start(&tmp.path().join("nope"), "127.0.0.1:0", options()).is_err());
 }
+
+#[test]
+fn drift_is_explained_when_unavailable_and_predictions_are_logged_with_rotation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    common::table_bundle(&bundle, 3);
+    let records =
+        r#"{"instances": [{"x": 2.5, "color": "red", "ok": true}, {"x": null, "color": "teal", "ok": false}]}"#;
+
+    // A bundle written before drift monitoring (no reference.json) still serves.
+    let server = RunningServer::start(&bundle, "127.0.0.1:0", options()).unwrap();
+    let c = Client::new(&server);
+    assert_eq!(c.post("/v1/models/table/predict", records).0, 200);
+    assert_error_starts(
+        c.get("/v1/models/table/drift"),
+        404,
+        "no drift report for model `table` version 1: its bundle has no reference statistics (reference.json",
+    );
+    assert_error_starts(c.get("/v1/models/nope/drift"), 404, "unknown model `nope`");
+    assert!(!c.metrics().contains("dlp_drift_score{"));
+    server.stop().unwrap();
+
+    // With a reference (fitted on the same eight records the preprocessing saw).
+    let b = serve::Bundle::load(&bundle, &Device::Cpu).unwrap();
+    let n = |v: &[f64]| pipeline_core::raw::Values::Numbers(v.to_vec());
+    let colors = ["red", "green", "red", "blue", "green", "red", "blue", "blue"];
+    let train = RawInputs::Table(pipeline_core::raw::Table {
+        columns: vec![
+            pipeline_core::raw::Column {
+                name: "x".into(),
+                kind: pipeline_core::FeatureKind::Numeric,
+                values: n(&[1., 2., 3., 4., 5., 6., 7., 8.]),
+            },
+            pipeline_core::raw::Column {
+                name: "color".into(),
+                kind: pipeline_core::FeatureKind::Categorical,
+                values: pipeline_core::raw::Values::Strings(colors.iter().map(|s| Some(s.to_string())).collect()),
+            },
+            pipeline_core::raw::Column {
+                name: "ok".into(),
+                kind: pipeline_core::FeatureKind::Boolean,
+                values: n(&[1., 0., 1., 0., 1., 1., 0., 0.]),
+            },
+        ],
+    });
+    let preds = b.predict(&train).unwrap();
+    let reference =
+        serve::drift::Reference::fit(&train, Some(&preds), b.task(), &serve::drift::ReferenceOptions::default())
+            .unwrap();
+    serve::write_reference(&pipeline_core::BundleDir::new(&bundle), &reference).unwrap();
+    let log = tmp.path().join("logs/predictions.jsonl");
+    let opts = ServeOptions {
+        drift: Some(serve::drift::DriftOptions {
+            window: 3,
+            thresholds: serve::drift::Thresholds { min_rows: 1, ..Default::default() },
+            interval: Duration::from_millis(10),
+            log: Arc::new(|_| {}),
+        }),
+        prediction_log: Some(serve::predlog::PredictionLogOptions {
+            max_bytes: 1000,
+            keep: 2,
+            ..serve::predlog::PredictionLogOptions::new(&log)
+        }),
+        ..options()
+    };
+    let server = RunningServer::start(&bundle, "127.0.0.1:0", opts).unwrap();
+    let c = Client::new(&server);
+    for _ in 0..10 {
+        assert_eq!(c.post("/v1/models/table/predict", records).0, 200);
+    }
+    let infer = json!({"id": "client-7", "inputs": [
+        {"name": "x", "shape": [1], "datatype": "FP64", "data": [4.0]},
+        {"name": "color", "shape": [1], "datatype": "BYTES", "data": ["blue"]},
+        {"name": "ok", "shape": [1], "datatype": "BOOL", "data": [false]}]});
+    assert_eq!(c.post("/v2/models/table/infer", &infer.to_string()).0, 200);
+    let (status, d) = c.get("/v1/models/table/drift");
+    assert_eq!(status, 200, "{d}");
+    // The window keeps the last three records.
+    assert_eq!((d["model_version"].as_str(), d["window"].as_u64(), d["rows"].as_u64()), (Some("1"), Some(3), Some(3)));
+    let names: Vec<&str> = d["features"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["x", "color", "ok", "prediction"]);
+    assert_eq!(d["features"][1]["unseen"], 1, "teal was never seen in training: {d}");
+    server.stop().unwrap();
+
+    // 21 records, about 250 bytes a line: rotated at 1000 bytes, two old files kept.
+    let mut files: Vec<String> = std::fs::read_dir(log.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["predictions.jsonl", "predictions.jsonl.1", "predictions.jsonl.2"]);
+    let mut lines = Vec::new();
+    for f in files.iter().rev() {
+        let text = std::fs::read_to_string(log.parent().unwrap().join(f)).unwrap();
+        assert!(text.len() <= 1000, "{f}: {} bytes", text.len());
+        lines.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+    }
+    let last = lines.last().unwrap();
+    assert_eq!(last["request_id"], "client-7");
+    assert_eq!(last["inputs"], json!({"x": 4.0, "color": "blue", "ok": 0.0}));
+    assert_eq!(
+        (last["model"].as_str(), last["version"].as_u64(), last["row"].as_u64()),
+        (Some("table"), Some(1), Some(0))
+    );
+    let probs = last["probabilities"].as_object().unwrap();
+    assert_eq!(probs.keys().collect::<Vec<_>>(), ["no", "yes"]);
+    assert_eq!(last["prediction"], if probs["no"].as_f64() > probs["yes"].as_f64() { "no" } else { "yes" });
+    // Records of one request share an id; ids differ between requests.
+    let second_last = &lines[lines.len() - 2];
+    assert_eq!((second_last["row"].as_u64(), lines[lines.len() - 3]["row"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(second_last["id"], lines[lines.len() - 3]["id"]);
+    assert_ne!(second_last["id"], last["id"]);
+    assert!(second_last["inputs"]["x"].is_null(), "a missing value is null");
+}
