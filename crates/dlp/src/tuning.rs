@@ -157,9 +157,7 @@ impl TrialConfigError {
         match self {
             TrialConfigError::Path(m) => m.clone(),
             TrialConfigError::Parse(k, m) => format!("{k}: {m}"),
-            TrialConfigError::Invalid(issues) => {
-                issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-            }
+            TrialConfigError::Invalid(issues) => issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
         }
     }
 }
@@ -234,10 +232,14 @@ pub(crate) fn check(config: &PipelineConfig) -> Vec<Issue> {
                 Err(TrialConfigError::Parse(k, m)) if m.starts_with("unknown field") => {
                     Some(format!("unknown key path: {k}: {m}"))
                 }
-                Err(TrialConfigError::Parse(k, m)) => Some(format!("{key} = {shown} does not fit the config: {k}: {m}")),
+                Err(TrialConfigError::Parse(k, m)) => {
+                    Some(format!("{key} = {shown} does not fit the config: {k}: {m}"))
+                }
                 Err(TrialConfigError::Invalid(found)) => found
                     .into_iter()
-                    .find(|i| i.key == *key || i.key.starts_with(&format!("{key}.")) || i.key.starts_with(&format!("{key}[")))
+                    .find(|i| {
+                        i.key == *key || i.key.starts_with(&format!("{key}.")) || i.key.starts_with(&format!("{key}["))
+                    })
                     .map(|i| format!("{key} = {shown} is not allowed: {}", i.message)),
             };
             if let Some(p) = problem {
@@ -461,13 +463,16 @@ fn write_outputs(
         eval::plot::charts_png(&[chart], (640, 420), &dir.join("history.png"))?;
     }
     if let Some(b) = best {
-        let mut cfg = trial_config(base, &b.params).map_err(|e| anyhow::anyhow!("the best trial's config: {}", e.message()))?;
+        let mut cfg =
+            trial_config(base, &b.params).map_err(|e| anyhow::anyhow!("the best trial's config: {}", e.message()))?;
         if t.refit {
             let s = &mut cfg.preprocess.split;
             s.train += s.validation;
             s.validation = 0.0;
             if !cfg.validate().is_empty() {
-                bail!("tune.refit: the best config needs its validation part (e.g. for early stopping); turn refit off");
+                bail!(
+                    "tune.refit: the best config needs its validation part (e.g. for early stopping); turn refit off"
+                );
             }
         }
         let header = format!(
