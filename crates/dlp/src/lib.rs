@@ -348,6 +348,10 @@ fn dispatch(command: Command) -> Result<()> {
             for line in summary.lines() {
                 writeln!(out, "{line}")?;
             }
+            if summary.best.is_none() {
+                let why = summary.trials.iter().find_map(|t| t.error.as_deref()).unwrap_or("every trial was pruned");
+                anyhow::bail!("no trial completed ({why})");
+            }
         }
         Command::Inspect { config: path, runs_dir } => {
             let config = config::load(&path)?;

@@ -252,3 +252,17 @@ fn killed_study_resumes_with_every_trial_once() {
         assert!(s.join(f).is_file(), "{f}");
     }
 }
+
+#[test]
+fn a_study_whose_every_trial_fails_exits_1_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 3, 2, "{loguniform: [1.0e-3, 1.0e-1]}", "{loguniform: [1.0e+6, 1.0e+7]}");
+    let runs = dir.path().join("runs");
+    let out = dlp().args(["tune", config.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()]).output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap();
+    assert!(last.starts_with("error: no trial completed (training diverged at epoch 1"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("2 trials: 0 complete, 0 pruned, 2 failed"), "{stdout}");
+}
