@@ -266,3 +266,35 @@ fn a_study_whose_every_trial_fails_exits_1_with_the_cause() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("2 trials: 0 complete, 0 pruned, 2 failed"), "{stdout}");
 }
+
+#[test]
+fn grid_study_with_asha_tries_each_point_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = "    train.optimizer.lr: {float: [0.01, 0.03], step: 0.01}\n    model.hidden: {choice: [[4], [8]]}\n";
+    let config = write_config(
+        dir.path(),
+        9,
+        10,
+        "    train.optimizer.lr: {loguniform: [1.0e-3, 1.0e-1]}\n    model.dropout: {uniform: [0.0, 0.3]}\n",
+        space,
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("{kind: random}", "{kind: grid}\n  pruner: {kind: asha, min_resource: 1, reduction_factor: 3}");
+    std::fs::write(&config, text).unwrap();
+    let runs = dir.path().join("runs");
+    let out = dlp().args(["tune", config.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let study = std::fs::read_dir(&runs).unwrap().flatten().next().unwrap().path();
+    let (trials, steps) = rows(&study.join("study.db"));
+    // The grid has 3 × 2 points: the budget of 10 stops at 6, each point once.
+    assert_eq!(trials.len(), 6);
+    let mut params: Vec<&str> = trials.iter().map(|t| t.2.as_str()).collect();
+    params.sort();
+    params.dedup();
+    assert_eq!(params.len(), 6);
+    assert!(params.contains(&r#"{"model.hidden":[8],"train.optimizer.lr":0.03}"#), "{params:?}");
+    // ASHA (rungs at epochs 1, 3, 9) stops some trials before the 9th epoch.
+    assert!(trials.iter().any(|t| t.1 == "pruned") && trials.iter().any(|t| t.1 == "complete"), "{trials:?}");
+    assert!(steps < 6 * 9);
+}
