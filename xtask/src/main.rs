@@ -7,6 +7,8 @@
 //!   PyTorch on the CPU;
 //! - `bench augment`: the training loader's images/s and epoch time with vs without
 //!   augmentation (`configs/mnist-cnn-small*.yaml`);
+//! - `bench tune`: TPE against random search on the Branin function, 40 trials × 10 seeds (the
+//!   table in docs/tuning.md; the `tune` crate's `branin` example);
 //! - `bench serve`: `dlp serve` under `wrk` (64 connections) beside the same MLP in PyTorch
 //!   behind FastAPI + uvicorn;
 //! - `test`: the README's test command — puts the pre-trained model the tests need into the
@@ -56,6 +58,7 @@ commands:
                                                   MNIST MLP / LeNet-5 training and inference against PyTorch
   bench augment [--rounds N]                      loader images/s, epoch time with vs without augmentation
   bench serve [--rounds N] [--seconds S]          dlp serve vs PyTorch + FastAPI under wrk, 64 connections
+  bench tune                                      TPE vs random search on Branin (40 trials, 10 seeds)
   report-screenshot RUN_DIR [--out PNG]           render RUN_DIR/report.html in headless Chromium to a PNG
 
 Benchmarks run their Python peers with $DLP_BENCH_PYTHON, else .venv-bench/bin/python, else
@@ -198,6 +201,11 @@ fn write_bench_csv(path: &Path) -> Result<(), String> {
 
 fn bench(args: &[String]) -> Result<(), String> {
     let (kind, rest) = match args.first().map(String::as_str) {
+        Some("tune") => {
+            let mut c = cargo();
+            c.args(["run", "--release", "--locked", "-p", "tune", "--example", "branin"]);
+            return status(c);
+        }
         Some(k @ ("ingest" | "train" | "augment" | "serve")) => (k, &args[1..]),
         _ => ("train", args),
     };

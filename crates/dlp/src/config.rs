@@ -41,6 +41,9 @@ pub struct PipelineConfig {
     /// Evaluation: top-k, baselines, bootstrap, the deployment gate (`eval`).
     #[serde(default)]
     pub eval: crate::evaluate::EvalConfig,
+    /// Hyperparameter search (`tune`; used by `dlp tune`, ignored by `dlp run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<tune::TuneConfig>,
 }
 
 fn default_device() -> String {
@@ -48,7 +51,8 @@ fn default_device() -> String {
 }
 
 impl PipelineConfig {
-    fn validate(&self) -> Vec<Issue> {
+    /// The problems of a parsed config (semantic checks of every section).
+    pub(crate) fn validate(&self) -> Vec<Issue> {
         let mut issues = Vec::new();
         let name_ok = !self.name.is_empty()
             && self.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -67,6 +71,13 @@ impl PipelineConfig {
         issues.extend(self.model.validate());
         issues.extend(self.train.validate(self.preprocess.split.validation > 0.0));
         issues.extend(self.eval.validate());
+        if let Some(t) = &self.tune {
+            issues.extend(t.validate());
+        }
+        if issues.is_empty() {
+            // The search space is checked against the rest of the config, so only once that is sound.
+            issues.extend(crate::tuning::check(self));
+        }
         issues
     }
 
@@ -149,41 +160,10 @@ pub fn load_with(path: &Path, edit: impl FnOnce(&mut PipelineConfig)) -> Result<
     let index = KeyIndex::new(&text);
     let de = serde_yaml::Deserializer::from_str(&text);
     let mut config: PipelineConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let mut key = e.path().to_string();
-        if key == "." || key == "?" {
-            key.clear();
-        }
-        let inner = e.into_inner();
-        let mut message = inner.to_string();
-        // serde_yaml appends " at line L column C" and may prefix a path of its own; the key
-        // and position are reported in our own format instead.
-        if let Some(cut) = message.rfind(" at line ") {
-            message.truncate(cut);
-        }
-        // A tagged section (`model:`, `train.optimizer:`, …) marks the key inside it.
-        if let Some((inner_key, rest)) = message.split_once(KEY_MARK).and_then(|(_, r)| r.split_once(KEY_MARK)) {
-            key = match (key.is_empty(), inner_key.starts_with('[')) {
-                (true, _) => inner_key.to_string(),
-                (false, true) => format!("{key}{inner_key}"),
-                (false, false) => format!("{key}.{inner_key}"),
-            };
-            message = rest.trim_start().to_string();
-        } else if let Some((prefix, rest)) = message.split_once(": ")
-            && !prefix.contains(' ')
-            && (key.is_empty()
-                || prefix == key
-                || prefix.starts_with(&format!("{key}."))
-                || key.starts_with(&format!("{prefix}.")))
-        {
-            // serde_yaml's own path: keep the more precise of the two.
-            if prefix.len() > key.len() {
-                key = prefix.to_string();
-            }
-            message = rest.to_string();
-        }
+        let (key, message, location) = split_error(e);
         let position = match index.find(&key) {
             Some(p) if !key.is_empty() => Some(p),
-            _ => inner.location().map(|l| (l.line(), l.column() + 1)),
+            _ => location.map(|l| (l.line(), l.column() + 1)),
         };
         one(position, &key, message)
     })?;
@@ -214,4 +194,45 @@ pub fn load_with(path: &Path, edit: impl FnOnce(&mut PipelineConfig)) -> Result<
         ));
     }
     Ok(config)
+}
+
+/// The dotted key and the message of a deserialization error (moving the key that a tagged
+/// section marks inside its message, or that serde_yaml prefixes, into the key), and where
+/// serde_yaml saw it.
+pub(crate) fn split_error(
+    e: serde_path_to_error::Error<serde_yaml::Error>,
+) -> (String, String, Option<serde_yaml::Location>) {
+    let mut key = e.path().to_string();
+    if key == "." || key == "?" {
+        key.clear();
+    }
+    let inner = e.into_inner();
+    let mut message = inner.to_string();
+    // serde_yaml appends " at line L column C" and may prefix a path of its own; the key
+    // and position are reported in our own format instead.
+    if let Some(cut) = message.rfind(" at line ") {
+        message.truncate(cut);
+    }
+    // A tagged section (`model:`, `train.optimizer:`, …) marks the key inside it.
+    if let Some((inner_key, rest)) = message.split_once(KEY_MARK).and_then(|(_, r)| r.split_once(KEY_MARK)) {
+        key = match (key.is_empty(), inner_key.starts_with('[')) {
+            (true, _) => inner_key.to_string(),
+            (false, true) => format!("{key}{inner_key}"),
+            (false, false) => format!("{key}.{inner_key}"),
+        };
+        message = rest.trim_start().to_string();
+    } else if let Some((prefix, rest)) = message.split_once(": ")
+        && !prefix.contains(' ')
+        && (key.is_empty()
+            || prefix == key
+            || prefix.starts_with(&format!("{key}."))
+            || key.starts_with(&format!("{prefix}.")))
+    {
+        // serde_yaml's own path: keep the more precise of the two.
+        if prefix.len() > key.len() {
+            key = prefix.to_string();
+        }
+        message = rest.to_string();
+    }
+    (key, message, inner.location())
 }

@@ -7,6 +7,9 @@
 //!   complete; `dlp train --resume <run-dir>` (`train` is an alias of `run`) continues an
 //!   interrupted run from its newest checkpoint;
 //! - `dlp cv <config.yaml> --folds K`: k-fold cross-validation, mean ± std per metric ([`cv`]);
+//! - `dlp tune <config.yaml>`: a hyperparameter study of the config's `tune:` section;
+//!   `dlp tune --resume <study-dir>` continues a killed one, `dlp tune status <study-dir>` prints
+//!   its trials ([`tuning`]);
 //! - `dlp inspect <config.yaml>`: summarize the data before any training ([`inspect`]);
 //! - `dlp model summary <config.yaml>`: layers, output shapes and parameter counts;
 //! - `dlp sample <bundle> --out grid.png [--classify <bundle>]`: images from a GAN's generator
@@ -43,6 +46,7 @@ pub mod pipeline;
 pub mod preview;
 pub mod report;
 pub mod retrain;
+pub mod tuning;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -94,6 +98,22 @@ enum Command {
         /// Where the cross-validation directory is created.
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
+    },
+    /// Search hyperparameters: run the trials of the config's `tune:` section into a new study
+    /// directory (SQLite study, best config, trials table, history plot), or resume a study.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Tune {
+        #[command(subcommand)]
+        command: Option<TuneCommand>,
+        /// The pipeline config (YAML) with a `tune:` section.
+        #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+        config: Option<PathBuf>,
+        /// Where the study directory is created.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+        /// Continue the study in this directory: finished trials are kept, interrupted ones re-run.
+        #[arg(long, value_name = "STUDY_DIR")]
+        resume: Option<PathBuf>,
     },
     /// Summarize the data of a pipeline before any training: per-column statistics, class
     /// balance, duplicates, the features most associated with the target, histograms.
@@ -331,6 +351,15 @@ enum ExportFormat {
 }
 
 #[derive(Debug, Subcommand)]
+enum TuneCommand {
+    /// Print a study's trials table (also while it runs).
+    Status {
+        /// The study directory.
+        study: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ModelCommand {
     /// Each layer of the configured model with its output shape and parameter count, and the
     /// totals (reads the data: the input shape depends on it).
@@ -420,6 +449,28 @@ fn dispatch(command: Command) -> Result<()> {
                 )?;
             }
             writeln!(out, "report: {}", report.dir.join("cv.md").display())?;
+        }
+        Command::Tune { command: Some(TuneCommand::Status { study }), .. } => {
+            write!(out, "{}", tuning::status(&study)?)?;
+        }
+        Command::Tune { command: None, config: path, runs_dir, resume } => {
+            let summary = match (path, resume) {
+                (_, Some(dir)) => tuning::resume(&dir)?,
+                (Some(path), None) => {
+                    let config = config::load(&path)?;
+                    device::set_threads(config.threads);
+                    tuning::tune(&path, &config, &runs_dir)?
+                }
+                (None, None) => unreachable!("clap requires a config or --resume"),
+            };
+            writeln!(out, "study directory: {}", summary.dir.display())?;
+            for line in summary.lines() {
+                writeln!(out, "{line}")?;
+            }
+            if summary.best.is_none() {
+                let why = summary.trials.iter().find_map(|t| t.error.as_deref()).unwrap_or("every trial was pruned");
+                anyhow::bail!("no trial completed ({why})");
+            }
         }
         Command::Inspect { config: path, runs_dir } => {
             let config = config::load(&path)?;

@@ -95,7 +95,7 @@ fn unknown_top_level_key() {
         "seed: 1",
         "seeds: 1",
         "2:1: seeds: unknown field `seeds`, expected one of `name`, `seed`, `device`, `threads`, `data`, \
-         `preprocess`, `model`, `train`, `eval`",
+         `preprocess`, `model`, `train`, `eval`, `tune`",
     );
 }
 

@@ -1,24 +1,49 @@
-//! Hyperparameter tuning. **Not built yet.**
+//! Hyperparameter tuning: search spaces, samplers, pruners, study storage and the study loop.
 //!
-//! This crate will own studies: a `tune:` section with an objective (a validation metric and its
-//! [`Direction`]), a trial budget and a search space over config key paths; grid, random and
-//! Bayesian samplers; pruning from the per-epoch metrics that the training loop's callbacks
-//! report; parallel trials; and a resumable study stored in SQLite. Each trial runs the `train`
-//! crate's fit loop, which it calls rather than duplicates.
+//! A study varies config keys over a [`Space`](space::Space) (`train.optimizer.lr:
+//! {loguniform: [1e-4, 1e-1]}`), chooses each trial's parameters with a
+//! [`Sampler`](sampler::Sampler) — grid, random, or the tree-structured Parzen estimator —,
+//! stops unpromising trials with a [`Pruner`](pruner::Pruner) — Optuna's median rule or
+//! asynchronous successive halving — from the intermediate values the trial reports after
+//! each epoch, runs several trials at once, and records everything in a
+//! [`Storage`](storage::Storage) (SQLite in the study directory), so that a killed study
+//! resumes where it stopped.
 //!
-//! Until then the pipeline has no `tune:` section (using one is a config error), and this crate
-//! holds only the objective type studies will optimise.
+//! - [`config`]: the `tune:` section ([`TuneConfig`]);
+//! - [`space`]: distributions and the space;
+//! - [`sampler`]: grid, random, TPE;
+//! - [`pruner`]: median, ASHA;
+//! - [`storage`]: the storage trait, SQLite and in-memory implementations;
+//! - [`study`]: the study loop, parallel workers, resume;
+//! - [`report`]: trials tables (Markdown, CSV), the optimization history, totals;
+//! - [`bench`]: the Branin benchmark of TPE against random search.
+//!
+//! What it must not do: train. A trial is a closure that receives its parameters and a
+//! [`Trial`](study::Trial) to report to; the CLI's closure runs the pipeline's own fit loop
+//! (crate `train`) with the trial's config, so tuning never duplicates training code.
 
+pub mod bench;
+pub mod config;
+pub mod pruner;
+pub mod report;
+pub mod sampler;
+pub mod space;
+pub mod storage;
+pub mod study;
+
+pub use config::{Objective, TuneConfig};
 pub use pipeline_core::Direction;
-use serde::{Deserialize, Serialize};
+pub use space::{Distribution, Params, Space, Value};
+pub use storage::{MemoryStorage, Outcome, SqliteStorage, Storage, TrialRecord, TrialState};
+pub use study::{Study, StudyOptions, Trial, TrialError, best};
 
-/// What a study optimises: a metric reported by training (e.g. `val_accuracy`) and whether to
-/// maximise or minimise it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Objective {
-    /// The metric's name in the per-epoch metrics.
-    pub metric: String,
-    /// Maximise or minimise.
-    pub direction: Direction,
+/// What can go wrong in a study (the objective's own errors fail single trials instead).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The study storage failed.
+    #[error("study storage: {0}")]
+    Storage(String),
 }
+
+/// The crate's result.
+pub type Result<T> = std::result::Result<T, Error>;
