@@ -108,7 +108,7 @@ fn unknown_key_path() {
         "model.dropout: {",
         "model.dropuot: {",
         "28:5: tune.space.model.dropuot: unknown key path: model.dropuot: unknown field `dropuot`, expected one of \
-         `hidden`, `activation`, `dropout`, `init`",
+         `hidden`, `activation`, `dropout`, `norm`, `init`",
     );
     expect_error(
         "model.dropout: {",
