@@ -5,20 +5,9 @@
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn dlp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dlp-e2e")).args(args).output().unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "dlp failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{dlp, ok, repo};
 
 #[test]
 fn preview_shows_each_digit_beside_its_augmented_versions() {

@@ -6,15 +6,9 @@
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn dlp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dlp-e2e")).args(args).output().expect("the dlp binary runs")
-}
+mod common;
+use common::{dlp, repo};
 
 fn run(dir: &Path, name: &str, model: &str, train: &str) -> PathBuf {
     let data = repo().join("data/mnist-t10k");

@@ -8,31 +8,16 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+mod common;
+use common::{dlp, ok, repo};
 
 fn sensors(name: &str) -> PathBuf {
     repo().join("data/sensors").join(name)
-}
-
-fn dlp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dlp-e2e")).args(args).output().expect("the dlp binary runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "dlp failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The records of a sensors CSV as `predict` instances (the status column left out).
@@ -142,7 +127,7 @@ fn drift_rises_retraining_promotes_a_better_model_and_a_worse_one_is_refused() {
         std::fs::copy(f.path(), v1.join(f.file_name())).unwrap();
     }
     let log = tmp.path().join("predictions.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dlp-e2e"))
+    let mut child = common::dlp_command()
         .args(["serve", models.to_str().unwrap(), "--addr", "127.0.0.1:0", "--poll-ms", "100"])
         .args(["--drift-window", "500", "--drift-interval-ms", "50", "--log-predictions", log.to_str().unwrap()])
         .stdout(Stdio::piped())

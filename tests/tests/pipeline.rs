@@ -4,27 +4,11 @@
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn dlp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dlp-e2e")).args(args).output().expect("the dlp binary runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "dlp failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{dlp, ok, repo};
 
 /// A small but real pipeline: all of MNIST-10k, a narrow MLP, two epochs.
 fn small_config(dir: &Path, seed: u64) -> PathBuf {

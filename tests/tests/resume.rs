@@ -5,21 +5,11 @@
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn dlp() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dlp-e2e"))
-}
-
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "dlp failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{dlp_command as dlp, ok, repo};
 
 /// MNIST, a small MLP with dropout, a cosine schedule, and a checkpoint every 20 steps.
 fn config(dir: &Path, lr: f64) -> PathBuf {

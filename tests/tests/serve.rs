@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -16,23 +16,8 @@ use pipeline_core::raw::{ImageSet, RawInputs};
 use pipeline_core::{Head, Predictions};
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn dlp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dlp-e2e")).args(args).output().expect("the dlp binary runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "dlp failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{dlp, ok, repo};
 
 fn images() -> PathBuf {
     repo().join("data/mnist-t10k/t10k-images-idx3-ubyte.gz")
@@ -142,7 +127,7 @@ fn predict_over_all_images_reproduces_the_runs_test_predictions() {
 #[test]
 fn serve_finishes_the_request_in_flight_on_sigterm() {
     let run = mlp_run();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dlp-e2e"))
+    let mut child = common::dlp_command()
         .args(["serve", run.join("bundle").to_str().unwrap(), "--addr", "127.0.0.1:0", "--batch-window-ms", "1500"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
