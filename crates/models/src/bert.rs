@@ -218,10 +218,6 @@ pub struct Bert {
     dropout: f32,
 }
 
-fn layer_norm(n: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
-    LayerNorm::with_eps(n, eps, vb)
-}
-
 /// A linear layer with BERT's initialisation (normal, std 0.02; zero bias); pre-trained weights
 /// replace it.
 fn bert_linear(i: usize, o: usize, vb: VarBuilder) -> Result<Linear> {
@@ -245,7 +241,7 @@ impl Bert {
         let word = emb(s.vocab_size, "word_embeddings")?;
         let position = emb(s.max_position_embeddings, "position_embeddings")?;
         let token_type = emb(s.type_vocab_size, "token_type_embeddings")?;
-        let emb_norm = layer_norm(h, eps, e.pp("LayerNorm"))?;
+        let emb_norm = LayerNorm::with_eps(h, eps, e.pp("LayerNorm"))?;
         let mut layers = Vec::new();
         for i in 0..s.num_hidden_layers {
             let l = b.pp(format!("encoder.layer.{i}"));
@@ -255,10 +251,10 @@ impl Bert {
                 key: bert_linear(h, h, a.pp("self.key"))?,
                 value: bert_linear(h, h, a.pp("self.value"))?,
                 attn_out: bert_linear(h, h, a.pp("output.dense"))?,
-                attn_norm: layer_norm(h, eps, a.pp("output.LayerNorm"))?,
+                attn_norm: LayerNorm::with_eps(h, eps, a.pp("output.LayerNorm"))?,
                 inter: bert_linear(h, s.intermediate_size, l.pp("intermediate.dense"))?,
                 out: bert_linear(s.intermediate_size, h, l.pp("output.dense"))?,
-                out_norm: layer_norm(h, eps, l.pp("output.LayerNorm"))?,
+                out_norm: LayerNorm::with_eps(h, eps, l.pp("output.LayerNorm"))?,
             });
         }
         let mut dims = vec![h];
