@@ -47,7 +47,7 @@ fn a_gan_run_bundles_a_generator_that_dlp_sample_draws_from() {
     let gan = run(
         tmp.path(),
         "gan",
-        "  arch: gan\n  latent_dim: 8\n  generator: [8, 4]\n  discriminator: [4, 8]",
+        "  arch: gan\n  latent_dim: 8\n  generator: [8, 4]\n  discriminator: [4, 8]\n  ema: 0.9\n  discriminator_kernel: 5",
         "  epochs: 2\n  batch_size: 32\n  optimizer: {kind: adam, lr: 0.0002, beta1: 0.5}",
     );
     for f in [

@@ -71,12 +71,42 @@ impl PipelineConfig {
         issues.extend(self.model.validate());
         issues.extend(self.train.validate(self.preprocess.split.validation > 0.0));
         issues.extend(self.eval.validate());
+        if matches!(self.model, ModelConfig::Gan(_)) {
+            issues.extend(self.gan_issues());
+        }
         if let Some(t) = &self.tune {
             issues.extend(t.validate());
         }
         if issues.is_empty() {
             // The search space is checked against the rest of the config, so only once that is sound.
             issues.extend(crate::tuning::check(self));
+        }
+        issues
+    }
+
+    /// A GAN run reads pixel-scaled images and, of `train`, only `epochs`, `batch_size` and
+    /// `optimizer`: any other training key set away from its default would be silently ignored.
+    fn gan_issues(&self) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        if self.preprocess.scale != preprocess::Scale::Pixel {
+            issues.push(Issue::new(
+                "preprocess.scale",
+                "a GAN's generator ends in a sigmoid, so real images must be scaled to [0, 1]: use `pixel`",
+            ));
+        }
+        let fields = |t: &TrainConfig| match serde_yaml::to_value(t) {
+            Ok(serde_yaml::Value::Mapping(m)) => m,
+            _ => serde_yaml::Mapping::new(),
+        };
+        let defaults = fields(&TrainConfig::default());
+        for (key, value) in fields(&self.train) {
+            let Some(name) = key.as_str() else { continue };
+            if !matches!(name, "epochs" | "batch_size" | "optimizer") && defaults.get(&key) != Some(&value) {
+                issues.push(Issue::new(
+                    format!("train.{name}"),
+                    "a GAN run does not use it (of `train` it reads only epochs, batch_size and optimizer)",
+                ));
+            }
         }
         issues
     }

@@ -53,6 +53,14 @@ pub fn set_threads(threads: usize) {
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
     if threads == 0 {
+        // candle reads RAYON_NUM_THREADS before every matrix multiply; without it, it counts the
+        // physical cores by parsing /proc/cpuinfo each time (a third of a small GAN's step time
+        // went to that). Pin it to the count rayon's global pool uses by default.
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            // SAFETY: called from `dlp`'s command dispatch before any thread has been spawned.
+            unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+        }
         return;
     }
     // candle reads RAYON_NUM_THREADS for its matrix multiplications; rayon's global pool

@@ -65,6 +65,7 @@ pub fn train_gan(
         generator_optimizer: config.train.optimizer.clone(),
         discriminator_optimizer: config.train.optimizer.clone(),
         real_label: gan.real_label,
+        ema: gan.ema,
     };
     let trainer = GanTrainer {
         generator: &generator,

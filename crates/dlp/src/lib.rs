@@ -407,6 +407,9 @@ pub fn main() -> ExitCode {
 }
 
 fn dispatch(command: Command) -> Result<()> {
+    // Thread settings for the commands without a config (predict, serve, sample, drift); the
+    // others set the config's `threads` below, which overrides these.
+    device::set_threads(0);
     let mut out = std::io::stdout().lock();
     match command {
         Command::Run { config: path, runs_dir, resume, checkpoint, compare } => {

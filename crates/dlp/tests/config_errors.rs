@@ -201,6 +201,26 @@ fn several_problems_are_all_reported() {
 }
 
 #[test]
+fn a_gan_config_refuses_what_a_gan_run_would_ignore() {
+    let case = Case::new();
+    let config = case.config(
+        "  scale: pixel\n  split: {train: 0.8, validation: 0.1, test: 0.1}\nmodel:\n  arch: mlp\n  hidden: [16]\ntrain:\n  epochs: 2",
+        "  scale: standard\n  split: {train: 0.8, validation: 0.1, test: 0.1}\nmodel:\n  arch: gan\ntrain:\n  epochs: 2\n  clip_norm: 1.0",
+    );
+    let (code, stderr) = case.run(&config);
+    let c = config.display();
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {c}:8:3: preprocess.scale: a GAN's generator ends in a sigmoid, so real images must be scaled to \
+             [0, 1]: use `pixel`\nerror: {c}:14:3: train.clip_norm: a GAN run does not use it (of `train` it reads \
+             only epochs, batch_size and optimizer)\n"
+        )
+    );
+    assert_eq!(code, 2);
+}
+
+#[test]
 fn yaml_syntax_error() {
     Case::new().expect(
         "hidden: [16]",

@@ -162,6 +162,7 @@ impl BertConfig {
                 }
             }
         }
+        crate::sequence::check_hidden(&mut issues, key, &self.hidden);
         if !(0.0..1.0).contains(&self.dropout) {
             issues.push(Issue::new(format!("{key}.dropout"), format!("must be in [0, 1), got {}", self.dropout)));
         }
@@ -451,6 +452,29 @@ mod tests {
 
     use super::*;
     use crate::Params;
+
+    /// Bad configs are refused before anything is loaded, each naming its key.
+    #[test]
+    fn config_checks_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({
+                "pretrained": dir.path(),
+                "sizes": {"vocab_size": 20, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 3,
+                          "intermediate_size": 16},
+            });
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            serde_json::from_value::<BertConfig>(v).unwrap()
+        };
+        let keys = |cfg: &BertConfig| cfg.validate("model").into_iter().map(|i| i.key).collect::<Vec<_>>();
+        assert_eq!(keys(&config(serde_json::json!({}))), ["model.pretrained"], "no model.safetensors yet");
+        std::fs::write(dir.path().join("model.safetensors"), b"").unwrap();
+        let bad = config(serde_json::json!({"freeze": "top", "train_layers": 3, "hidden": [4, 0], "dropout": 1.5}));
+        assert_eq!(
+            keys(&bad),
+            ["model.sizes.num_attention_heads", "model.train_layers", "model.hidden[1]", "model.dropout"]
+        );
+    }
 
     /// A 2-layer BERT (hidden 8, 2 heads, feed-forward 16, vocabulary 20) with mean pooling and
     /// a linear head, trained end to end: the logits, the loss and the gradients of weights at

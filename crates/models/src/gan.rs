@@ -39,6 +39,9 @@ fn default_dropout() -> f32 {
 fn default_real_label() -> f64 {
     0.9
 }
+fn default_kernel() -> usize {
+    3
+}
 
 /// `model: {arch: gan, …}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +64,16 @@ pub struct GanConfig {
     /// The discriminator's target for real images (one-sided label smoothing; 1 is none).
     #[serde(default = "default_real_label")]
     pub real_label: f64,
+    /// Side of the generator's square convolution kernels (odd; padding keeps the size).
+    #[serde(default = "default_kernel")]
+    pub generator_kernel: usize,
+    /// Side of the discriminator's square convolution kernels (odd; padding `k / 2`, stride 2).
+    #[serde(default = "default_kernel")]
+    pub discriminator_kernel: usize,
+    /// Decay of the exponential moving average of the generator's weights that the run keeps
+    /// and bundles (0: none, the last weights; 0.999 averages over about the last 1,000 steps).
+    #[serde(default)]
+    pub ema: f64,
 }
 
 impl Default for GanConfig {
@@ -71,6 +84,9 @@ impl Default for GanConfig {
             discriminator: default_discriminator(),
             dropout: default_dropout(),
             real_label: default_real_label(),
+            generator_kernel: default_kernel(),
+            discriminator_kernel: default_kernel(),
+            ema: 0.0,
         }
     }
 }
@@ -94,6 +110,16 @@ impl GanConfig {
         if !(self.real_label > 0.5 && self.real_label <= 1.0) {
             issues
                 .push(Issue::new(format!("{key}.real_label"), format!("must be in (0.5, 1], got {}", self.real_label)));
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            issues.push(Issue::new(format!("{key}.ema"), format!("must be in [0, 1), got {}", self.ema)));
+        }
+        for (name, k) in
+            [("generator_kernel", self.generator_kernel), ("discriminator_kernel", self.discriminator_kernel)]
+        {
+            if k == 0 || k % 2 == 0 || k > 7 {
+                issues.push(Issue::new(format!("{key}.{name}"), format!("must be 1, 3, 5 or 7, got {k}")));
+            }
         }
         issues
     }
@@ -124,10 +150,10 @@ fn normal(vb: &VarBuilder, shape: impl Into<Shape>, name: &str, mean: f64) -> Re
     vb.get_with_hints(shape, name, Init::Randn { mean, stdev: 0.02 })
 }
 
-fn conv(cin: usize, cout: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
-    let w = normal(&vb, (cout, cin, 3, 3), "weight", 0.0)?;
+fn conv(cin: usize, cout: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
+    let w = normal(&vb, (cout, cin, k, k), "weight", 0.0)?;
     let b = vb.get_with_hints(cout, "bias", Init::Const(0.0))?;
-    Ok(Conv2d::new(w, Some(b), Conv2dConfig { padding: 1, stride, dilation: 1, groups: 1, cudnn_fwd_algo: None }))
+    Ok(Conv2d::new(w, Some(b), Conv2dConfig { padding: k / 2, stride, dilation: 1, groups: 1, cudnn_fwd_algo: None }))
 }
 
 fn bn(n: usize, vb: VarBuilder) -> Result<BatchNorm> {
@@ -164,7 +190,7 @@ impl Generator {
             let cout = if last { c } else { cfg.generator[i + 1] };
             let vb = vb.pp("stages").pp(i.to_string());
             let norm = if last { None } else { Some(bn(cout, vb.pp("bn"))?) };
-            stages.push((conv(cin, cout, 1, vb.pp("conv"))?, norm));
+            stages.push((conv(cin, cout, cfg.generator_kernel, 1, vb.pp("conv"))?, norm));
         }
         Ok(Self {
             latent_dim: cfg.latent_dim,
@@ -213,7 +239,12 @@ impl Summarize for Generator {
             (h, w) = (h * 2, w * 2);
             let cout = conv.weight().dim(0).unwrap_or(self.channels);
             out.push(LayerInfo::new(format!("stages.{i}.up"), "Upsample ×2".into(), vec![c, h, w]));
-            out.push(LayerInfo::new(format!("stages.{i}.conv"), format!("Conv2d {c}→{cout} 3x3"), vec![cout, h, w]));
+            let k = conv.weight().dim(3).unwrap_or(0);
+            out.push(LayerInfo::new(
+                format!("stages.{i}.conv"),
+                format!("Conv2d {c}→{cout} {k}x{k}"),
+                vec![cout, h, w],
+            ));
             c = cout;
             let after = if norm.is_some() { "BatchNorm2d + ReLU" } else { "Sigmoid" };
             out.push(LayerInfo::new(format!("stages.{i}.out"), after.into(), vec![c, h, w]));
@@ -237,7 +268,7 @@ impl Discriminator {
         };
         let mut convs = Vec::new();
         for (i, &cout) in cfg.discriminator.iter().enumerate() {
-            convs.push(conv(c, cout, 2, vb.pp("convs").pp(i.to_string()))?);
+            convs.push(conv(c, cout, cfg.discriminator_kernel, 2, vb.pp("convs").pp(i.to_string()))?);
             (c, h, w) = (cout, h.div_ceil(2), w.div_ceil(2));
         }
         let hw = normal(&vb.pp("head"), (1, c * h * w), "weight", 0.0)?;
@@ -290,8 +321,36 @@ mod tests {
         assert_eq!(cfg.check("model", &odd)[0].key, "model.generator");
         let table = ModelSpec { input_shape: vec![10], ..spec };
         assert_eq!(cfg.check("model", &table)[0].key, "model.arch");
-        let bad = GanConfig { latent_dim: 0, generator: vec![], dropout: 1.0, real_label: 0.2, ..cfg };
+        let bad = GanConfig {
+            latent_dim: 0,
+            generator: vec![],
+            dropout: 1.0,
+            real_label: 0.2,
+            generator_kernel: 4,
+            discriminator_kernel: 9,
+            ..cfg
+        };
         let keys: Vec<String> = bad.validate("model").into_iter().map(|i| i.key).collect();
-        assert_eq!(keys, ["model.latent_dim", "model.generator", "model.dropout", "model.real_label"]);
+        assert_eq!(
+            keys,
+            [
+                "model.latent_dim",
+                "model.generator",
+                "model.dropout",
+                "model.real_label",
+                "model.generator_kernel",
+                "model.discriminator_kernel"
+            ]
+        );
+
+        // 5x5 kernels keep the generator's and halve the discriminator's sizes.
+        let wide = GanConfig { generator_kernel: 5, discriminator_kernel: 5, ..GanConfig::default() };
+        let (gp, dp) = (Params::new(rng(0, "g")), Params::new(rng(0, "d")));
+        let g = Generator::new(&wide, &spec, gp.var_builder(&dev)).unwrap();
+        let d = Discriminator::new(&wide, &spec, dp.var_builder(&dev)).unwrap();
+        let images = g.forward(&z, &mut Ctx::infer()).unwrap();
+        assert_eq!(images.dims(), [5, 1, 28, 28]);
+        assert_eq!(d.forward(&images, &mut Ctx::infer()).unwrap().dims(), [5, 1]);
+        assert_eq!(dp.count(), (64 * 25 + 64) + (128 * 64 * 25 + 128) + (128 * 7 * 7 + 1));
     }
 }

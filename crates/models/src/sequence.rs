@@ -93,7 +93,7 @@ fn check_dropout(issues: &mut Vec<Issue>, key: &str, p: f32) {
     }
 }
 
-fn check_hidden(issues: &mut Vec<Issue>, key: &str, hidden: &[usize]) {
+pub(crate) fn check_hidden(issues: &mut Vec<Issue>, key: &str, hidden: &[usize]) {
     for (i, &h) in hidden.iter().enumerate() {
         if h == 0 {
             issues.push(Issue::new(format!("{key}.hidden[{i}]"), "a layer needs at least 1 unit, got 0"));
