@@ -44,6 +44,9 @@ pub struct BertSizes {
     /// Dropout of hidden states in training.
     #[serde(default = "default_dropout")]
     pub hidden_dropout_prob: f32,
+    /// Dropout of the attention probabilities in training.
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f32,
 }
 
 fn default_positions() -> usize {
@@ -149,6 +152,15 @@ impl BertConfig {
                             format!("{key}.sizes.num_attention_heads"),
                             format!("{} heads do not divide the width {}", s.num_attention_heads, s.hidden_size),
                         ));
+                    }
+                    for (name, p) in [
+                        ("hidden_dropout_prob", s.hidden_dropout_prob),
+                        ("attention_probs_dropout_prob", s.attention_probs_dropout_prob),
+                    ] {
+                        if !(0.0..1.0).contains(&p) {
+                            issues
+                                .push(Issue::new(format!("{key}.sizes.{name}"), format!("must be in [0, 1), got {p}")));
+                        }
                     }
                     if self.freeze == Freeze::Top && !(1..=s.num_hidden_layers).contains(&self.train_layers) {
                         issues.push(Issue::new(
@@ -333,7 +345,7 @@ impl Bert {
             } else {
                 candle_nn::ops::softmax_last_dim(&scores)?
             };
-            let probs = dropout(&probs, self.sizes.hidden_dropout_prob, ctx)?;
+            let probs = dropout(&probs, self.sizes.attention_probs_dropout_prob, ctx)?;
             let ctx_states = probs.matmul(&v)?.transpose(1, 2)?.reshape((bsz, t, self.sizes.hidden_size))?;
             let a = dropout(&l.attn_out.forward(&ctx_states)?, self.sizes.hidden_dropout_prob, ctx)?;
             let x1 = l.attn_norm.forward(&(a + &x)?, grad)?;
@@ -461,7 +473,7 @@ mod tests {
             let mut v = serde_json::json!({
                 "pretrained": dir.path(),
                 "sizes": {"vocab_size": 20, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 3,
-                          "intermediate_size": 16},
+                          "intermediate_size": 16, "attention_probs_dropout_prob": 1.0},
             });
             v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
             serde_json::from_value::<BertConfig>(v).unwrap()
@@ -472,7 +484,13 @@ mod tests {
         let bad = config(serde_json::json!({"freeze": "top", "train_layers": 3, "hidden": [4, 0], "dropout": 1.5}));
         assert_eq!(
             keys(&bad),
-            ["model.sizes.num_attention_heads", "model.train_layers", "model.hidden[1]", "model.dropout"]
+            [
+                "model.sizes.num_attention_heads",
+                "model.sizes.attention_probs_dropout_prob",
+                "model.train_layers",
+                "model.hidden[1]",
+                "model.dropout"
+            ]
         );
     }
 
@@ -502,6 +520,7 @@ mod tests {
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
             hidden_dropout_prob: 0.0,
+            attention_probs_dropout_prob: 0.0,
         };
         let cfg = BertConfig {
             pretrained: PathBuf::from("unused"),
