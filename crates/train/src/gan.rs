@@ -112,7 +112,7 @@ impl GanTrainer<'_> {
             g_vars
                 .iter()
                 .filter(|(name, _)| !name.ends_with("running_mean") && !name.ends_with("running_var"))
-                .map(|(_, v)| Ok((v.clone(), v.as_tensor().copy()?)))
+                .map(|(_, v)| Ok((v.clone(), v.as_tensor().detach().copy()?)))
                 .collect::<candle_core::Result<_>>()?
         } else {
             Vec::new()
@@ -156,7 +156,9 @@ impl GanTrainer<'_> {
                 let grads = g_loss.backward()?;
                 g_opt.step(&grads_for(&grads, &g_vars), c.generator_optimizer.lr())?;
                 for (var, avg) in &mut averaged {
-                    *avg = ((&*avg * c.ema)? + (var.as_tensor() * (1.0 - c.ema))?)?;
+                    // Detached: a variable's tensor records the op, and the chain of averages
+                    // would otherwise keep every earlier average alive.
+                    *avg = ((&*avg * c.ema)? + (var.as_tensor().detach() * (1.0 - c.ema))?)?;
                 }
 
                 d_sum += f64::from(d_value);
