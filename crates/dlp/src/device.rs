@@ -39,7 +39,7 @@ pub fn open(spec: DeviceSpec) -> anyhow::Result<Device> {
     }
 }
 
-/// Sets the number of CPU threads the tensor kernels use (0: leave the default, every core).
+/// Sets the number of CPU threads the tensor kernels use (0: every core, rayon's default).
 /// Must run before any tensor work starts, while the process has a single thread.
 ///
 /// Unless `CANDLE_NUM_THREADS` is set, candle's element-wise ops stay on the calling thread:

@@ -39,7 +39,8 @@ pub struct GanSummary {
 }
 
 /// Trains the GAN of `config` on `train_part` into `run`; returns the generator's parameters
-/// (for the bundle), the discriminator's, and the summary.
+/// (for the bundle), the discriminator's, and the summary. `config` must have passed
+/// the config checks (what `dlp check` runs), which require `scale: pixel` for a GAN.
 pub fn train_gan(
     run: &RunDir,
     config: &PipelineConfig,
@@ -47,12 +48,6 @@ pub fn train_gan(
     train_part: &pipeline_core::Dataset,
     device: &Device,
 ) -> Result<(Params, Params, GanSummary)> {
-    if config.preprocess.scale != preprocess::Scale::Pixel {
-        bail!(
-            "preprocess.scale: a GAN's generator ends in a sigmoid, so the real images must be scaled to [0, 1] \
-             with `scale: pixel`"
-        );
-    }
     let spec = ModelSpec::new(&train_part.schema().input, 0);
     let seed = config.seed;
     let (gp, dp) = (Params::new(rng(seed, "init-generator")), Params::new(rng(seed, "init-discriminator")));

@@ -333,6 +333,49 @@ mod tests {
         assert!(last.d_fake > 0.2 && last.d_real < 0.8, "{last:?}");
     }
 
+    /// After weight averaging, the generator's batch-norm running statistics are re-estimated
+    /// for the averaged weights: in inference mode it draws what batch statistics give.
+    #[test]
+    fn averaged_generator_gets_matching_batch_norm_statistics() {
+        let dev = Device::Cpu;
+        let spec = ModelSpec { input_shape: vec![1, 8, 8], outputs: 0, vocab: None };
+        let cfg =
+            models::GanConfig { latent_dim: 4, generator: vec![8, 4], discriminator: vec![4], ..Default::default() };
+        let (gp, dp) = (Params::new(rng(2, "g")), Params::new(rng(2, "d")));
+        let g = models::gan::Generator::new(&cfg, &spec, gp.var_builder(&dev)).unwrap();
+        let d = models::gan::Discriminator::new(&cfg, &spec, dp.var_builder(&dev)).unwrap();
+        let mut r = rng(0, "data");
+        let xs: Vec<f32> = (0..128 * 64).map(|_| rand::Rng::random::<f32>(&mut r)).collect();
+        let schema = Schema {
+            input: InputSchema::Image { channels: 1, height: 8, width: 8 },
+            target: Target { name: "none".into(), task: Task::Generation },
+        };
+        let data = Dataset::new(schema, xs, Targets::Values(vec![0.0; 128])).unwrap();
+        // A large learning rate moves the weights far, so statistics of the last weights would
+        // not fit the averaged ones.
+        let mut config = config(5, 0.9);
+        for opt in [&mut config.generator_optimizer, &mut config.discriminator_optimizer] {
+            if let OptimizerConfig::Adam(a) = opt {
+                a.lr = 0.05;
+            }
+        }
+        let trainer = GanTrainer {
+            generator: &g,
+            generator_params: &gp,
+            discriminator: &d,
+            discriminator_params: &dp,
+            config: &config,
+            seed: 3,
+            device: &dev,
+        };
+        trainer.fit(&data, &mut |_| {}).unwrap();
+        let z = noise(1024, 4, &mut rng(9, "sample"), &dev).unwrap();
+        let inferred = g.forward(&z, &mut Ctx::infer()).unwrap();
+        let batch_stats = g.forward(&z, &mut Ctx::train(&mut rng(0, "dropout"))).unwrap();
+        let diff = (inferred - batch_stats).unwrap().abs().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 0.01, "mean |inference - batch statistics| = {diff}");
+    }
+
     /// Weight averaging weighs the old average by the decay and the new weights by the rest: a
     /// decay near 0 ends at the last weights, one near 1 stays at the first, and one between
     /// ends between them (training itself is unchanged by it).
