@@ -13,7 +13,11 @@ use common::{dlp_command as dlp, ok, repo};
 
 /// MNIST, a small MLP with dropout, a cosine schedule, and a checkpoint every 20 steps.
 fn config(dir: &Path, lr: f64) -> PathBuf {
-    let data = repo().join("data/mnist-t10k");
+    config_with_data(dir, lr, &repo().join("data/mnist-t10k"))
+}
+
+/// [`config`] reading the MNIST files in `data`.
+fn config_with_data(dir: &Path, lr: f64, data: &Path) -> PathBuf {
     let text = format!(
         "name: resume
 seed: 11
@@ -127,7 +131,7 @@ fn killed_run_resumes_to_identical_weights_and_damaged_checkpoints_are_caught() 
     assert_eq!(
         stderr,
         format!(
-            "error: checkpoint {} is corrupt: the tensor contents do not match their checksum; the previous checkpoint \
+            "error: checkpoint {} is corrupt: the training state or the tensor contents do not match their checksum; the previous checkpoint \
              {} is intact: resume from it with `dlp train --resume {} --checkpoint {}`\n",
             newest.display(),
             previous.display(),
@@ -173,4 +177,55 @@ fn a_diverging_run_stops_with_an_error_not_nan_metrics() {
     assert!(!run.join("eval.json").exists() && !run.join("bundle").exists());
     let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert!(!log.contains("NaN") && !log.contains("null,\"val_accuracy\":null"), "{log}");
+    // The run directory says it failed, and why.
+    let manifest = read_manifest(&run);
+    assert!(manifest["finished_at"].is_null());
+    let failed = manifest["failed"]["error"].as_str().unwrap();
+    assert!(failed.starts_with("training diverged at epoch "), "{failed}");
+    assert!(manifest["failed"]["at"].as_str().unwrap().ends_with('Z'));
+}
+
+fn read_manifest(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_killed_run_records_its_data_and_refuses_to_resume_on_changed_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    for f in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        std::fs::copy(repo().join("data/mnist-t10k").join(f), data.join(f)).unwrap();
+    }
+    let cfg = config_with_data(tmp.path(), 0.003, &data);
+    let killed = run_and_kill(&cfg, &tmp.path().join("runs"));
+    // SIGKILLed mid-training, the manifest already names both files with their hashes.
+    let manifest = read_manifest(&killed);
+    let inputs = manifest["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 2, "{manifest}");
+    assert!(inputs.iter().all(|f| f["sha256"].as_str().unwrap().len() == 64), "{manifest}");
+
+    // The same labels, compressed anew: other bytes, so other data as far as the run knows.
+    let labels = data.join("t10k-labels-idx1-ubyte.gz");
+    let before = std::fs::read(&labels).unwrap();
+    let raw = std::process::Command::new("gzip").arg("-dc").arg(&labels).output().unwrap();
+    assert!(raw.status.success());
+    let mut gz = std::process::Command::new("gzip")
+        .args(["-1", "-n", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut gz.stdin.take().unwrap(), &raw.stdout).unwrap();
+    let recompressed = gz.wait_with_output().unwrap().stdout;
+    assert_ne!(recompressed, before);
+    std::fs::write(&labels, recompressed).unwrap();
+
+    let out = dlp().args(["train", "--resume", killed.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("the data changed since the run started"), "{stderr}");
+    assert!(stderr.contains("t10k-labels-idx1-ubyte.gz"), "{stderr}");
+    let failed = read_manifest(&killed)["failed"]["error"].as_str().unwrap().to_string();
+    assert!(failed.contains("the data changed since the run started"), "{failed}");
 }

@@ -163,6 +163,48 @@ fn serve_finishes_the_request_in_flight_on_sigterm() {
     assert!(err.trim_end().ends_with("dlp serve: stopped"), "{err}");
 }
 
+#[test]
+fn serve_refuses_an_empty_token_from_the_flag_or_the_environment() {
+    // `--token "$TOKEN"` with an unset variable must not serve without authentication.
+    let bundle = mlp_run().join("bundle");
+    for (args, env) in [(vec!["--token", ""], None), (vec!["--token", "  "], None), (vec![], Some(""))] {
+        let mut cmd = common::dlp_command();
+        cmd.args(["serve", bundle.to_str().unwrap(), "--addr", "127.0.0.1:0"]).args(&args);
+        if let Some(v) = env {
+            cmd.env("DLP_SERVE_TOKEN", v);
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error: --token (or DLP_SERVE_TOKEN) is empty"), "{err}");
+        assert!(out.stdout.is_empty(), "never listened: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+#[test]
+fn predict_refuses_to_write_over_its_input() {
+    let run = mlp_run();
+    let input = run.join("self.idx.gz");
+    std::fs::copy(images(), &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    // The same file, also through another spelling of its path.
+    let other = run.join(".").join("self.idx.gz");
+    for output in [&input, &other] {
+        let out = dlp(&[
+            "predict",
+            run.join("bundle").to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is the input file; predictions would overwrite the records"), "{err}");
+        assert_eq!(std::fs::read(&input).unwrap(), before, "the input is untouched");
+    }
+}
+
 /// The Python that has onnxruntime, safetensors and numpy: `DLP_TEST_PYTHON` (set by
 /// `cargo xtask test`, which installs them), else `python3` if it has them. `None` (the
 /// check is skipped, loudly) only when neither exists and `DLP_REQUIRE_PYTHON` is unset.

@@ -279,6 +279,9 @@ impl DataConfig {
                 {
                     issues.push(Issue::new("data.quote", format!("must be one ASCII character, got {q:?}")));
                 }
+                if let Some(names) = &c.names {
+                    issues.extend(check_against_names(c, names));
+                }
             }
             DataConfig::ImageFolder(c) => {
                 if !matches!(c.channels, 1 | 3) {
@@ -315,6 +318,40 @@ impl DataConfig {
             _ => TargetSpec { task: TaskHint::Classification, label_names: None },
         }
     }
+}
+
+/// With `data.names` given, the columns that the CSV config names must be among them: the
+/// target, the feature columns and the kinds' keys, by name or by index.
+fn check_against_names(c: &CsvConfig, names: &[String]) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let listed = || {
+        let shown: Vec<String> = names.iter().take(8).map(|n| format!("`{n}`")).collect();
+        format!("{}{}", shown.join(", "), if names.len() > 8 { ", …" } else { "" })
+    };
+    let mut check = |key: String, r: &ColumnRef| match r {
+        ColumnRef::Name(n) if !names.contains(n) => {
+            issues.push(Issue::new(key, format!("`{n}` is not among data.names ({})", listed())));
+        }
+        ColumnRef::Index(i) if *i >= names.len() => issues.push(Issue::new(
+            key,
+            format!("column {i} is past the {} columns of data.names (indices start at 0)", names.len()),
+        )),
+        _ => {}
+    };
+    if let Some(t) = &c.target {
+        check("data.target".into(), t);
+    }
+    for (i, col) in c.columns.iter().flatten().enumerate() {
+        check(format!("data.columns[{i}]"), col);
+    }
+    for name in c.kinds.keys() {
+        check(format!("data.kinds.{name}"), &ColumnRef::Name(name.clone()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
+        issues.push(Issue::new("data.names", format!("`{dup}` is named twice")));
+    }
+    issues
 }
 
 /// Raw records and where they came from.
@@ -466,5 +503,37 @@ mod tests {
         let DataConfig::Csv(c) = &by_index else { unreachable!() };
         assert_eq!(c.target, Some(ColumnRef::Index(1)));
         assert!(by_index.validate().is_empty());
+    }
+
+    #[test]
+    fn columns_must_be_among_the_given_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, "1,2,3\n").unwrap();
+        let cfg = |extra: serde_json::Value| -> DataConfig {
+            let mut v = serde_json::json!({"format": "csv", "path": p, "header": false, "names": ["a", "b", "c"]});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            serde_json::from_value(v).unwrap()
+        };
+        let issues = |extra| cfg(extra).validate().iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert!(issues(serde_json::json!({"target": "c"})).is_empty());
+        assert!(issues(serde_json::json!({"target": 2, "columns": ["a", 1]})).is_empty());
+        assert_eq!(
+            issues(serde_json::json!({"target": "label"})),
+            ["data.target: `label` is not among data.names (`a`, `b`, `c`)"]
+        );
+        assert_eq!(
+            issues(serde_json::json!({"target": 3, "columns": ["a", "z"], "kinds": {"q": "numeric"}})),
+            [
+                "data.target: column 3 is past the 3 columns of data.names (indices start at 0)",
+                "data.columns[1]: `z` is not among data.names (`a`, `b`, `c`)",
+                "data.kinds.q: `q` is not among data.names (`a`, `b`, `c`)",
+            ]
+        );
+        let dup: DataConfig = serde_json::from_value(
+            serde_json::json!({"format": "csv", "path": p, "header": false, "names": ["a", "a"], "target": "a"}),
+        )
+        .unwrap();
+        assert_eq!(dup.validate()[0].to_string(), "data.names: `a` is named twice");
     }
 }

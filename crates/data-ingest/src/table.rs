@@ -132,8 +132,13 @@ impl ReadReport {
 
 /// The default missing-value tokens.
 pub fn default_missing() -> Vec<String> {
-    ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"].iter().map(|s| s.to_string()).collect()
+    DEFAULT_MISSING.iter().map(|s| s.to_string()).collect()
 }
+
+/// The default missing-value markers ([`default_missing`]); the server reads a string field
+/// equal to one of them (after trimming) as missing too, so a record means the same in a CSV
+/// and in a request.
+pub const DEFAULT_MISSING: &[&str] = &["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"];
 
 /// How to read one table file.
 #[derive(Debug, Clone, PartialEq)]

@@ -216,8 +216,16 @@ enum Command {
         /// How often a repository is checked for new versions, in milliseconds.
         #[arg(long, default_value_t = 2_000)]
         poll_ms: u64,
+        /// Longest a client may take to send a request's headers, and longest an idle
+        /// keep-alive connection is kept, in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        header_timeout_ms: u64,
+        /// Longest a request's body may take to arrive, in milliseconds (longer: 408).
+        #[arg(long, default_value_t = 10_000)]
+        body_timeout_ms: u64,
         /// Require `Authorization: Bearer <token>` on every endpoint but the health checks.
-        /// Also read from the DLP_SERVE_TOKEN environment variable.
+        /// Also read from the DLP_SERVE_TOKEN environment variable. An empty token is refused
+        /// (an unset shell variable must not turn authentication off).
         #[arg(long, env = "DLP_SERVE_TOKEN", hide_env_values = true)]
         token: Option<String>,
         #[command(flatten)]
@@ -522,6 +530,8 @@ fn dispatch(command: Command) -> Result<()> {
             max_batch,
             body_limit,
             timeout_ms,
+            header_timeout_ms,
+            body_timeout_ms,
             poll_ms,
             token,
             drift,
@@ -532,6 +542,17 @@ fn dispatch(command: Command) -> Result<()> {
             log_keep,
         } => {
             use std::time::Duration;
+            if let Some(t) = &token
+                && t.trim().is_empty()
+            {
+                return Err(Verdict {
+                    code: 2,
+                    message: "error: --token (or DLP_SERVE_TOKEN) is empty: give the token, or leave both out to \
+                              serve without authentication"
+                        .into(),
+                }
+                .into());
+            }
             let options = serve::server::ServeOptions {
                 batch: serve::batcher::BatchConfig {
                     window: Duration::from_millis(batch_window_ms),
@@ -540,7 +561,9 @@ fn dispatch(command: Command) -> Result<()> {
                 },
                 body_limit,
                 timeout: Duration::from_millis(timeout_ms.max(1)),
-                token: token.filter(|t| !t.is_empty()),
+                header_timeout: Duration::from_millis(header_timeout_ms.max(1)),
+                body_timeout: Duration::from_millis(body_timeout_ms.max(1)),
+                token,
                 poll: Duration::from_millis(poll_ms.max(10)),
                 observers: Vec::new(),
                 drift: (drift_window > 0).then(|| serve::drift::DriftOptions {

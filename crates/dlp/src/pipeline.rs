@@ -111,9 +111,25 @@ pub fn run(config_path: &Path, config: &PipelineConfig, options: &RunOptions) ->
         git_revision: Some(env!("DLP_GIT_REVISION").to_string()).filter(|r| !r.is_empty()),
         host: Host::current(),
         timings: Vec::new(),
+        failed: None,
     };
     write_json(&run.manifest(), &manifest)?;
-    execute(&run, config, config_path, manifest, None, options.compare.as_deref())
+    let result = execute(&run, config, config_path, manifest.clone(), None, options.compare.as_deref());
+    mark_if_failed(&run, manifest, result)
+}
+
+/// On an error, records it in the run's manifest (`failed`: when and why), so a run directory
+/// never looks like one still in progress; the error is passed on.
+fn mark_if_failed(run: &RunDir, fallback: Manifest, result: Result<RunSummary>) -> Result<RunSummary> {
+    let Err(e) = result else { return result };
+    // The newest manifest on disk has what the run recorded before failing (its inputs).
+    let mut manifest: Manifest = read_json(&run.manifest()).unwrap_or(fallback);
+    manifest.failed =
+        Some(pipeline_core::run::RunFailure { at: timestamp(chrono::Utc::now()), error: format!("{e:#}") });
+    match write_json(&run.manifest(), &manifest) {
+        Ok(()) => Err(e),
+        Err(w) => Err(anyhow::anyhow!("{e:#} (recording the failure in the manifest failed too: {w})")),
+    }
 }
 
 /// Continues the run in `run_dir` (whose resolved `config.yaml` is `config`) from its newest
@@ -125,12 +141,14 @@ pub fn resume(run_dir: &Path, config: &PipelineConfig, checkpoint: Option<&Path>
     }
     let mut manifest: Manifest = read_json(&run.manifest())?;
     manifest.resumed_at.push(timestamp(chrono::Utc::now()));
+    manifest.failed = None;
     let device = device::open(device::parse(&config.device).map_err(anyhow::Error::msg)?)?;
     let ck = match checkpoint {
         Some(p) => train::checkpoint::read(p, &device)?,
         None => newest_checkpoint(&run, &device)?,
     };
-    execute(&run, config, &run.config(), manifest, Some(ck), None)
+    let result = execute(&run, config, &run.config(), manifest.clone(), Some(ck), None);
+    mark_if_failed(&run, manifest, result)
 }
 
 /// Reads the newest checkpoint of `run`; if it is damaged, the error names the newest one that
@@ -189,6 +207,9 @@ fn execute(
     } = prepared;
     manifest.inputs = inputs;
     manifest.data_report = Some(serde_json::json!({ "read": read_report, "cleaning": cleaning }));
+    // Recorded now, not at the end: a run killed while training must still name the data it
+    // read, so that resuming it on changed data is refused.
+    write_json(&run.manifest(), &manifest)?;
     write_json(&run.root().join("split.json"), &split)?;
 
     if let models::ModelConfig::Gan(gan) = &config.model {
@@ -376,6 +397,22 @@ pub struct Loaded {
 /// read must have those hashes (resuming a run on changed data is refused).
 pub fn load(config: &PipelineConfig, expect: Option<&[pipeline_core::run::InputFile]>) -> Result<Loaded> {
     let ingested = data_ingest::load(&config.data).context("reading the data")?;
+    if let Some(expect) = expect {
+        let paths = |files: &[pipeline_core::run::InputFile]| files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
+        if expect.is_empty() {
+            bail!(
+                "the run's manifest records no data files (it was interrupted before reading them, or by an older \
+                 version), so unchanged data cannot be checked; start a new run instead"
+            );
+        }
+        if paths(expect) != paths(&ingested.inputs) {
+            bail!(
+                "the data files changed since the run started ({} then, {} now); start a new run instead",
+                paths(expect).join(", "),
+                paths(&ingested.inputs).join(", ")
+            );
+        }
+    }
     for (now, then) in ingested.inputs.iter().zip(expect.unwrap_or_default()) {
         if now.sha256 != then.sha256 {
             bail!(

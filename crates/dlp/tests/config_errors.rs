@@ -287,3 +287,31 @@ fn predict_with_a_missing_bundle() {
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn check_refuses_a_target_that_is_not_among_the_names() {
+    let case = Case::new();
+    std::fs::write(case.dir.path().join("t.csv"), "1,2,0\n3,4,1\n").unwrap();
+    let config = case.dir.path().join("csv.yaml");
+    std::fs::write(
+        &config,
+        "name: t
+data:
+  format: csv
+  path: t.csv
+  header: false
+  names: [a, b, c]
+  target: label
+model: {arch: mlp, hidden: [4]}
+train: {epochs: 1}
+",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dlp")).args(["check", config.to_str().unwrap()]).output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!("error: {}:7:3: data.target: `label` is not among data.names (`a`, `b`, `c`)\n", config.display())
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}

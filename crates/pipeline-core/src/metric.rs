@@ -53,6 +53,17 @@ impl Predictions {
         self.len() == 0
     }
 
+    /// The first example with a non-finite output (a NaN or infinite probability or value), if
+    /// any: such an output is never an answer.
+    pub fn first_non_finite(&self) -> Option<usize> {
+        match self {
+            Predictions::Classes { probs, classes } => {
+                probs.chunks(*classes.max(&1)).position(|row| row.iter().any(|p| !p.is_finite()))
+            }
+            Predictions::Values(v) => v.iter().position(|x| !x.is_finite()),
+        }
+    }
+
     /// The most probable class of each example (the first one on ties), for classification.
     pub fn argmax(&self) -> Option<Vec<u32>> {
         match self {
@@ -89,6 +100,15 @@ pub trait Metric {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_non_finite_names_the_example() {
+        let p = Predictions::Classes { probs: vec![0.5, 0.5, 0.2, f32::NAN, 0.1, 0.9], classes: 2 };
+        assert_eq!(p.first_non_finite(), Some(1));
+        let p = Predictions::Values(vec![1.0, 2.0, f32::INFINITY]);
+        assert_eq!(p.first_non_finite(), Some(2));
+        assert_eq!(Predictions::Values(vec![1.0, -3.0]).first_non_finite(), None);
+    }
 
     #[test]
     fn argmax_takes_first_on_ties() {

@@ -264,6 +264,18 @@ pub struct Manifest {
     pub host: Host,
     /// Wall time per phase, in order.
     pub timings: Vec<PhaseTiming>,
+    /// Set when the run stopped with an error (a resumed run clears it): when and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<RunFailure>,
+}
+
+/// Why and when a run stopped with an error, in its manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFailure {
+    /// When (RFC 3339).
+    pub at: String,
+    /// The error, as the command printed it.
+    pub error: String,
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename

@@ -50,6 +50,15 @@ pub enum BatchError {
     /// The model failed on the batch.
     #[error("{0}")]
     Model(String),
+    /// The model's output for this row of the request is not finite; the other requests of
+    /// the batch are answered.
+    #[error("{}", non_finite_message(*.0))]
+    NonFinite(usize),
+}
+
+/// The message of [`BatchError::NonFinite`]: the same words as [`crate::Error::NonFinite`].
+fn non_finite_message(row: usize) -> String {
+    crate::Error::NonFinite { record: row.to_string() }.to_string()
 }
 
 /// Called with the size (rows) of each batch run.
@@ -131,11 +140,11 @@ fn run(bundle: &Bundle, jobs: Vec<Job>, on_batch: &(dyn Fn(usize) + Send + Sync)
     let total: usize = jobs.iter().map(|j| j.n).sum();
     on_batch(total);
     let result = if jobs.len() == 1 {
-        bundle.predict_rows(&jobs[0].rows)
+        bundle.predict_rows_unchecked(&jobs[0].rows)
     } else {
         let mut all = Vec::with_capacity(jobs.iter().map(|j| j.rows.len()).sum());
         jobs.iter().for_each(|j| all.extend_from_slice(&j.rows));
-        bundle.predict_rows(&all)
+        bundle.predict_rows_unchecked(&all)
     };
     match result {
         Ok(preds) => {
@@ -143,7 +152,10 @@ fn run(bundle: &Bundle, jobs: Vec<Job>, on_batch: &(dyn Fn(usize) + Send + Sync)
             for j in jobs {
                 let part = slice(&preds, start, j.n);
                 start += j.n;
-                let _ = j.reply.send(Ok(part));
+                let _ = j.reply.send(match part.first_non_finite() {
+                    Some(row) => Err(BatchError::NonFinite(row)),
+                    None => Ok(part),
+                });
             }
         }
         Err(e) => {

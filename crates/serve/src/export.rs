@@ -71,6 +71,7 @@ fn head_name(head: Head) -> &'static str {
 /// Writes the weights with metadata as a safetensors file at `output` (atomically). Returns
 /// the number of tensors.
 pub fn export_safetensors(bundle: &Bundle, output: &Path) -> Result<usize> {
+    bundle.smoke_test()?;
     let weights = read_weights(bundle)?;
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
@@ -313,6 +314,7 @@ impl Graph {
 
 /// The ONNX model of `bundle` (see the module docs), as bytes.
 pub fn onnx_model(bundle: &Bundle) -> Result<Vec<u8>> {
+    bundle.smoke_test()?;
     let weights = read_weights(bundle)?.into_iter().map(|(n, s, v)| (n, (s, v))).collect();
     let mut g = Graph { nodes: Vec::new(), inits: Vec::new(), weights, next: 0 };
     let schema = &bundle.index.schema;

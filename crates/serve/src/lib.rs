@@ -82,6 +82,15 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// The model's output for a record is not finite (NaN or infinite): no answer is given.
+    #[error(
+        "record {record}: the model's output is not finite; an input value is likely far outside the \
+         range the model was trained on, so no prediction is given"
+    )]
+    NonFinite {
+        /// The record: its index in the batch, or its name in the input file.
+        record: String,
+    },
     /// Writing the output failed.
     #[error("{}: {message}", path.display())]
     Output {
@@ -162,7 +171,18 @@ impl Bundle {
 
     /// Runs the model over preprocessed `rows` (each [`input_width`](Self::input_width)
     /// values), returning decoded predictions (probabilities, or values in target units).
+    /// A non-finite output for any row is [`Error::NonFinite`], never an answer.
     pub fn predict_rows(&self, rows: &[f32]) -> Result<Predictions> {
+        let preds = self.predict_rows_unchecked(rows)?;
+        match preds.first_non_finite() {
+            Some(row) => Err(Error::NonFinite { record: row.to_string() }),
+            None => Ok(preds),
+        }
+    }
+
+    /// [`predict_rows`](Self::predict_rows) without the finiteness check, for callers that
+    /// check each part of a batch themselves (the server's batcher).
+    pub(crate) fn predict_rows_unchecked(&self, rows: &[f32]) -> Result<Predictions> {
         let outputs = models::predict(
             self.model.as_ref(),
             rows,
@@ -183,7 +203,7 @@ impl Bundle {
     /// predictions of the expected size. A bundle is served only after this passes.
     pub fn smoke_test(&self) -> Result<()> {
         let fail = |message: String| Error::Inconsistent { dir: self.dir.clone(), message };
-        let preds = self.predict_rows(&vec![0.0; 2 * self.input_width()])?;
+        let preds = self.predict_rows_unchecked(&vec![0.0; 2 * self.input_width()])?;
         let values: &[f32] = match &preds {
             Predictions::Classes { probs, .. } => probs,
             Predictions::Values(v) => v,

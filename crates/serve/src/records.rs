@@ -153,6 +153,20 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     if body.is_empty() {
         return Err(RequestError::bad("empty body: expected a JSON object"));
     }
+    // serde reads a struct from an array too, which would name a confusing field: say what
+    // the top level should be.
+    let got = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Some("only whitespace"),
+        Some(b'[') => Some("an array"),
+        Some(b'"') => Some("a string"),
+        Some(b'-' | b'0'..=b'9') => Some("a number"),
+        Some(b't' | b'f') => Some("a boolean"),
+        Some(b'n') => Some("null"),
+        _ => None,
+    };
+    if let Some(got) = got {
+        return Err(RequestError::bad(format!("the request body must be a JSON object ({{…}}), got {got}")));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let mut path = e.path().to_string();
@@ -161,7 +175,12 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
             // The path ends in the unknown key itself: name the object that holds it.
             path = path.rsplit_once('.').map_or(".".into(), |(parent, _)| parent.to_string());
         }
-        if inner.is_syntax() || inner.is_eof() {
+        if inner.to_string().starts_with("recursion limit exceeded") {
+            RequestError::bad(format!(
+                "the JSON is nested too deeply (more than 128 levels): {inner}; tensors take flat or shaped \
+                 `data` with at most a few levels"
+            ))
+        } else if inner.is_syntax() || inner.is_eof() {
             RequestError::bad(format!("malformed JSON: {inner}"))
         } else if path == "." {
             RequestError::bad(format!("invalid request: {inner}"))
@@ -213,12 +232,18 @@ fn tensor_elements<'a>(input: &'a InferInput, key: &str) -> Result<(Vec<usize>, 
     Ok((shape, data))
 }
 
+/// Why a finite `f64` that overflows `f32` is refused (models compute in `f32`).
+const F32_RANGE: &str = "is too large for the model, which computes in 32-bit floats (at most about 3.4e38)";
+
 /// One numeric element as `f64`: finite numbers; for integer datatypes, integers in range.
 fn number(v: &Value, datatype: &str, at: impl Fn() -> String) -> Result<f64> {
     let x =
         v.as_f64().ok_or_else(|| RequestError::bad(format!("{}: {v} is not a number (datatype {datatype})", at())))?;
     if !x.is_finite() {
         return Err(RequestError::bad(format!("{}: {x} is not a finite number", at())));
+    }
+    if !(x as f32).is_finite() {
+        return Err(RequestError::bad(format!("{}: {v} {F32_RANGE}", at())));
     }
     if datatype.starts_with("INT") || datatype.starts_with("UINT") {
         if x.fract() != 0.0 {
@@ -376,6 +401,7 @@ pub fn infer_inputs(req: &InferRequest, raw: &RawSchema) -> Result<RawInputs> {
                                 .enumerate()
                                 .map(|(j, v)| match v {
                                     Value::Null => Ok(None),
+                                    Value::String(s) if is_missing_marker(s) => Ok(None),
                                     Value::String(s) => Ok(Some(s.clone())),
                                     other => Err(RequestError::bad(format!(
                                         "{key}.data[{j}]: {other} is not a string (datatype BYTES)"
@@ -481,12 +507,20 @@ fn decode_image(text: &str, raw: (usize, usize, usize), at: &str) -> Result<Vec<
     Ok(pixels)
 }
 
+/// Whether a string field is a missing value: one of the markers that the CSV reader of
+/// training and `dlp predict` takes as missing ([`data_ingest::table::DEFAULT_MISSING`]:
+/// `""`, `NA`, `NaN`, `null`, …), so a record means the same in a file and in a request.
+fn is_missing_marker(s: &str) -> bool {
+    data_ingest::table::DEFAULT_MISSING.contains(&s.trim())
+}
+
 /// A table field's value as a number (`NaN` for missing), or an error.
 fn field_number(v: &Value, kind: FeatureKind, at: &str) -> Result<f64> {
     let parsed = match (v, kind) {
         (Value::Null, _) => return Ok(f64::NAN),
         (Value::Bool(b), FeatureKind::Boolean) => Some(f64::from(u8::from(*b))),
         (Value::Number(n), _) => n.as_f64(),
+        (Value::String(s), _) if is_missing_marker(s) => return Ok(f64::NAN),
         (Value::String(s), FeatureKind::Boolean) => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "t" | "y" | "1" => Some(1.0),
             "false" | "no" | "f" | "n" | "0" => Some(0.0),
@@ -497,6 +531,7 @@ fn field_number(v: &Value, kind: FeatureKind, at: &str) -> Result<f64> {
     };
     let what = if kind == FeatureKind::Boolean { "a boolean" } else { "a number" };
     match parsed {
+        Some(x) if x.is_finite() && !(x as f32).is_finite() => Err(RequestError::bad(format!("{at}: {v} {F32_RANGE}"))),
         Some(x) if x.is_finite() => {
             if kind == FeatureKind::Boolean && x != 0.0 && x != 1.0 {
                 Err(RequestError::bad(format!("{at}: {v} is not {what}")))
@@ -512,6 +547,7 @@ fn field_number(v: &Value, kind: FeatureKind, at: &str) -> Result<f64> {
 fn field_string(v: &Value, at: &str) -> Result<Option<String>> {
     match v {
         Value::Null => Ok(None),
+        Value::String(s) if is_missing_marker(s) => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Bool(b) => Ok(Some(b.to_string())),
@@ -705,6 +741,24 @@ mod tests {
     }
 
     #[test]
+    fn missing_markers_are_missing_as_in_a_csv() {
+        // `dlp predict` reads "NaN", "NA", "" … in a CSV as missing (imputed); a request
+        // must mean the same.
+        let req: PredictRequest = parse_json(
+            br#"{"instances": [{"x": "NaN", "color": "NA", "ok": ""}, {"x": " null ", "color": "?", "ok": "None"}]}"#,
+        )
+        .unwrap();
+        let RawInputs::Table(t) = predict_inputs(&req, &table()).unwrap() else { panic!("table") };
+        assert!(t.columns[0].values.is_missing(0) && t.columns[0].values.is_missing(1));
+        assert_eq!(t.columns[1].values, Values::Strings(vec![None, None]));
+        assert!(t.columns[2].values.is_missing(0) && t.columns[2].values.is_missing(1));
+        for v in data_ingest::table::DEFAULT_MISSING {
+            assert!(is_missing_marker(v), "{v:?}");
+        }
+        assert!(!is_missing_marker("nil") && !is_missing_marker("0"));
+    }
+
+    #[test]
     fn bad_records_say_what_is_wrong() {
         let t = table();
         assert_eq!(
@@ -716,8 +770,8 @@ mod tests {
             "instances[0]: unknown field `y`: the model reads `x`, `color`, `ok`"
         );
         assert_eq!(
-            err(r#"{"instances": [{"x": "NaN", "color": "a", "ok": 1}]}"#, &t),
-            r#"instances[0].x: "NaN" is not a finite number"#
+            err(r#"{"instances": [{"x": "inf", "color": "a", "ok": 1}]}"#, &t),
+            r#"instances[0].x: "inf" is not a finite number"#
         );
         assert_eq!(
             err(r#"{"instances": [{"x": "abc", "color": "a", "ok": 1}]}"#, &t),
@@ -739,6 +793,29 @@ mod tests {
         // Out-of-range numbers are not a JSON float serde_json reads.
         let e = parse_json::<PredictRequest>(br#"{"instances": [{"x": 1e999}]}"#).unwrap_err();
         assert!(e.message.contains("number out of range"), "{}", e.message);
+        // The top level must be an object: an array is not read as the struct's fields.
+        for (body, got) in [
+            (&br#"[{"x": 1}]"#[..], "an array"),
+            (br#"  [[[["a"]]]]"#, "an array"),
+            (br#""instances""#, "a string"),
+            (b"42", "a number"),
+            (b"true", "a boolean"),
+            (b"null", "null"),
+            (b" \n ", "only whitespace"),
+        ] {
+            assert_eq!(
+                parse_json::<PredictRequest>(body).unwrap_err().message,
+                format!("the request body must be a JSON object ({{…}}), got {got}")
+            );
+            assert_eq!(
+                parse_json::<InferRequest>(body).unwrap_err().message,
+                format!("the request body must be a JSON object ({{…}}), got {got}")
+            );
+        }
+        // Nesting past serde_json's limit is named as such.
+        let deep = format!(r#"{{"instances": [{}{}]}}"#, "[".repeat(200), "]".repeat(200));
+        let e = parse_json::<PredictRequest>(deep.as_bytes()).unwrap_err();
+        assert!(e.message.starts_with("the JSON is nested too deeply (more than 128 levels)"), "{}", e.message);
     }
 
     #[test]

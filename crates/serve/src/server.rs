@@ -17,10 +17,12 @@
 //! | `GET /metrics` | Prometheus metrics ([`metrics`](crate::metrics)) |
 //!
 //! Every failure is a JSON body `{"error": "…"}` with a 4xx status for the client's mistakes
-//! (400 bad input, 401 missing or wrong token, 404 unknown model, version or route, 405, 413
-//! body too large), 503 when overloaded, not ready or past the per-request timeout. Hygiene:
-//! binds where told (the CLI defaults to 127.0.0.1), optional bearer token on everything but
-//! the health checks, graceful shutdown that finishes in-flight requests.
+//! (400 bad input, 401 missing or wrong token, 404 unknown model, version or route, 405, 408
+//! body not sent in time, 413 body too large), 422 when the model's output for a record is not
+//! finite, 503 when overloaded, not ready or past the per-request timeout. Hygiene: binds where
+//! told (the CLI defaults to 127.0.0.1), optional bearer token (scheme case-insensitive) on
+//! everything but the health checks, a header-read timeout that also closes idle keep-alive
+//! connections, a body-read timeout, graceful shutdown that finishes in-flight requests.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,8 +58,14 @@ pub struct ServeOptions {
     pub batch: BatchConfig,
     /// Largest request body accepted, in bytes (larger: 413).
     pub body_limit: usize,
-    /// Longest a request may take (longer: 503).
+    /// Longest a request may take once its body has arrived (longer: 503).
     pub timeout: Duration,
+    /// Longest a client may take to send a request's headers, and longest an idle keep-alive
+    /// connection is kept open: a slow or silent client cannot hold a connection.
+    pub header_timeout: Duration,
+    /// Longest a request's body may take to arrive (longer, or shorter than its
+    /// `Content-Length`: 408).
+    pub body_timeout: Duration,
     /// When set, requests other than health checks need `Authorization: Bearer <token>`.
     pub token: Option<String>,
     /// How often a repository is checked for new versions.
@@ -76,6 +84,8 @@ impl Default for ServeOptions {
             batch: BatchConfig::default(),
             body_limit: 8 << 20,
             timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
             token: None,
             poll: Duration::from_secs(2),
             observers: Vec::new(),
@@ -109,6 +119,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     token: Option<String>,
     timeout: Duration,
+    header_timeout: Duration,
+    body_timeout: Duration,
     body_limit: usize,
 }
 
@@ -167,8 +179,8 @@ async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes())),
+            .and_then(bearer_token)
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes())),
         _ => true,
     };
     let resp = if !authorized {
@@ -176,16 +188,54 @@ async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         r
     } else {
-        match tokio::time::timeout(st.timeout, next.run(req)).await {
-            Ok(r) => r,
-            Err(_) => error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the request took longer than the server's timeout of {} ms", st.timeout.as_millis()),
-            ),
+        match read_body(&st, req).await {
+            Err(e) => error(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.message),
+            Ok(req) => match tokio::time::timeout(st.timeout, next.run(req)).await {
+                Ok(r) => r,
+                Err(_) => error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the request took longer than the server's timeout of {} ms", st.timeout.as_millis()),
+                ),
+            },
         }
     };
     st.metrics.request(&endpoint, resp.status().as_u16(), start.elapsed().as_secs_f64());
     resp
+}
+
+/// The token of an `Authorization` value in the `Bearer` scheme, whose name is
+/// case-insensitive (RFC 7235 §2.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Reads the whole body (at most the body limit: 413) within the body timeout (408: a client
+/// that stops sending, or sends less than its `Content-Length`, gets an answer and its
+/// connection back), so the handlers' time limit covers only the work.
+async fn read_body(st: &AppState, req: Request) -> Result<Request, RequestError> {
+    use http_body_util::BodyExt;
+    let too_large =
+        || RequestError { status: 413, message: format!("the request body is larger than {} bytes", st.body_limit) };
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > st.body_limit as u64) {
+        return Err(too_large());
+    }
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, st.body_limit);
+    match tokio::time::timeout(st.body_timeout, limited.collect()).await {
+        Err(_) => Err(RequestError {
+            status: 408,
+            message: format!(
+                "the request body did not arrive within {} ms{}",
+                st.body_timeout.as_millis(),
+                declared.map_or(String::new(), |n| format!(" (Content-Length says {n} bytes)"))
+            ),
+        }),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(e)) => Err(RequestError { status: 400, message: format!("cannot read the request body: {e}") }),
+        Ok(Ok(collected)) => Ok(Request::from_parts(parts, Body::from(collected.to_bytes()))),
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -371,6 +421,7 @@ async fn run_model(
     let preds = model.batcher.predict(rows, n).await.map_err(|e| match e {
         BatchError::Overloaded(_) | BatchError::Stopped => RequestError { status: 503, message: e.to_string() },
         BatchError::Model(m) => RequestError { status: 500, message: format!("the model failed: {m}") },
+        BatchError::NonFinite(_) => RequestError { status: 422, message: e.to_string() },
     })?;
     match (&preds, model.bundle.task()) {
         (Predictions::Classes { .. }, pipeline_core::Task::Classification { labels }) => {
@@ -501,6 +552,8 @@ pub fn load(source: &Path, options: &ServeOptions) -> Result<(Arc<AppState>, Vec
         metrics,
         token: options.token.clone(),
         timeout: options.timeout,
+        header_timeout: options.header_timeout,
+        body_timeout: options.body_timeout,
         body_limit: options.body_limit,
     };
     Ok((Arc::new(state), events))
@@ -528,11 +581,60 @@ pub async fn serve(
             }
         })
     });
-    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    let result = accept_loop(listener, state, shutdown).await;
     if let Some(w) = watcher {
         w.abort();
     }
     result
+}
+
+/// Accepts HTTP/1.1 connections until `shutdown`, then closes idle ones and waits for the
+/// requests in flight. Unlike `axum::serve`, each connection has a header-read timeout that
+/// also ends idle keep-alive connections (hyper measures it whenever the connection waits
+/// for a request's head), so slow or silent clients cannot exhaust the server.
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let header_timeout = state.header_timeout;
+    let app = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // A connection reset before it was accepted, or out of file descriptors:
+                // keep serving the others (after a pause, for the latter).
+                Err(e) => {
+                    if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                    ) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that goes away or times out ends only its own connection.
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// A server running on its own thread and runtime (tests, embedding); [`stop`](Self::stop)

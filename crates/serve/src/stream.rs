@@ -190,6 +190,16 @@ impl CsvChunks {
             .from_reader(Box::new(ReadAdapter(src)) as Box<dyn Read + Send>);
         let header: Vec<String> =
             reader.headers().map_err(|e| io_err(path, &e))?.iter().map(|h| h.trim().to_string()).collect();
+        if header.iter().all(String::is_empty) {
+            return Err(shape_err(
+                path,
+                if reader.position().byte() == 0 {
+                    "the file is empty: expected a header line naming the columns, then one record per line"
+                } else {
+                    "the first line is blank: expected a header line naming the columns"
+                },
+            ));
+        }
         let (wanted, image): (Vec<(String, FeatureKind)>, _) = match raw {
             RawSchema::Table { columns } => (columns.iter().map(|c| (c.name.clone(), c.kind)).collect(), None),
             RawSchema::Image { channels, height, width } => (
@@ -473,8 +483,16 @@ impl Writer {
     }
 }
 
+/// Whether `a` and `b` name the same existing file (through links or `..`).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// Predicts every record of `input` and writes the CSV to `output` (atomically), a chunk at a
-/// time. Returns the number of records.
+/// time. The bundle must pass [`Bundle::smoke_test`] first, and `output` must not be `input`. Returns the number of records.
 pub fn predict_stream(
     bundle: &Bundle,
     input: &Path,
@@ -482,6 +500,13 @@ pub fn predict_stream(
     output: &Path,
     options: &StreamOptions,
 ) -> Result<usize> {
+    bundle.smoke_test()?;
+    if same_file(input, output) {
+        return Err(Error::Output {
+            path: output.into(),
+            message: "is the input file; predictions would overwrite the records they are made from, so write them to another path".into(),
+        });
+    }
     let mut chunks = open(bundle, input, format)?;
     let out_err = |e: &dyn std::fmt::Display| Error::Output { path: output.into(), message: e.to_string() };
     let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -506,7 +531,12 @@ pub fn predict_stream(
         let task = bundle.task();
         let mut count = 0;
         while let Some((inputs, names)) = chunks.next(options.chunk.max(1))? {
-            let preds = bundle.predict(&inputs)?;
+            let preds = bundle.predict(&inputs).map_err(|e| match e {
+                Error::NonFinite { record } => Error::NonFinite {
+                    record: record.parse::<usize>().ok().and_then(|i| names.get(i).cloned()).unwrap_or(record),
+                },
+                e => e,
+            })?;
             if count == 0 {
                 writer.header(task, &preds).map_err(|e| out_err(&e))?;
             }

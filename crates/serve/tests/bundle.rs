@@ -175,3 +175,31 @@ fn broken_bundles_are_refused_with_the_reason() {
     let err = load_err();
     assert!(err.contains("model.json: No such file or directory"), "{err}");
 }
+
+#[test]
+fn a_bundle_whose_weights_give_nan_is_refused_by_predict_and_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = write(tmp.path());
+    // Every weight NaN, in a file that loads: label 0 on every row if it were used.
+    let tensors = candle_core::safetensors::load(b.weights(), &Device::Cpu).unwrap();
+    let nan: std::collections::HashMap<String, candle_core::Tensor> =
+        tensors.iter().map(|(n, t)| (n.clone(), (t.ones_like().unwrap() * f64::NAN).unwrap())).collect();
+    candle_core::safetensors::save(&nan, b.weights()).unwrap();
+    let bundle = Bundle::load(b.root(), &Device::Cpu).unwrap();
+    let want = format!("bundle {}: the model gives non-finite outputs for all-zero inputs", b.root().display());
+
+    let input = tmp.path().join("in.csv");
+    let header: Vec<String> = (0..6).map(|i| format!("pixel_{i}")).collect();
+    std::fs::write(&input, format!("{}\n1,2,3,4,5,6\n", header.join(","))).unwrap();
+    let out = tmp.path().join("out.csv");
+    assert_eq!(predict_file(&bundle, &input, InputFormat::Csv, &out).unwrap_err().to_string(), want);
+    assert!(!out.exists());
+    let st = tmp.path().join("model.safetensors");
+    assert_eq!(serve::export::export_safetensors(&bundle, &st).unwrap_err().to_string(), want);
+    let onnx = tmp.path().join("model.onnx");
+    assert_eq!(serve::export::export_onnx(&bundle, &onnx).unwrap_err().to_string(), want);
+    assert!(!st.exists() && !onnx.exists());
+    // In memory, a non-finite row is an error naming the record, never an answer.
+    let err = bundle.predict(&images(raw())).unwrap_err().to_string();
+    assert!(err.starts_with("record 0: the model's output is not finite"), "{err}");
+}

@@ -396,6 +396,23 @@ fn table_models_take_named_fields_and_column_tensors() {
         400,
         "instances[0].x: \"inf\" is not a finite number",
     );
+    // A finite input too large for f32 is refused; one that fits f32 but drives the model's
+    // output to NaN / infinity gets a 422 naming the record, never `null` probabilities.
+    assert_error(
+        predict(r#"{"instances": [{"x": 1e300, "color": "red", "ok": true}]}"#),
+        400,
+        "instances[0].x: 1e300 is too large for the model, which computes in 32-bit floats (at most about 3.4e38)",
+    );
+    let huge = r#"{"instances": [{"x": 1, "color": "red", "ok": true}, {"x": 3e38, "color": "red", "ok": true}]}"#;
+    let nan = "record 1: the model's output is not finite; an input value is likely far outside the range the \
+               model was trained on, so no prediction is given";
+    assert_error(predict(huge), 422, nan);
+    let huge = json!({"inputs": [
+        {"name": "x", "shape": [2], "datatype": "FP32", "data": [1.0, 3e38]},
+        {"name": "color", "shape": [2], "datatype": "BYTES", "data": ["red", "red"]},
+        {"name": "ok", "shape": [2], "datatype": "BOOL", "data": [true, true]}]});
+    assert_error(c.post("/v2/models/table/infer", &huge.to_string()), 422, nan);
+    assert_eq!(predict(records).0, 200, "the server goes on");
     assert_error(
         predict(r#"{"instances": [{"x": [1], "color": "red", "ok": true}]}"#),
         400,
@@ -473,6 +490,22 @@ fn bearer_token_timeout_and_graceful_shutdown() {
     assert_error(c.get("/v2/models/tiny"), 401, msg);
     c.token = Some("s3cret".into());
     assert_eq!(c.post("/v2/models/tiny/infer", &infer_body(&px)).0, 200);
+    // The scheme name is case-insensitive (RFC 7235); the token is not.
+    let url = format!("http://{}/v2/models/tiny", server.addr);
+    for (value, status) in [
+        ("bearer s3cret", 200),
+        ("BEARER  s3cret", 200),
+        ("Bearer S3CRET", 401),
+        ("Basic s3cret", 401),
+        ("s3cret", 401),
+    ] {
+        let r = match c.agent.get(&url).set("Authorization", value).call() {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(s, _)) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(r, status, "Authorization: {value}");
+    }
     server.stop().unwrap();
 
     // A request that outlives the timeout gets a 503 and the server goes on.
@@ -505,6 +538,91 @@ fn bearer_token_timeout_and_graceful_shutdown() {
     assert!(start.elapsed() >= Duration::from_millis(300), "stop returned before the request was answered");
     let (status, out) = inflight.join().unwrap();
     assert_eq!(status, 200, "{out}");
+}
+
+/// Reads from `stream` until the server closes it (EOF or reset: true) or 15 s pass with the
+/// connection still open (false); returns what was read too.
+fn closed_by_server(stream: &mut std::net::TcpStream) -> (bool, String) {
+    use std::io::Read;
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (true, String::from_utf8_lossy(&got).into_owned()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return (false, String::from_utf8_lossy(&got).into_owned());
+            }
+            Err(_) => return (true, String::from_utf8_lossy(&got).into_owned()),
+        }
+    }
+}
+
+#[test]
+fn slow_idle_and_short_bodied_clients_are_cut_off() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    common::image_bundle(&bundle, 1);
+    let opts = ServeOptions {
+        header_timeout: Duration::from_millis(300),
+        body_timeout: Duration::from_millis(300),
+        ..options()
+    };
+    let server = RunningServer::start(&bundle, "127.0.0.1:0", opts).unwrap();
+    let addr = server.addr;
+
+    // Silent: connected, never a byte.
+    let mut silent = std::net::TcpStream::connect(addr).unwrap();
+    assert!(closed_by_server(&mut silent).0, "a silent connection is closed");
+
+    // Slow headers: one byte every 50 ms would take 4 s for this head; the server hangs up
+    // before the head is complete, so the writer sees the connection closed.
+    let head = format!("GET /v2/health/live HTTP/1.1\r\nHost: {addr}\r\nX-Padding: {}\r\n\r\n", "a".repeat(40));
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    let mut sent = 0;
+    for b in head.as_bytes() {
+        if slow.write_all(&[*b]).is_err() {
+            break;
+        }
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (closed, answer) = closed_by_server(&mut slow);
+    assert!(closed, "a slow-header connection is closed");
+    assert!(!answer.contains("200 OK"), "the slow request was never answered: {answer:?} after {sent} bytes");
+
+    // Idle keep-alive: one answered request, then nothing: closed.
+    let mut idle = std::net::TcpStream::connect(addr).unwrap();
+    idle.write_all(format!("GET /v2/health/live HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+    let (closed, answer) = closed_by_server(&mut idle);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(closed, "an idle keep-alive connection is closed");
+
+    // A body shorter than its Content-Length: 408 with the reason, not a 503 after the
+    // request timeout.
+    let mut short = std::net::TcpStream::connect(addr).unwrap();
+    short
+        .write_all(
+            format!(
+                "POST /v2/models/tiny/infer HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"inputs\""
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let (_, answer) = closed_by_server(&mut short);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        answer.contains(r#"{"error":"the request body did not arrive within 300 ms (Content-Length says 100 bytes)"}"#),
+        "{answer:?}"
+    );
+
+    // The server goes on answering.
+    assert_eq!(Client::new(&server).post("/v2/models/tiny/infer", &infer_body(&pixels(2))).0, 200);
+    let m = Client::new(&server).metrics();
+    assert!(m.contains(r#"dlp_requests_total{endpoint="/v2/models/{name}/infer",status="408"} 1"#), "{m}");
+    server.stop().unwrap();
 }
 
 /// Publishes `dir` as version `v` of the repository model atomically (written aside, renamed).

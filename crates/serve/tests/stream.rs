@@ -93,6 +93,23 @@ fn csv_tables_stream_in_chunks_and_bad_values_name_their_line() {
     std::fs::write(&missing, "x,ok\n1,true\n").unwrap();
     let err = predict_stream(&bundle, &missing, InputFormat::Csv, &a, &quiet(1)).unwrap_err().to_string();
     assert_eq!(err, format!("{}: the header lacks column `color` that the model reads", missing.display()));
+    // An empty file says so (not that its header lacks columns).
+    let empty = tmp.path().join("empty.csv");
+    std::fs::write(&empty, "").unwrap();
+    let err = predict_stream(&bundle, &empty, InputFormat::Csv, &a, &quiet(1)).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}: the file is empty: expected a header line naming the columns, then one record per line",
+            empty.display()
+        )
+    );
+    // A value that drives the model's output to infinity or NaN is an error naming the
+    // record, never a `NaN` answer; one too large for f32 is refused as such.
+    let huge = tmp.path().join("huge.csv");
+    std::fs::write(&huge, "x,color,ok\n1,red,true\n3e38,red,true\n").unwrap();
+    let err = predict_stream(&bundle, &huge, InputFormat::Csv, &a, &quiet(1)).unwrap_err().to_string();
+    assert!(err.starts_with("record 1: the model's output is not finite"), "{err}");
     // The earlier output is untouched by the failed runs.
     assert_eq!(std::fs::read_to_string(&a).unwrap(), text);
 }

@@ -4,7 +4,8 @@
 //! optimizer state (`optim/<name>/<slot>`) and, with early stopping's `restore_best`, the best
 //! weights so far (`best/<name>`); the metadata holds the [`TrainState`] as JSON (epoch and batch
 //! position, optimizer step count, random-generator states, schedule state, partial epoch
-//! sums, metric history) and a sha256 of the tensor contents. A file that is truncated, altered
+//! sums, metric history) and a sha256 over that state and the tensor contents. A file that is
+//! truncated, altered (a tensor or a field of the state, such as the optimizer step count)
 //! or written by another configuration is refused on reading with the reason. Files are written
 //! atomically, so a crash while writing leaves the previous checkpoint intact.
 
@@ -21,7 +22,8 @@ use crate::fit::EpochMetrics;
 use crate::schedule::ScheduleState;
 
 /// The checkpoint format written by this version.
-pub const FORMAT: &str = "1";
+/// (`2`: the checksum covers the training state too; `1` covered only the tensors.)
+pub const FORMAT: &str = "2";
 
 /// What went wrong with a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -132,11 +134,14 @@ pub fn list(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// sha256 over the tensors in name order: name, dtype, shape and little-endian data.
-fn content_hash<'a>(tensors: impl Iterator<Item = (&'a str, &'a Tensor)>) -> String {
+/// sha256 over the training state's JSON (as stored) and the tensors in name order: name,
+/// dtype, shape and little-endian data.
+fn content_hash<'a>(state_json: &str, tensors: impl Iterator<Item = (&'a str, &'a Tensor)>) -> String {
     let mut sorted: Vec<_> = tensors.collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
     let mut h = Sha256::new();
+    h.update((state_json.len() as u64).to_le_bytes());
+    h.update(state_json.as_bytes());
     for (name, t) in sorted {
         h.update(name.as_bytes());
         h.update([0]);
@@ -153,7 +158,7 @@ fn content_hash<'a>(tensors: impl Iterator<Item = (&'a str, &'a Tensor)>) -> Str
 pub fn write(path: &Path, state: &TrainState, tensors: &[(String, Tensor)]) -> Result<(), CheckpointError> {
     let err = |cause: String| CheckpointError::Io { path: path.into(), cause };
     let state_json = serde_json::to_string(state).map_err(|e| err(e.to_string()))?;
-    let hash = content_hash(tensors.iter().map(|(n, t)| (n.as_str(), t)));
+    let hash = content_hash(&state_json, tensors.iter().map(|(n, t)| (n.as_str(), t)));
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("state".to_string(), state_json),
@@ -175,14 +180,15 @@ pub fn read(path: &Path, device: &Device) -> Result<Checkpoint, CheckpointError>
         Some(FORMAT) => {}
         other => return Err(corrupt(format!("checkpoint format {other:?}, this version reads {FORMAT:?}"))),
     }
-    let state: TrainState = serde_json::from_str(meta.get("state").map_or("", String::as_str))
-        .map_err(|e| corrupt(format!("unreadable training state ({e})")))?;
+    let state_json = meta.get("state").map_or("", String::as_str);
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .map_err(|e| corrupt(format!("unreadable tensors ({e})")))?;
-    let hash = content_hash(tensors.iter().map(|(n, t)| (n.as_str(), t)));
+    let hash = content_hash(state_json, tensors.iter().map(|(n, t)| (n.as_str(), t)));
     if meta.get("sha256") != Some(&hash) {
-        return Err(corrupt("the tensor contents do not match their checksum".into()));
+        return Err(corrupt("the training state or the tensor contents do not match their checksum".into()));
     }
+    let state: TrainState =
+        serde_json::from_str(state_json).map_err(|e| corrupt(format!("unreadable training state ({e})")))?;
     Ok(Checkpoint { path: path.into(), state, tensors })
 }
 
@@ -259,8 +265,37 @@ mod tests {
         std::fs::write(&p, &flipped).unwrap();
         assert_eq!(
             read(&p, &Device::Cpu).unwrap_err().to_string(),
-            format!("checkpoint {} is corrupt: the tensor contents do not match their checksum", p.display())
+            format!(
+                "checkpoint {} is corrupt: the training state or the tensor contents do not match their checksum",
+                p.display()
+            )
         );
+
+        // An edited field of the state (same tensors, valid JSON) is refused too: resuming
+        // from it would quietly train a different model.
+        let (_, header) = safetensors::SafeTensors::read_metadata(&good).unwrap();
+        let mut meta = header.metadata().clone().unwrap();
+        let edited = meta["state"].replace("\"optimizer_steps\":17", "\"optimizer_steps\":18");
+        assert_ne!(edited, meta["state"]);
+        meta.insert("state".into(), edited);
+        let tensors = tensors();
+        let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta)).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        assert_eq!(
+            read(&p, &Device::Cpu).unwrap_err().to_string(),
+            format!(
+                "checkpoint {} is corrupt: the training state or the tensor contents do not match their checksum",
+                p.display()
+            )
+        );
+
+        // A checkpoint of the earlier format (checksum over the tensors only) is named as such.
+        let mut meta = header.metadata().clone().unwrap();
+        meta.insert("format".into(), "1".into());
+        let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta)).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        let e = read(&p, &Device::Cpu).unwrap_err().to_string();
+        assert!(e.ends_with(r#"checkpoint format Some("1"), this version reads "2""#), "{e}");
 
         std::fs::write(&p, b"").unwrap();
         assert!(read(&p, &Device::Cpu).unwrap_err().to_string().contains("is corrupt"));
