@@ -29,6 +29,7 @@ struct Outcome {
     failed: Option<String>,
 }
 
+#[allow(clippy::print_stdout, reason = "the table is the command's output")]
 pub fn fuzz(args: &[String]) -> Result<(), String> {
     let mut seconds = 60u64;
     let mut targets: Vec<String> = Vec::new();

@@ -401,17 +401,35 @@ fn table_models_take_named_fields_and_column_tensors() {
     assert_error(
         predict(r#"{"instances": [{"x": 1e300, "color": "red", "ok": true}]}"#),
         400,
-        "instances[0].x: 1e300 is too large for the model, which computes in 32-bit floats (at most about 3.4e38)",
+        "instances[0].x: 1e+300 is too large for the model, which computes in 32-bit floats (at most about 3.4e38)",
     );
-    let huge = r#"{"instances": [{"x": 1, "color": "red", "ok": true}, {"x": 3e38, "color": "red", "ok": true}]}"#;
+    // A model whose training values of `x` barely vary: 3e38 overflows once standardized.
+    let narrow = tmp.path().join("narrow");
+    common::narrow_bundle(&narrow, 3);
+    let opts = ServeOptions {
+        batch: BatchConfig { window: Duration::from_millis(300), max_batch: 32, queue: 256 },
+        ..options()
+    };
+    let narrow_server = RunningServer::start(&narrow, "127.0.0.1:0", opts).unwrap();
+    let n = Client::new(&narrow_server);
     let nan = "record 1: the model's output is not finite; an input value is likely far outside the range the \
                model was trained on, so no prediction is given";
-    assert_error(predict(huge), 422, nan);
-    let huge = json!({"inputs": [
-        {"name": "x", "shape": [2], "datatype": "FP32", "data": [1.0, 3e38]},
-        {"name": "color", "shape": [2], "datatype": "BYTES", "data": ["red", "red"]},
-        {"name": "ok", "shape": [2], "datatype": "BOOL", "data": [true, true]}]});
-    assert_error(c.post("/v2/models/table/infer", &huge.to_string()), 422, nan);
+    assert_error(n.post("/v1/models/narrow/predict", r#"{"instances": [{"x": 1}, {"x": 3e38}]}"#), 422, nan);
+    let huge = json!({"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [1.0, 3e38]}]});
+    assert_error(n.post("/v2/models/narrow/infer", &huge.to_string()), 422, nan);
+    assert_eq!(n.post("/v1/models/narrow/predict", r#"{"instances": [{"x": 1.000002}]}"#).0, 200);
+    // Batched with a request whose output is not finite, a good request is still answered.
+    let base = format!("http://{}", narrow_server.addr);
+    let send = |body: &'static str| {
+        let url = format!("{base}/v1/models/narrow/predict");
+        std::thread::spawn(move || call(&agent(), "POST", &url, Some(body.as_bytes()), None))
+    };
+    let (good, bad) = (send(r#"{"instances": [{"x": 1.000003}]}"#), send(r#"{"instances": [{"x": 3e38}]}"#));
+    let (good, bad) = (good.join().unwrap(), bad.join().unwrap());
+    assert_eq!(good.0, 200, "{:?}", good.1);
+    assert!(good.1["predictions"][0]["confidence"].as_f64().unwrap().is_finite());
+    assert_error(bad, 422, &nan.replace("record 1", "record 0"));
+    narrow_server.stop().unwrap();
     assert_eq!(predict(records).0, 200, "the server goes on");
     assert_error(
         predict(r#"{"instances": [{"x": [1], "color": "red", "ok": true}]}"#),

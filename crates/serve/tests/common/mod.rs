@@ -129,3 +129,25 @@ pub fn table_bundle(dir: &Path, seed: u64) {
     assert!(matches!(pre.schema().target.task, Task::Classification { .. }));
     write(dir, "table", &pre, &ModelConfig::Mlp(MlpConfig { hidden: vec![6], ..Default::default() }), seed);
 }
+
+/// An MLP over one numeric column `x` whose training values barely vary (standard deviation
+/// about 2e-6), two classes: a finite input far from them (3e38) overflows once standardized,
+/// so the model's output is not finite.
+pub fn narrow_bundle(dir: &Path, seed: u64) {
+    let x: Vec<f64> = (0..8).map(|i| 1.0 + f64::from(i) * 1e-6).collect();
+    let table = pipeline_core::raw::Table {
+        columns: vec![Column { name: "x".into(), kind: FeatureKind::Numeric, values: Values::Numbers(x) }],
+    };
+    let target = Column {
+        name: "y".into(),
+        kind: FeatureKind::Categorical,
+        values: Values::Strings(
+            ["no", "yes", "no", "yes", "no", "no", "yes", "yes"].iter().map(|x| Some(x.to_string())).collect(),
+        ),
+    };
+    let data = RawDataset { inputs: RawInputs::Table(table), target: Some(target.clone()) };
+    let encoder = TargetEncoder::fit(&target, &TargetSpec::default()).unwrap();
+    let config = PreprocessConfig { scale: preprocess::Scale::Standard, ..Default::default() };
+    let (pre, _) = Preprocessor::fit(&config, &data, encoder).unwrap();
+    write(dir, "narrow", &pre, &ModelConfig::Mlp(MlpConfig { hidden: vec![6], ..Default::default() }), seed);
+}
