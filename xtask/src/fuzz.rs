@@ -32,6 +32,7 @@ struct Outcome {
 #[allow(clippy::print_stdout, reason = "the table is the command's output")]
 pub fn fuzz(args: &[String]) -> Result<(), String> {
     let mut seconds = 60u64;
+    let mut jobs = 1usize;
     let mut targets: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -41,6 +42,13 @@ pub fn fuzz(args: &[String]) -> Result<(), String> {
                     .next()
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| format!("--seconds needs a whole number\n{USAGE}"))?;
+            }
+            "--jobs" => {
+                jobs = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&j| j > 0)
+                    .ok_or_else(|| format!("--jobs needs a positive whole number\n{USAGE}"))?;
             }
             t if TARGETS.contains(&t) => targets.push(t.to_string()),
             other => return Err(format!("unknown fuzz target or argument {other} (targets: {})", TARGETS.join(", "))),
@@ -61,9 +69,17 @@ pub fn fuzz(args: &[String]) -> Result<(), String> {
         .env("CARGO_TARGET_DIR", dir.join("target"));
     status(build)?;
 
+    // `jobs` targets at a time, each on its own core (libFuzzer runs one process per target).
+    let bins = dir.join("target").join(&host).join("release");
     let mut outcomes = Vec::new();
-    for t in &targets {
-        outcomes.push(run_target(&dir, &dir.join("target").join(&host).join("release"), t, seconds)?);
+    for batch in targets.chunks(jobs) {
+        let results: Vec<Result<Outcome, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch.iter().map(|t| s.spawn(|| run_target(&dir, &bins, t, seconds))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a fuzz thread panicked".into()))).collect()
+        });
+        for r in results {
+            outcomes.push(r?);
+        }
     }
     let mut table = String::from(
         "| target | seconds | executions | execs/s | coverage (edges) | features | corpus | result |\n|---|---:|---:|---:|---:|---:|---|---|\n",

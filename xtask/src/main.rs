@@ -18,7 +18,7 @@
 //! - `report-screenshot <run-dir> [--out PNG]`: opens the run's `report.html` in headless
 //!   Chromium (`apt install chromium`; `$CHROMIUM` overrides the binary) and saves a full-length
 //!   screenshot, default `docs/images/report.png` — proof that the page renders with its images;
-//! - `fuzz [--seconds N] [TARGET…]`: builds the libFuzzer targets of `fuzz/` with coverage
+//! - `fuzz [--seconds N] [--jobs J] [TARGET…]`: builds the libFuzzer targets of `fuzz/` with coverage
 //!   instrumentation and runs each for N seconds (default 60) over its seeds; see
 //!   docs/reliability.md ([`fuzz`]);
 //! - `ci`: what `.ci/run` runs, cheapest first: format check, clippy with warnings as errors,
@@ -66,9 +66,10 @@ commands:
   bench serve [--rounds N] [--seconds S]          dlp serve vs PyTorch + FastAPI under wrk, 64 connections
   bench tune                                      TPE vs random search on Branin (40 trials, 10 seeds)
   report-screenshot RUN_DIR [--out PNG]           render RUN_DIR/report.html in headless Chromium to a PNG
-  fuzz [--seconds N] [TARGET...]                  build the fuzz targets (coverage-instrumented) and run each
-                                                  N s (default 60): csv_table idx text_lines image config_yaml
-                                                  v2_request predict_csv bundle checkpoint
+  fuzz [--seconds N] [--jobs J] [TARGET...]       build the fuzz targets (coverage-instrumented) and run each
+                                                  N s (default 60), J at a time (default 1): csv_table idx
+                                                  text_lines image config_yaml v2_request predict_csv bundle
+                                                  checkpoint
 
 Benchmarks run their Python peers with $DLP_BENCH_PYTHON, else .venv-bench/bin/python, else
 python3 (set up with: python3 -m venv .venv-bench && .venv-bench/bin/pip install pandas pillow numpy

@@ -199,6 +199,12 @@ fn a_bundle_whose_weights_give_nan_is_refused_by_predict_and_export() {
     let onnx = tmp.path().join("model.onnx");
     assert_eq!(serve::export::export_onnx(&bundle, &onnx).unwrap_err().to_string(), want);
     assert!(!st.exists() && !onnx.exists());
+    // `dlp serve` refuses it at start.
+    let serve_err = serve::server::RunningServer::start(b.root(), "127.0.0.1:0", Default::default())
+        .err()
+        .expect("serving a NaN bundle must fail")
+        .to_string();
+    assert!(serve_err.contains("the model gives non-finite outputs for all-zero inputs"), "{serve_err}");
     // In memory, a non-finite row is an error naming the record, never an answer.
     let err = bundle.predict(&images(raw())).unwrap_err().to_string();
     assert!(err.starts_with("record 0: the model's output is not finite"), "{err}");
