@@ -125,6 +125,10 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<IdxArray> {
             u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
         })
         .collect();
+    if dims.len() > 1 && dims[1..].contains(&0) {
+        let shape = dims.iter().map(ToString::to_string).collect::<Vec<_>>().join("x");
+        return Err(Error::format(path, format!("IDX header declares records of size zero ({shape})")));
+    }
     let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     let expected = count.and_then(|c| c.checked_mul(dtype.size()));
     let body = &bytes[header..];
@@ -159,10 +163,25 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<IdxArray> {
     Ok(IdxArray { path: path.into(), dims, dtype, values })
 }
 
+/// The most pixels of one IDX image (8192 × 8192): a header may declare any size, even with
+/// no records, and every record of that size is allocated downstream.
+pub const MAX_IMAGE_PIXELS: usize = 1 << 26;
+
+/// The most features of one IDX table record (each becomes a named column).
+pub const MAX_TABLE_COLUMNS: usize = 1 << 16;
+
 /// The input schema of an IDX inputs array: `n × h × w` is a grey image, `n × d` a table of
 /// `d` numeric features named `f0`, `f1`, ….
 pub fn input_schema(inputs: &IdxArray) -> Result<InputSchema> {
     match inputs.dims[..] {
+        [_, h, w] if h.saturating_mul(w) > MAX_IMAGE_PIXELS => Err(Error::format(
+            &inputs.path,
+            format!("IDX images of {h}x{w} pixels are larger than dlp reads (at most {MAX_IMAGE_PIXELS} pixels)"),
+        )),
+        [_, d] if d > MAX_TABLE_COLUMNS => Err(Error::format(
+            &inputs.path,
+            format!("IDX records of {d} features are more columns than dlp reads (at most {MAX_TABLE_COLUMNS})"),
+        )),
         [_, h, w] => Ok(InputSchema::Image { channels: 1, height: h, width: w }),
         [_, d] => Ok(InputSchema::Tabular {
             features: (0..d).map(|i| Feature { name: format!("f{i}"), kind: FeatureKind::Numeric }).collect(),
@@ -297,6 +316,21 @@ mod tests {
         assert_eq!(err, "x.idx: IDX body has 1 bytes after the 3x2 values the header declares");
         let err = decode(p(), &raw[..6]).unwrap_err().to_string();
         assert_eq!(err, "x.idx: IDX header truncated: 2 dimensions need 12 header bytes, file has 6");
+    }
+
+    #[test]
+    fn rejects_headers_that_declare_absurd_records() {
+        // Found by fuzzing: 12 bytes declaring 0 records of 69,795,852 features made the
+        // table reader allocate a column for each (over 4 GB).
+        let oom = [0, 0, 0x0D, 2, 0, 0, 0, 0, 0x04, 0x29, 0, 0x0C];
+        let a = decode(p(), &oom).unwrap();
+        let err = raw_inputs(&a).unwrap_err().to_string();
+        assert_eq!(err, "x.idx: IDX records of 69795852 features are more columns than dlp reads (at most 65536)");
+        let big = decode(p(), &[0, 0, 8, 3, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0]).unwrap();
+        let err = input_schema(&big).unwrap_err().to_string();
+        assert_eq!(err, "x.idx: IDX images of 65536x65536 pixels are larger than dlp reads (at most 67108864 pixels)");
+        let err = decode(p(), &[0, 0, 8, 2, 0, 0, 0, 5, 0, 0, 0, 0]).unwrap_err().to_string();
+        assert_eq!(err, "x.idx: IDX header declares records of size zero (5x0)");
     }
 
     #[test]
