@@ -1,6 +1,8 @@
 //! Shared by the fuzz targets: a scratch directory per process, and writing an input to a file
 //! there (most readers take a path, as the pipeline does).
 
+#![allow(dead_code, reason = "each target uses some of these helpers")]
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

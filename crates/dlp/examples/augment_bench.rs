@@ -13,10 +13,9 @@ use anyhow::{Context, Result, bail};
 use augment::{Augmenter, Loader};
 use candle_core::Device;
 use dlp::config::PipelineConfig;
-use dlp::pipeline::{Clock, model_spec, prepare};
-use models::Params;
+use dlp::experiment::Experiment;
+use dlp::pipeline::{Clock, prepare};
 use pipeline_core::{Dataset, rng};
-use train::Trainer;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -53,20 +52,9 @@ fn loader_rate(data: &Dataset, config: &PipelineConfig, augment: bool, workers: 
 
 /// Seconds of one training epoch of `config` on `data`, from fresh weights.
 fn epoch_seconds(config: &PipelineConfig, path: &Path, data: &Dataset) -> Result<f64> {
-    let device = Device::Cpu;
-    let (_, spec) = model_spec(config, data.schema(), path)?;
-    let params = Params::new(rng(config.seed, "init"));
-    let (model, _) = models::build_for_training(&config.model, &spec, &params, &device)?;
-    let tc = train::TrainConfig { epochs: 1, ..config.train.clone() };
-    let trainer = Trainer {
-        model: model.as_ref(),
-        params: &params,
-        config: &tc,
-        seed: config.seed,
-        device: &device,
-        checkpoint_dir: None,
-    };
-    let report = trainer.fit(data, None, &mut [])?;
+    let mut exp = Experiment::build(config, data.schema(), &Device::Cpu, path)?;
+    exp.train_config_mut().epochs = 1;
+    let report = exp.trainer(None).fit(data, None, &mut [])?;
     Ok(report.history[0].train_seconds)
 }
 

@@ -16,10 +16,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
-use models::Params;
-use pipeline_core::{Ctx, Targets, rng};
+use pipeline_core::{Ctx, Targets};
 use preprocess::{Preprocessor, TargetEncoder};
-use train::{Callback, Control, EpochMetrics, Trainer};
+use train::{Callback, Control, EpochMetrics};
 
 /// Keeps every epoch's metrics.
 #[derive(Default)]
@@ -85,21 +84,13 @@ fn main() -> Result<()> {
     let train_part = preprocessor.transform(&train_raw)?;
     let test_part = preprocessor.transform(&data.select(&test_idx))?;
 
-    let (head, spec) = dlp::pipeline::model_spec(&config, train_part.schema(), &config_path)?;
-    let params = Params::new(rng(config.seed, "init"));
-    let (model, _) = models::build_for_training(&config.model, &spec, &params, &device)?;
-    let trainer = Trainer {
-        model: model.as_ref(),
-        params: &params,
-        config: &config.train,
-        seed: config.seed,
-        device: &device,
-        checkpoint_dir: None,
-    };
+    let exp = dlp::experiment::Experiment::build(&config, train_part.schema(), &device, &config_path)?;
+    let trainer = exp.trainer(None);
     let mut collect = Collect::default();
     trainer.fit(&train_part, None, &mut [&mut collect])?;
 
-    let preds = models::predict(model.as_ref(), test_part.features(), &spec.input_shape, head, 512, &device)?;
+    let preds = exp.predict(&test_part)?;
+    let (model, spec) = (&exp.model, &exp.spec);
     let Targets::Classes(actual) = test_part.targets() else { bail!("the benchmark needs a classification task") };
     let predicted = preds.argmax().context("classification predictions")?;
     let accuracy = predicted.iter().zip(actual).filter(|(p, a)| p == a).count() as f64 / actual.len() as f64;

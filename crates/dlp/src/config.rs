@@ -23,8 +23,8 @@ pub struct PipelineConfig {
     pub seed: u64,
     /// Where tensors live: `cpu`, `cuda`, `cuda:<n>` or `metal` (the GPU ones need a build with
     /// that cargo feature).
-    #[serde(default = "default_device")]
-    pub device: String,
+    #[serde(default)]
+    pub device: crate::device::DeviceSpec,
     /// CPU threads for tensor kernels; 0 uses every core.
     #[serde(default)]
     pub threads: usize,
@@ -46,10 +46,6 @@ pub struct PipelineConfig {
     pub tune: Option<tune::TuneConfig>,
 }
 
-fn default_device() -> String {
-    "cpu".into()
-}
-
 impl PipelineConfig {
     /// The problems of a parsed config (semantic checks of every section).
     pub(crate) fn validate(&self) -> Vec<Issue> {
@@ -62,9 +58,6 @@ impl PipelineConfig {
                 "name",
                 format!("must be letters, digits, '-', '_' or '.' (it names run directories), got {:?}", self.name),
             ));
-        }
-        if let Err(e) = crate::device::parse(&self.device) {
-            issues.push(Issue::new("device", e));
         }
         issues.extend(self.data.validate());
         issues.extend(self.preprocess.validate());

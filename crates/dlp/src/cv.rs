@@ -13,17 +13,15 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use models::Params;
 use pipeline_core::run::{write_atomic, write_json};
 use pipeline_core::{RunDir, rng};
 use preprocess::{Split, SplitConfig};
 use serde::Serialize;
-use train::Trainer;
 
 use crate::config::PipelineConfig;
-use crate::device;
 use crate::evaluate::{EvalConfig, EvalInput, TestReport, lower_is_better};
-use crate::pipeline::{fit_parts, load, model_spec};
+use crate::experiment::Experiment;
+use crate::pipeline::{fit_parts, load};
 
 /// One fold's scores.
 #[derive(Debug, Clone, Serialize)]
@@ -104,7 +102,7 @@ pub fn cross_validate(config_path: &Path, config: &PipelineConfig, folds: usize,
     if folds < 2 {
         bail!("--folds must be at least 2, got {folds}");
     }
-    let device = device::open(device::parse(&config.device).map_err(anyhow::Error::msg)?)?;
+    let device = config.device.open()?;
     let loaded = load(config, None)?;
     let n = loaded.targets.len();
     if n < folds {
@@ -135,21 +133,10 @@ pub fn cross_validate(config_path: &Path, config: &PipelineConfig, folds: usize,
         let split = Split { train, validation, test: test_idx };
         let p = fit_parts(config, &loaded, &split).with_context(|| format!("fold {}", f + 1))?;
         let schema = p.train.schema().clone();
-        let (head, spec) = model_spec(config, &schema, config_path)?;
-        let params = Params::new(rng(config.seed, "init"));
-        let (model, _) =
-            models::build_for_training(&config.model, &spec, &params, &device).context("building the model")?;
-        let trainer = Trainer {
-            model: model.as_ref(),
-            params: &params,
-            config: &config.train,
-            seed: config.seed,
-            device: &device,
-            checkpoint_dir: None,
-        };
+        let exp = Experiment::build(config, &schema, &device, config_path)?;
         let validation = (!p.validation.is_empty()).then_some(&p.validation);
-        trainer.fit(&p.train, validation, &mut []).with_context(|| format!("training fold {}", f + 1))?;
-        let preds = models::predict(model.as_ref(), p.test.features(), &spec.input_shape, head, 512, &device)?;
+        exp.trainer(None).fit(&p.train, validation, &mut []).with_context(|| format!("training fold {}", f + 1))?;
+        let preds = exp.predict(&p.test)?;
         let preds = p.preprocessor.target.decode(preds);
         let e = crate::evaluate::evaluate(
             &eval_config,

@@ -2,10 +2,13 @@
 
 use candle_core::Device;
 
-/// A device named in the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A device named in the config (`device:`), parsed once when the config is read and
+/// written back as the same word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum DeviceSpec {
     /// The CPU.
+    #[default]
     Cpu,
     /// CUDA GPU number `n`.
     Cuda(usize),
@@ -24,6 +27,36 @@ pub fn parse(s: &str) -> Result<DeviceSpec, String> {
             .and_then(|n| n.parse().ok())
             .map(DeviceSpec::Cuda)
             .ok_or_else(|| format!("expected cpu, cuda, cuda:<n> or metal, got {s:?}")),
+    }
+}
+
+impl TryFrom<String> for DeviceSpec {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        parse(&s)
+    }
+}
+
+impl From<DeviceSpec> for String {
+    fn from(d: DeviceSpec) -> String {
+        d.to_string()
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceSpec::Metal => f.write_str("metal"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// Opens the device, with a clear error when this build cannot.
+    pub fn open(self) -> anyhow::Result<Device> {
+        open(self)
     }
 }
 
@@ -80,5 +113,9 @@ mod tests {
         assert_eq!(parse("cuda:1"), Ok(DeviceSpec::Cuda(1)));
         assert_eq!(parse("gpu").unwrap_err(), "expected cpu, cuda, cuda:<n> or metal, got \"gpu\"");
         assert!(open(DeviceSpec::Cpu).is_ok());
+        for name in ["cpu", "cuda:0", "cuda:3", "metal"] {
+            assert_eq!(parse(name).unwrap().to_string(), name, "written back as read");
+        }
+        assert_eq!(parse("cuda").unwrap().to_string(), "cuda:0");
     }
 }

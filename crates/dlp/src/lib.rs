@@ -39,6 +39,7 @@ pub mod cv;
 pub mod device;
 pub mod drift;
 pub mod evaluate;
+pub mod experiment;
 pub mod generate;
 pub mod inspect;
 mod locate;

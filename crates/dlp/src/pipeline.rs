@@ -6,16 +6,16 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use eval::plot::{Chart, Series};
-use models::{ModelSpec, Params};
+use models::ModelSpec;
 use pipeline_core::run::{Host, Manifest, PhaseTiming, read_json, write_atomic, write_json};
 use pipeline_core::{BundleIndex, Predictions, RunDir, Targets, Task, rng};
 use preprocess::{Preprocessor, TargetEncoder};
 use train::{Checkpoint, EpochMetrics, MetricsLog, Progress, Trainer};
 
 use crate::config::PipelineConfig;
-use crate::device;
 pub use crate::evaluate::TestReport;
 use crate::evaluate::{EvalInput, Evaluation, GateOutcome};
+use crate::experiment::Experiment;
 
 /// Where and how to run.
 #[derive(Debug, Clone)]
@@ -142,7 +142,7 @@ pub fn resume(run_dir: &Path, config: &PipelineConfig, checkpoint: Option<&Path>
     let mut manifest: Manifest = read_json(&run.manifest())?;
     manifest.resumed_at.push(timestamp(chrono::Utc::now()));
     manifest.failed = None;
-    let device = device::open(device::parse(&config.device).map_err(anyhow::Error::msg)?)?;
+    let device = config.device.open()?;
     let ck = match checkpoint {
         Some(p) => train::checkpoint::read(p, &device)?,
         None => newest_checkpoint(&run, &device)?,
@@ -190,7 +190,7 @@ fn execute(
 ) -> Result<RunSummary> {
     let mut clock = Clock::start();
     let seed = config.seed;
-    let device = device::open(device::parse(&config.device).map_err(anyhow::Error::msg)?)?;
+    let device = config.device.open()?;
 
     let prepared = prepare(config, resume.as_ref().map(|_| manifest.inputs.as_slice()), &mut clock)?;
     let Prepared {
@@ -234,10 +234,7 @@ fn execute(
         return Ok(RunSummary { run_dir: run.root().to_path_buf(), evaluation: None, samples: Some(summary.samples) });
     }
     let schema = train_part.schema().clone();
-    let (head, spec) = model_spec(config, &schema, config_path)?;
-    let params = Params::new(rng(seed, "init"));
-    let (model, _) =
-        models::build_for_training(&config.model, &spec, &params, &device).context("building the model")?;
+    let exp = Experiment::build(config, &schema, &device, config_path)?;
     let mut progress = Progress::auto();
     let mut log = match &resume {
         Some(ck) => MetricsLog::resume(&run.metrics_log(), &ck.state.history),
@@ -246,14 +243,7 @@ fn execute(
     .with_context(|| run.metrics_log().display().to_string())?;
     let validation = (!val_part.is_empty()).then_some(&val_part);
     let checkpoints = run.checkpoints();
-    let trainer = Trainer {
-        model: model.as_ref(),
-        params: &params,
-        config: &config.train,
-        seed,
-        device: &device,
-        checkpoint_dir: Some(&checkpoints),
-    };
+    let trainer = exp.trainer(Some(&checkpoints));
     let callbacks: &mut [&mut dyn train::Callback] = &mut [&mut progress, &mut log];
     let fit = match resume {
         Some(ck) => trainer.resume(ck, &train_part, validation, callbacks)?,
@@ -262,7 +252,7 @@ fn execute(
     training_curves(&fit.history, &run.curves())?;
     clock.lap("train");
 
-    let preds = models::predict(model.as_ref(), test_part.features(), &spec.input_shape, head, 512, &device)?;
+    let preds = exp.predict(&test_part)?;
     let preds = preprocessor.target.decode(preds);
     let evaluation = crate::evaluate::evaluate(
         &config.eval,
@@ -300,14 +290,14 @@ fn execute(
         format_version: pipeline_core::run::BUNDLE_FORMAT_VERSION,
         name: config.name.clone(),
         schema: schema.clone(),
-        head,
+        head: exp.head,
         pipeline_version: pipeline_core::VERSION.to_string(),
         created_at: timestamp(chrono::Utc::now()),
         seed,
     };
     let model_config = config.model.for_bundle().map_err(anyhow::Error::msg)?;
-    serve::write_bundle(&staged, &index, &model_config, &preprocessor, &params)?;
-    let train_preds = models::predict(model.as_ref(), train_part.features(), &spec.input_shape, head, 512, &device)?;
+    serve::write_bundle(&staged, &index, &model_config, &preprocessor, &exp.params)?;
+    let train_preds = exp.predict(&train_part)?;
     let train_preds = preprocessor.target.decode(train_preds);
     write_monitoring(&staged, config, reference, &train_preds, &schema.target.task)?;
     run.publish_bundle(staged)?;
@@ -317,7 +307,7 @@ fn execute(
     manifest.finished_at = Some(timestamp(chrono::Utc::now()));
     write_json(&run.manifest(), &manifest)?;
 
-    let model_summary = models::summarize(model.as_ref(), &params, &spec.input_shape).table(&spec.input_shape);
+    let model_summary = exp.summary();
     let classes = match (&schema.target.task, train_part.targets(), test_part.targets()) {
         (Task::Classification { labels }, Targets::Classes(tr), Targets::Classes(te)) => labels
             .iter()
@@ -527,15 +517,9 @@ pub fn model_spec(
 /// `dlp model summary`: prepares the data (the model's input shape depends on it) and lists
 /// the layers of the configured model.
 pub fn summary(config: &PipelineConfig, config_path: &Path) -> Result<String> {
-    let device = device::open(device::parse(&config.device).map_err(anyhow::Error::msg)?)?;
+    let device = config.device.open()?;
     let prepared = prepare(config, None, &mut Clock::start())?;
-    let schema = prepared.train.schema().clone();
-    let (_, spec) = model_spec(config, &schema, config_path)?;
-    let params = Params::new(rng(config.seed, "init"));
-    let (model, _) =
-        models::build_for_training(&config.model, &spec, &params, &device).context("building the model")?;
-    let s = models::summarize(model.as_ref(), &params, &spec.input_shape);
-    Ok(s.table(&spec.input_shape))
+    Ok(Experiment::build(config, prepared.train.schema(), &device, config_path)?.summary())
 }
 
 /// `training_curves.png`: loss, accuracy (classification) and learning rate by epoch.

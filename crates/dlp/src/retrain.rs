@@ -29,11 +29,12 @@ use models::Params;
 use pipeline_core::run::{BUNDLE_FORMAT_VERSION, write_json};
 use pipeline_core::{BundleDir, BundleIndex, Predictions, rng};
 use serde::Serialize;
-use train::{Progress, Trainer};
+use train::Progress;
 
 use crate::config::{self, PipelineConfig};
 use crate::device;
 use crate::evaluate::{self, Actual, Comparison, Current, Gate, GateOutcome, TestReport};
+use crate::experiment::Experiment;
 use crate::pipeline::{self, BUNDLE_CONFIG, Prepared};
 
 /// How the new model starts.
@@ -244,7 +245,7 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
     let current_bundle = current.as_ref().unwrap_or(&bundle);
 
     device::set_threads(config.threads);
-    let device = device::open(device::parse(&config.device).map_err(anyhow::Error::msg)?)?;
+    let device = config.device.open()?;
     let seed = config.seed;
     let loaded = pipeline::load(&config, None)?;
     let split = preprocess::split(&loaded.targets, &config.preprocess.split, &mut rng(seed, "split"))?;
@@ -263,35 +264,25 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
         );
     }
 
-    let (head, spec) = pipeline::model_spec(&config, &schema, &config_path)?;
-    let params = Params::new(rng(seed, "init"));
-    let (model, _) =
-        models::build_for_training(&config.model, &spec, &params, &device).context("building the model")?;
+    let exp = Experiment::build(&config, &schema, &device, &config_path)?;
     if options.mode == Mode::FineTune {
         let model_config = config.model.for_bundle().map_err(anyhow::Error::msg)?;
-        if model_config != bundle.model_config || head != bundle.index.head {
+        if model_config != bundle.model_config || exp.head != bundle.index.head {
             bail!(
                 "{}: the config's model is not the bundle's, so its weights cannot be fine-tuned: use --mode \
                  from-scratch",
                 config_path.display()
             );
         }
-        load_into(&params, &BundleDir::new(&options.bundle).weights(), &device)?;
+        load_into(&exp.params, &BundleDir::new(&options.bundle).weights(), &device)?;
     }
-    let trainer = Trainer {
-        model: model.as_ref(),
-        params: &params,
-        config: &config.train,
-        seed,
-        device: &device,
-        checkpoint_dir: None,
-    };
+    let trainer = exp.trainer(None);
     let mut progress = Progress::auto();
     let val = (!validation.is_empty()).then_some(&validation);
     trainer.fit(&train, val, &mut [&mut progress])?;
 
     let predict = |part: &pipeline_core::Dataset| -> Result<Predictions> {
-        let p = models::predict(model.as_ref(), part.features(), &spec.input_shape, head, 512, &device)?;
+        let p = exp.predict(part)?;
         Ok(preprocessor.target.decode(p))
     };
     let new_predictions = predict(&test)?;
@@ -352,13 +343,13 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
             format_version: BUNDLE_FORMAT_VERSION,
             name: bundle.index.name.clone(),
             schema: schema.clone(),
-            head,
+            head: exp.head,
             pipeline_version: pipeline_core::VERSION.to_string(),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             seed,
         };
         let model_config = config.model.for_bundle().map_err(anyhow::Error::msg)?;
-        serve::write_bundle(&staged, &index, &model_config, &preprocessor, &params)?;
+        serve::write_bundle(&staged, &index, &model_config, &preprocessor, &exp.params)?;
         let train_predictions = predict(&train)?;
         pipeline::write_monitoring(&staged, &config, reference, &train_predictions, &schema.target.task)?;
         outcome.written = Some(final_dir.clone());

@@ -29,19 +29,19 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 use eval::plot::{Chart, Series};
-use models::Params as ModelParams;
 use pipeline_core::config::Issue;
 use pipeline_core::run::{write_atomic, write_json};
-use pipeline_core::{Direction, RunDir, rng};
+use pipeline_core::{Direction, RunDir};
 use serde_yaml::Value as Yaml;
 use train::Monitor;
-use train::{Callback, Control, EpochMetrics, Trainer};
+use train::{Callback, Control, EpochMetrics};
 use tune::storage::{SqliteStorage, Storage, TrialRecord, TrialState};
 use tune::{Params, Study, StudyOptions, Trial, TuneConfig};
 
 use crate::config::PipelineConfig;
 use crate::device;
-use crate::pipeline::{Clock, Prepared, model_spec, prepare};
+use crate::experiment::Experiment;
+use crate::pipeline::{Clock, Prepared, prepare};
 
 /// The study database's file name in the study directory.
 pub const STUDY_DB: &str = "study.db";
@@ -340,7 +340,7 @@ fn run_study(dir: &Path, config: &PipelineConfig, storage: &SqliteStorage) -> Re
     let (monitor, direction) = objective(t)?;
     storage.set_attr("metric", monitor.name())?;
     storage.set_attr("direction", word(direction))?;
-    let device = device::open(device::parse(&config.device).map_err(anyhow::Error::msg)?)?;
+    let device = config.device.open()?;
     let base = base_value(config);
     let shared: Option<Prepared> = match shares_data(t) {
         true => Some(prepare(config, None, &mut Clock::start()).context("preparing the data")?),
@@ -358,18 +358,8 @@ fn run_study(dir: &Path, config: &PipelineConfig, storage: &SqliteStorage) -> Re
             }
         };
         let schema = p.train.schema().clone();
-        let (_, spec) = model_spec(&cfg, &schema, &config_path)?;
-        let params = ModelParams::new(rng(cfg.seed, "init"));
-        let (model, _) =
-            models::build_for_training(&cfg.model, &spec, &params, &device).context("building the model")?;
-        let trainer = Trainer {
-            model: model.as_ref(),
-            params: &params,
-            config: &cfg.train,
-            seed: cfg.seed,
-            device: &device,
-            checkpoint_dir: None,
-        };
+        let exp = Experiment::build(&cfg, &schema, &device, &config_path)?;
+        let trainer = exp.trainer(None);
         let mut reporter = Reporter { trial, monitor, error: None };
         let validation = (!p.validation.is_empty()).then_some(&p.validation);
         let fit = trainer.fit(&p.train, validation, &mut [&mut reporter])?;

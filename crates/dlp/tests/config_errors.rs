@@ -315,3 +315,12 @@ train: {epochs: 1}
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn unknown_device() {
+    Case::new().expect(
+        "seed: 1",
+        "seed: 1\ndevice: gpu",
+        "3:1: device: expected cpu, cuda, cuda:<n> or metal, got \"gpu\"",
+    );
+}
