@@ -34,6 +34,12 @@ fn is_image(p: &Path) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
+/// The most pixels of one image (33.5 million, e.g. 8192 × 4096): the header is read first,
+/// so a few hundred bytes declaring a huge image cannot make a reader (or the server) spend
+/// seconds and hundreds of megabytes decoding it. Found by fuzzing: a 391-byte JPEG declaring
+/// 4096 × 12048 pixels.
+pub const MAX_PIXELS: u64 = 1 << 25;
+
 /// Decodes one image file to `channels × height × width` values 0–255, resizing when `size`
 /// is given; without it, the image must already be `expect` (height, width) when given.
 pub fn decode(
@@ -41,6 +47,16 @@ pub fn decode(
     channels: usize,
     size: Option<(usize, usize)>,
 ) -> std::result::Result<(Vec<f32>, usize, usize), String> {
+    let reader = || image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format();
+    let (w, h) = reader()
+        .map_err(|e| format!("cannot decode the image: {e}"))?
+        .into_dimensions()
+        .map_err(|e| format!("cannot decode the image: {e}"))?;
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(format!(
+            "the image is {w}x{h} pixels, more than dlp decodes (at most {MAX_PIXELS} pixels); resize it first"
+        ));
+    }
     let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode the image: {e}"))?;
     let img = match size {
         Some((h, w)) if (img.height() as usize, img.width() as usize) != (h, w) => {
@@ -163,6 +179,24 @@ mod tests {
         let grey = read_folder(dir.path(), "data", 1, None, OnBadRecord::Fail).unwrap();
         assert_eq!(grey.images.width_values(), 6);
         assert_eq!(grey.images.pixels[6], 255.0);
+    }
+
+    #[test]
+    fn a_small_file_declaring_a_huge_image_is_refused_before_decoding() {
+        // A 54-byte BMP header declaring 8192 x 8192 pixels of 24 bits, with no pixel data.
+        let mut bmp = b"BM".to_vec();
+        for v in [54u32, 0, 54, 40, 8192, 8192] {
+            bmp.extend_from_slice(&v.to_le_bytes());
+        }
+        bmp.extend_from_slice(&1u16.to_le_bytes());
+        bmp.extend_from_slice(&24u16.to_le_bytes());
+        bmp.extend_from_slice(&[0; 24]);
+        assert_eq!(bmp.len(), 54);
+        assert_eq!(
+            decode(&bmp, 1, Some((8, 8))).unwrap_err(),
+            "the image is 8192x8192 pixels, more than dlp decodes (at most 33554432 pixels); resize it first"
+        );
+        assert!(decode(b"not an image", 1, None).unwrap_err().starts_with("cannot decode the image"));
     }
 
     #[test]

@@ -8,6 +8,12 @@
 
 use std::fmt;
 
+/// The options of a tagged variant that has none (`kind: constant`): any key besides the tag
+/// is an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoOptions {}
+
 /// A problem with one config key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {

@@ -37,8 +37,7 @@ use pipeline_core::raw::{RawInputs, Values};
 use pipeline_core::{FeatureKind, Predictions, Task};
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::Metrics;
-use crate::repository::{Observation, Observer};
+use crate::observe::{Observation, Observer};
 
 /// The name of the reference file in a bundle.
 pub const REFERENCE_FILE: &str = "reference.json";
@@ -595,9 +594,13 @@ struct Inner {
     task: Task,
     options: DriftOptions,
     window: Mutex<Window>,
-    metrics: Arc<Metrics>,
+    on_report: ReportSink,
     latest: Mutex<Option<DriftReport>>,
 }
+
+/// Where each recomputed report goes (the server's metrics), given the model's name and
+/// version.
+pub type ReportSink = Arc<dyn Fn(&str, u64, &DriftReport) + Send + Sync>;
 
 /// The drift monitor of one served model version: an [`Observer`] with a sliding window per
 /// feature and a thread that recomputes the report after new records.
@@ -608,14 +611,14 @@ pub struct DriftMonitor {
 
 impl DriftMonitor {
     /// Starts monitoring `model` `version` against `reference` (the thread ends when the
-    /// monitor is dropped). Its gauges start at zero.
+    /// monitor is dropped). `on_report` sees the empty report first, then every recomputed one.
     pub fn start(
         model: &str,
         version: u64,
         reference: Arc<Reference>,
         task: Task,
         options: DriftOptions,
-        metrics: Arc<Metrics>,
+        on_report: ReportSink,
     ) -> std::io::Result<Self> {
         let columns = reference
             .features
@@ -632,11 +635,11 @@ impl DriftMonitor {
             task,
             options,
             window: Mutex::new(Window { columns, rows: 0 }),
-            metrics,
+            on_report,
             latest: Mutex::new(None),
         });
         let empty = inner.report();
-        inner.metrics.drift(model, version, &empty);
+        (inner.on_report)(model, version, &empty);
         let (wake, rx) = sync_channel::<()>(1);
         let weak = Arc::downgrade(&inner);
         std::thread::Builder::new().name(format!("dlp-drift-{model}-{version}")).spawn(move || worker(weak, rx))?;
@@ -702,7 +705,7 @@ fn worker(inner: Weak<Inner>, wake: Receiver<()>) {
     while wake.recv().is_ok() {
         let Some(inner) = inner.upgrade() else { return };
         let report = inner.report();
-        inner.metrics.drift(&inner.model, inner.version, &report);
+        (inner.on_report)(&inner.model, inner.version, &report);
         let previous = inner.latest.lock().unwrap_or_else(|p| p.into_inner()).replace(report.clone());
         let was_flagged =
             |name: &str| previous.as_ref().is_some_and(|p| p.features.iter().any(|f| f.name == name && f.flagged));

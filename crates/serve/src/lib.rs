@@ -23,6 +23,7 @@ pub mod batcher;
 pub mod drift;
 pub mod export;
 pub mod metrics;
+pub mod observe;
 pub mod onnx;
 pub mod predlog;
 pub mod records;

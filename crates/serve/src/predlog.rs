@@ -34,7 +34,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::Bundle;
-use crate::repository::{Observation, Observer, ObserverFactory};
+use crate::observe::{Observation, Observer, ObserverFactory};
 
 /// Where and how predictions are logged.
 #[derive(Debug, Clone, PartialEq)]

@@ -30,41 +30,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::UNIX_EPOCH;
 
 use candle_core::Device;
-use pipeline_core::Predictions;
-use pipeline_core::raw::RawInputs;
 
 use crate::Bundle;
 use crate::batcher::{BatchConfig, Batcher};
 use crate::drift::{DriftMonitor, DriftOptions};
 use crate::metrics::Metrics;
+pub use crate::observe::{Observation, Observer, ObserverFactory};
 use crate::records::{TensorSpec, input_specs, output_specs};
-
-/// One served request, as observers see it.
-pub struct Observation<'a> {
-    /// The model's name.
-    pub model: &'a str,
-    /// The version that answered.
-    pub version: u64,
-    /// The raw records of the request.
-    pub inputs: &'a RawInputs,
-    /// Their predictions (probabilities, or values in target units).
-    pub predictions: &'a Predictions,
-    /// The model's task (with class labels).
-    pub task: &'a pipeline_core::Task,
-    /// The client's request id (the V2 `id` field), if it sent one.
-    pub request_id: Option<&'a str>,
-}
-
-/// A per-request hook of one model version (e.g. a drift monitor). Called on the request's
-/// task after the prediction, so it must be quick; heavy work belongs on its own thread.
-pub trait Observer: Send + Sync {
-    /// Sees one served request.
-    fn observe(&self, observation: &Observation<'_>);
-}
-
-/// Makes the observer of a model version when it is loaded (`None`: not for this one), given
-/// the model's name, the version and its bundle.
-pub type ObserverFactory = Arc<dyn Fn(&str, u64, &Bundle) -> Option<Arc<dyn Observer>> + Send + Sync>;
 
 /// A loaded, validated model version, ready to serve.
 pub struct LoadedModel {
@@ -262,15 +234,14 @@ impl Registry {
             self.ctx.observers.iter().filter_map(|f| f(&name, version, &bundle)).collect();
         let drift = match (&self.ctx.drift, &bundle.reference) {
             (Some(options), Some(reference)) => {
-                let monitor = DriftMonitor::start(
-                    &name,
-                    version,
-                    reference.clone(),
-                    bundle.task().clone(),
-                    options.clone(),
-                    self.ctx.metrics.clone(),
-                )
-                .map_err(|e| format!("cannot start the drift monitor: {e}"))?;
+                let monitor =
+                    DriftMonitor::start(&name, version, reference.clone(), bundle.task().clone(), options.clone(), {
+                        let metrics = self.ctx.metrics.clone();
+                        Arc::new(move |model: &str, version: u64, report: &crate::drift::DriftReport| {
+                            metrics.drift(model, version, report);
+                        })
+                    })
+                    .map_err(|e| format!("cannot start the drift monitor: {e}"))?;
                 let monitor = Arc::new(monitor);
                 observers.push(monitor.clone());
                 Some(monitor)

@@ -18,7 +18,7 @@ use safetensors::View;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::fit::EpochMetrics;
+use crate::history::EpochMetrics;
 use crate::schedule::ScheduleState;
 
 /// The checkpoint format written by this version.

@@ -1,9 +1,11 @@
 //! The `train:` section.
 
+pub use pipeline_core::config::NoOptions;
 use pipeline_core::config::{Issue, Tagged};
-use pipeline_core::{Direction, Head, Task};
+use pipeline_core::{Head, Task};
 use serde::{Deserialize, Serialize};
 
+pub use crate::history::Monitor;
 use crate::optim::OptimizerConfig;
 use crate::schedule::{Schedule, Warmup};
 
@@ -155,11 +157,6 @@ fn default_delta() -> f64 {
     1.0
 }
 
-/// A variant without options: any key besides the tag is an error.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoOptions {}
-
 impl<'de> Deserialize<'de> for LossConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let t = Tagged::read(d, "kind", &["cross_entropy", "bce_with_logits", "mse", "mae", "huber"])?;
@@ -239,45 +236,6 @@ pub struct Penalty {
     /// L2 coefficient.
     #[serde(default)]
     pub l2: f64,
-}
-
-/// A per-epoch metric that early stopping, best checkpoints and reduce-on-plateau can watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Monitor {
-    /// Loss on the validation part.
-    ValLoss,
-    /// Accuracy on the validation part.
-    ValAccuracy,
-    /// Mean training loss of the epoch.
-    TrainLoss,
-    /// Training accuracy of the epoch.
-    TrainAccuracy,
-}
-
-impl Monitor {
-    /// Whether the metric improves upwards or downwards.
-    pub fn direction(self) -> Direction {
-        match self {
-            Monitor::ValLoss | Monitor::TrainLoss => Direction::Minimize,
-            Monitor::ValAccuracy | Monitor::TrainAccuracy => Direction::Maximize,
-        }
-    }
-
-    /// Whether it needs a validation part.
-    pub fn needs_validation(self) -> bool {
-        matches!(self, Monitor::ValLoss | Monitor::ValAccuracy)
-    }
-
-    /// The metric's name in `metrics.jsonl`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Monitor::ValLoss => "val_loss",
-            Monitor::ValAccuracy => "val_accuracy",
-            Monitor::TrainLoss => "train_loss",
-            Monitor::TrainAccuracy => "train_accuracy",
-        }
-    }
 }
 
 /// `train.early_stopping`, as Keras' `EarlyStopping`.

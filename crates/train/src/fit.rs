@@ -7,49 +7,15 @@ use augment::{Augmenter, LoadedBatch, Loader};
 use candle_core::{D, DType, Device, Tensor};
 use models::Params;
 use pipeline_core::{Batch, Ctx, Dataset, Direction, Head, Model, rng};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, Best, Checkpoint, Partial, TrainState};
-use crate::config::{LossConfig, Monitor, TrainConfig};
+use crate::config::{LossConfig, TrainConfig};
+use crate::history::{EpochMetrics, Monitor};
 use crate::loss::{loss, penalty};
 use crate::optim::Optimizer;
 use crate::schedule::Scheduler;
 use crate::{Error, Result};
-
-/// What one epoch measured. Accuracies are `None` for regression; validation figures are
-/// `None` without a validation part.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    /// Mean training loss over the epoch's batches (weighted by batch size, penalty excluded).
-    pub train_loss: f64,
-    /// Training accuracy over the epoch (as the weights were at each batch).
-    pub train_accuracy: Option<f64>,
-    /// Loss on the validation part after the epoch.
-    pub val_loss: Option<f64>,
-    /// Accuracy on the validation part after the epoch.
-    pub val_accuracy: Option<f64>,
-    /// Learning rate of the epoch's first step.
-    pub lr: f64,
-    /// Wall time of the training batches (validation excluded).
-    pub train_seconds: f64,
-    /// Training throughput.
-    pub samples_per_sec: f64,
-}
-
-impl EpochMetrics {
-    /// The value of a monitored metric, if this epoch has it.
-    pub fn get(&self, m: Monitor) -> Option<f64> {
-        match m {
-            Monitor::ValLoss => self.val_loss,
-            Monitor::ValAccuracy => self.val_accuracy,
-            Monitor::TrainLoss => Some(self.train_loss),
-            Monitor::TrainAccuracy => self.train_accuracy,
-        }
-    }
-}
 
 /// What [`Callback::on_batch_end`] is told after each batch.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -31,6 +31,7 @@ pub mod checkpoint;
 mod config;
 mod fit;
 pub mod gan;
+mod history;
 mod log;
 pub mod loss;
 pub mod optim;
@@ -44,7 +45,8 @@ pub use config::{
     BceConfig, CheckpointConfig, CrossEntropyConfig, EarlyStopping, HuberConfig, LossConfig, Monitor, NoOptions,
     Penalty, TrainConfig,
 };
-pub use fit::{BatchEnd, Callback, Control, EpochMetrics, FitReport, Trainer, clip};
+pub use fit::{BatchEnd, Callback, Control, FitReport, Trainer, clip};
+pub use history::EpochMetrics;
 pub use log::MetricsLog;
 pub use optim::OptimizerConfig;
 pub use progress::Progress;

@@ -1,11 +1,10 @@
 //! Learning-rate schedules, each matching its PyTorch scheduler.
 
 use pipeline_core::Direction;
-use pipeline_core::config::{Issue, Tagged};
+use pipeline_core::config::{Issue, NoOptions, Tagged};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Monitor, NoOptions};
-use crate::fit::EpochMetrics;
+use crate::history::{EpochMetrics, Monitor};
 
 /// `train.schedule`, tagged by `kind`. All but `one_cycle` change the rate once per epoch.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

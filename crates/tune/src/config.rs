@@ -200,10 +200,7 @@ impl<'de> Deserialize<'de> for PrunerConfig {
     }
 }
 
-/// No options.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoOptions {}
+pub use pipeline_core::config::NoOptions;
 
 /// `kind: median`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
