@@ -295,7 +295,7 @@ fn execute(
         created_at: timestamp(chrono::Utc::now()),
         seed,
     };
-    let model_config = config.model.for_bundle().map_err(anyhow::Error::msg)?;
+    let model_config = config.model.for_bundle()?;
     serve::write_bundle(&staged, &index, &model_config, &preprocessor, &exp.params)?;
     let train_preds = exp.predict(&train_part)?;
     let train_preds = preprocessor.target.decode(train_preds);

@@ -266,7 +266,7 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
 
     let exp = Experiment::build(&config, &schema, &device, &config_path)?;
     if options.mode == Mode::FineTune {
-        let model_config = config.model.for_bundle().map_err(anyhow::Error::msg)?;
+        let model_config = config.model.for_bundle()?;
         if model_config != bundle.model_config || exp.head != bundle.index.head {
             bail!(
                 "{}: the config's model is not the bundle's, so its weights cannot be fine-tuned: use --mode \
@@ -348,7 +348,7 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             seed,
         };
-        let model_config = config.model.for_bundle().map_err(anyhow::Error::msg)?;
+        let model_config = config.model.for_bundle()?;
         serve::write_bundle(&staged, &index, &model_config, &preprocessor, &exp.params)?;
         let train_predictions = predict(&train)?;
         pipeline::write_monitoring(&staged, &config, reference, &train_predictions, &schema.target.task)?;

@@ -122,17 +122,18 @@ impl BertConfig {
 
     /// The sizes: from the YAML (`sizes`) when given, else from `config.json` beside the
     /// weights.
-    pub fn sizes(&self) -> std::result::Result<BertSizes, String> {
+    pub fn sizes(&self) -> crate::Result<BertSizes> {
         if let Some(s) = &self.sizes {
             return Ok(s.clone());
         }
         let file = self.pretrained.join("config.json");
         match std::fs::read_to_string(&file) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display())),
-            Err(_) => Err(format!(
-                "{} has no config.json: give model.sizes (hidden_size, num_hidden_layers, …)",
-                self.pretrained.display()
-            )),
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| crate::Error::Config { path: file.clone(), message: e.to_string() }),
+            Err(_) => Err(crate::Error::Config {
+                path: self.pretrained.clone(),
+                message: "has no config.json: give model.sizes (hidden_size, num_hidden_layers, …)".into(),
+            }),
         }
     }
 
@@ -145,7 +146,7 @@ impl BertConfig {
             ));
         } else {
             match self.sizes() {
-                Err(e) => issues.push(Issue::new(format!("{key}.sizes"), e)),
+                Err(e) => issues.push(Issue::new(format!("{key}.sizes"), e.to_string())),
                 Ok(s) => {
                     if s.num_attention_heads == 0 || s.hidden_size % s.num_attention_heads != 0 {
                         issues.push(Issue::new(
@@ -242,7 +243,7 @@ fn bert_linear(i: usize, o: usize, vb: VarBuilder) -> Result<Linear> {
 impl Bert {
     /// Builds the encoder (under `bert.`) and the head (under `head.`) for `spec`.
     pub fn new(cfg: &BertConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<Self> {
-        let s = cfg.sizes().map_err(candle_core::Error::Msg)?;
+        let s = cfg.sizes().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let (h, eps) = (s.hidden_size, s.layer_norm_eps);
         let b = vb.pp("bert");
         let e = b.pp("embeddings");
@@ -414,28 +415,20 @@ impl Summarize for Bert {
 /// Copies the pre-trained encoder weights of `cfg` into `params` (names with or without a
 /// `bert.` prefix; the pooler and buffers such as `position_ids` are ignored) and freezes what
 /// `cfg.freeze` says. Errors name the file and the tensor.
-pub fn load_pretrained(cfg: &BertConfig, params: &crate::Params, net: &Bert) -> std::result::Result<usize, String> {
+pub fn load_pretrained(cfg: &BertConfig, params: &crate::Params, net: &Bert) -> crate::Result<usize> {
     let file = cfg.weights_file();
-    let tensors = candle_core::safetensors::load(&file, &candle_core::Device::Cpu)
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let fail = |message: String| crate::Error::Weights { path: file.clone(), message };
+    let tensors = candle_core::safetensors::load(&file, &candle_core::Device::Cpu).map_err(|e| fail(e.to_string()))?;
     let vars = params.varmap().data().lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut loaded = 0;
     for (name, var) in vars.iter().filter(|(n, _)| n.starts_with("bert.")) {
         let bare = &name["bert.".len()..];
-        let t = tensors
-            .get(name)
-            .or_else(|| tensors.get(bare))
-            .ok_or_else(|| format!("{}: no tensor {bare}", file.display()))?;
+        let t = tensors.get(name).or_else(|| tensors.get(bare)).ok_or_else(|| fail(format!("no tensor {bare}")))?;
         if t.dims() != var.dims() {
-            return Err(format!(
-                "{}: {bare} has shape {:?}, the model expects {:?}",
-                file.display(),
-                t.dims(),
-                var.dims()
-            ));
+            return Err(fail(format!("{bare} has shape {:?}, the model expects {:?}", t.dims(), var.dims())));
         }
-        var.set(&t.to_dtype(DType::F32).and_then(|t| t.to_device(var.device())).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+        var.set(&t.to_dtype(DType::F32).and_then(|t| t.to_device(var.device())).map_err(|e| fail(e.to_string()))?)
+            .map_err(|e| fail(e.to_string()))?;
         loaded += 1;
     }
     for p in net.frozen_prefixes() {
@@ -492,6 +485,46 @@ mod tests {
                 "model.dropout"
             ]
         );
+    }
+
+    /// A pre-trained directory whose weights lack a tensor, or have no `config.json`, is an
+    /// error naming the file once (the weights error used to repeat the path).
+    #[test]
+    fn pretrained_errors_name_the_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg: BertConfig = serde_json::from_value(serde_json::json!({"pretrained": dir.path()})).unwrap();
+        let err = cfg.sizes().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: has no config.json: give model.sizes (hidden_size, num_hidden_layers, …)",
+                dir.path().display()
+            )
+        );
+        cfg.sizes = Some(BertSizes {
+            vocab_size: 20,
+            hidden_size: 8,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            intermediate_size: 16,
+            max_position_embeddings: 16,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            hidden_dropout_prob: 0.0,
+            attention_probs_dropout_prob: 0.0,
+        });
+        let other =
+            std::collections::HashMap::from([("x".to_string(), Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap())]);
+        candle_core::safetensors::save(&other, cfg.weights_file()).unwrap();
+        let spec = ModelSpec { input_shape: vec![6], outputs: 2, vocab: Some(20) };
+        let params = Params::new(rng(0, "init"));
+        let err = crate::build_for_training(&crate::ModelConfig::Bert(cfg.clone()), &spec, &params, &Device::Cpu)
+            .err()
+            .expect("a tensor is missing")
+            .to_string();
+        let file = cfg.weights_file().display().to_string();
+        assert!(err.starts_with(&format!("{file}: no tensor ")), "{err}");
+        assert_eq!(err.matches(&file).count(), 1, "{err}");
     }
 
     /// A 2-layer BERT (hidden 8, 2 heads, feed-forward 16, vocabulary 20) with mean pooling and

@@ -57,6 +57,14 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A pre-trained model's `config.json` could not be read, or is missing.
+    #[error("{}: {message}", path.display())]
+    Config {
+        /// The file (or the model directory that lacks it).
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// Input rows of the wrong width.
     #[error("expected rows of {expected} values, got {found} values (not a whole number of rows)")]
     Width {
@@ -148,7 +156,7 @@ impl ModelConfig {
 impl ModelConfig {
     /// The config as a bundle stores it: self-contained, so that serving needs nothing but the
     /// bundle (a pre-trained encoder's sizes are copied in from its `config.json`).
-    pub fn for_bundle(&self) -> std::result::Result<ModelConfig, String> {
+    pub fn for_bundle(&self) -> Result<ModelConfig> {
         Ok(match self {
             ModelConfig::Bert(c) => ModelConfig::Bert(BertConfig { sizes: Some(c.sizes()?), ..c.clone() }),
             other => other.clone(),
@@ -227,8 +235,7 @@ pub fn build_for_training(
     match config {
         ModelConfig::Bert(c) => {
             let net = bert::Bert::new(c, spec, params.var_builder(device))?;
-            let loaded = bert::load_pretrained(c, params, &net)
-                .map_err(|message| Error::Weights { path: c.weights_file(), message })?;
+            let loaded = bert::load_pretrained(c, params, &net)?;
             Ok((Box::new(net), Some(loaded)))
         }
         other => Ok((build(other, spec, params.var_builder(device))?, None)),
