@@ -187,9 +187,13 @@ fn predict_refuses_to_write_over_its_input() {
     let input = run.join("self.idx.gz");
     std::fs::copy(images(), &input).unwrap();
     let before = std::fs::read(&input).unwrap();
-    // The same file, also through another spelling of its path.
+    // The same file, also through another spelling of its path, a symbolic link and a hard link.
     let other = run.join(".").join("self.idx.gz");
-    for output in [&input, &other] {
+    let symlink = run.join("self-link.idx.gz");
+    std::os::unix::fs::symlink(&input, &symlink).unwrap();
+    let hardlink = run.join("self-hard.idx.gz");
+    std::fs::hard_link(&input, &hardlink).unwrap();
+    for output in [&input, &other, &symlink, &hardlink] {
         let out = dlp(&[
             "predict",
             run.join("bundle").to_str().unwrap(),

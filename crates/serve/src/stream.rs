@@ -483,8 +483,16 @@ impl Writer {
     }
 }
 
-/// Whether `a` and `b` name the same existing file (through links or `..`).
+/// Whether `a` and `b` name the same existing file: through symbolic links, `..`, or (on
+/// Unix) hard links, which only the device and inode numbers tell apart.
 fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(a), Ok(b)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return (a.dev(), a.ino()) == (b.dev(), b.ino());
+        }
+    }
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -492,7 +500,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Predicts every record of `input` and writes the CSV to `output` (atomically), a chunk at a
-/// time. The bundle must pass [`Bundle::smoke_test`] first, and `output` must not be `input`. Returns the number of records.
+/// time. The bundle must pass [`Bundle::smoke_test`] first, and `output` must not be `input`.
+/// Returns the number of records.
 pub fn predict_stream(
     bundle: &Bundle,
     input: &Path,
@@ -504,7 +513,9 @@ pub fn predict_stream(
     if same_file(input, output) {
         return Err(Error::Output {
             path: output.into(),
-            message: "is the input file; predictions would overwrite the records they are made from, so write them to another path".into(),
+            message: "is the input file; predictions would overwrite the records they are made from, so write \
+                      them to another path"
+                .into(),
         });
     }
     let mut chunks = open(bundle, input, format)?;
