@@ -37,7 +37,7 @@ impl Experiment {
     /// Checks `config`'s model (and augmentation) against `schema` — problems are located in
     /// `config_path` — and builds it on `device` with parameters from `rng(seed, "init")`.
     pub fn build(config: &PipelineConfig, schema: &Schema, device: &Device, config_path: &Path) -> Result<Self> {
-        let (head, spec) = crate::pipeline::model_spec(config, schema, config_path)?;
+        let (head, spec) = model_spec(config, schema, config_path)?;
         let params = Params::new(rng(config.seed, "init"));
         let (model, _) =
             models::build_for_training(&config.model, &spec, &params, device).context("building the model")?;
@@ -79,4 +79,17 @@ impl Experiment {
     pub fn summary(&self) -> String {
         models::summarize(self.model.as_ref(), &self.params, &self.spec.input_shape).table(&self.spec.input_shape)
     }
+}
+
+/// The output head and model spec for data of `schema`, after checking the architecture fits
+/// the data's shapes (problems are config errors located in `config_path`).
+pub fn model_spec(config: &PipelineConfig, schema: &Schema, config_path: &Path) -> Result<(Head, ModelSpec)> {
+    let head = Trainer::head(&config.train, &schema.target.task)?;
+    let spec = ModelSpec::new(&schema.input, head.outputs(&schema.target.task));
+    let mut issues = config.model.check(&spec);
+    issues.extend(augment::config::check(&config.train.augment, "train.augment", &schema.input));
+    if !issues.is_empty() {
+        return Err(crate::config::located(config_path, issues).into());
+    }
+    Ok((head, spec))
 }

@@ -10,7 +10,7 @@ use models::ModelSpec;
 use pipeline_core::run::{Host, Manifest, PhaseTiming, read_json, write_atomic, write_json};
 use pipeline_core::{BundleIndex, Predictions, RunDir, Targets, Task, rng};
 use preprocess::{Preprocessor, TargetEncoder};
-use train::{Checkpoint, EpochMetrics, MetricsLog, Progress, Trainer};
+use train::{Checkpoint, EpochMetrics, MetricsLog, Progress};
 
 use crate::config::PipelineConfig;
 pub use crate::evaluate::TestReport;
@@ -495,23 +495,6 @@ pub fn prepare(
     let prepared = fit_parts(config, &loaded, &split)?;
     clock.lap("preprocess");
     Ok(prepared)
-}
-
-/// The output head and model spec for data of `schema`, after checking the architecture fits
-/// the data's shapes (problems are config errors located in `config_path`).
-pub fn model_spec(
-    config: &PipelineConfig,
-    schema: &pipeline_core::Schema,
-    config_path: &Path,
-) -> Result<(pipeline_core::Head, ModelSpec)> {
-    let head = Trainer::head(&config.train, &schema.target.task)?;
-    let spec = ModelSpec::new(&schema.input, head.outputs(&schema.target.task));
-    let mut issues = config.model.check(&spec);
-    issues.extend(augment::config::check(&config.train.augment, "train.augment", &schema.input));
-    if !issues.is_empty() {
-        return Err(crate::config::located(config_path, issues).into());
-    }
-    Ok((head, spec))
 }
 
 /// `dlp model summary`: prepares the data (the model's input shape depends on it) and lists

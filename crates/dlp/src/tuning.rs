@@ -5,7 +5,7 @@
 //! space over config key paths. Each trial sets its parameters in the config (as a YAML value:
 //! `train.optimizer.lr` → `train: {optimizer: {lr: …}}`), parses and validates the whole
 //! config again, and runs the same code as `dlp run` up to the end of training:
-//! [`pipeline::prepare`](crate::pipeline::prepare), [`pipeline::model_spec`], the model built
+//! [`pipeline::prepare`](crate::pipeline::prepare), [`Experiment::build`](crate::experiment::Experiment::build), the model built
 //! from the config's seed, and [`train::Trainer::fit`] with a callback that reports the
 //! objective after each epoch and stops the trial when the pruner says so. The data are read,
 //! split and preprocessed once when the space touches no `data`, `preprocess` or `seed` key.
