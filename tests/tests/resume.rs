@@ -113,8 +113,7 @@ fn killed_run_resumes_to_identical_weights_and_damaged_checkpoints_are_caught() 
     assert_eq!(std::fs::read(killed.join("bundle/model.safetensors")).unwrap(), weights, "weights differ");
     assert_eq!(metrics_without_timings(&killed), metrics_without_timings(&whole));
     assert_eq!(std::fs::read(killed.join("eval.json")).unwrap(), std::fs::read(whole.join("eval.json")).unwrap());
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(killed.join("manifest.json")).unwrap()).unwrap();
+    let manifest = read_manifest(&killed);
     assert_eq!(manifest["resumed_at"].as_array().unwrap().len(), 1);
 
     // Killed again; this time the newest checkpoint is damaged on disk.

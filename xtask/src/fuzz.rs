@@ -2,7 +2,8 @@
 //! (the flags cargo-fuzz passes with `--sanitizer none`, on the stable toolchain) and runs each
 //! for a time budget over its checked-in seeds, then prints executions, coverage and corpus
 //! per target. A crash, a panic, a hang (`-timeout`) or runaway memory (`-rss_limit_mb`) stops
-//! that target with its input saved under `fuzz/artifacts/<target>/`; the command then fails.
+//! that target with its input saved under `fuzz/artifacts/<target>/`, and an input slower than
+//! 10 s is saved there too; the command then fails.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -26,6 +27,7 @@ struct Outcome {
     cov: u64,
     features: u64,
     corpus: String,
+    slowest: u64,
     failed: Option<String>,
 }
 
@@ -82,11 +84,12 @@ pub fn fuzz(args: &[String]) -> Result<(), String> {
         }
     }
     let mut table = String::from(
-        "| target | seconds | executions | execs/s | coverage (edges) | features | corpus | result |\n|---|---:|---:|---:|---:|---:|---|---|\n",
+        "| target | seconds | executions | execs/s | coverage (edges) | features | corpus | slowest input (s) | result |\n\
+         |---|---:|---:|---:|---:|---:|---|---:|---|\n",
     );
     for o in &outcomes {
         table.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             o.target,
             o.seconds,
             o.execs,
@@ -94,6 +97,7 @@ pub fn fuzz(args: &[String]) -> Result<(), String> {
             o.cov,
             o.features,
             o.corpus,
+            o.slowest,
             o.failed.as_deref().unwrap_or("no crash, hang or panic")
         ));
     }
@@ -158,13 +162,21 @@ fn run_target(dir: &Path, bins: &Path, target: &str, seconds: u64) -> Result<Out
         words.by_ref().find(|w| *w == key);
         words.next().unwrap_or("").to_string()
     };
-    let failed = (!out.status.success()).then(|| {
+    // libFuzzer saves an input slower than `-report_slow_units` (10 s) without failing: that
+    // is a near-hang, and a finding here.
+    let slowest = stat("slowest_unit_time_sec");
+    let slow_saved = log.lines().any(|l| l.contains("Test unit written to") && l.contains("slow-unit-"));
+    let failed = if !out.status.success() {
         let why = log
             .lines()
             .find(|l| l.contains("==ERROR:") || l.contains("panicked at") || l.contains("deadly signal"))
             .unwrap_or("libFuzzer failed");
-        format!("FAILED: {}", why.trim())
-    });
+        Some(format!("FAILED: {}", why.trim()))
+    } else if slow_saved {
+        Some(format!("SLOW: an input took {slowest} s (saved as a slow-unit file)"))
+    } else {
+        None
+    };
     Ok(Outcome {
         target: target.to_string(),
         seconds: start.elapsed().as_secs().max(1),
@@ -172,6 +184,7 @@ fn run_target(dir: &Path, bins: &Path, target: &str, seconds: u64) -> Result<Out
         cov: field("cov:").parse().unwrap_or(0),
         features: field("ft:").parse().unwrap_or(0),
         corpus: field("corp:"),
+        slowest,
         failed,
     })
 }

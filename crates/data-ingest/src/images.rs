@@ -47,8 +47,8 @@ pub fn decode(
     channels: usize,
     size: Option<(usize, usize)>,
 ) -> std::result::Result<(Vec<f32>, usize, usize), String> {
-    let reader = || image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format();
-    let (w, h) = reader()
+    let (w, h) = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
         .map_err(|e| format!("cannot decode the image: {e}"))?
         .into_dimensions()
         .map_err(|e| format!("cannot decode the image: {e}"))?;

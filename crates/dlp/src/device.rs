@@ -56,19 +56,16 @@ impl std::fmt::Display for DeviceSpec {
 impl DeviceSpec {
     /// Opens the device, with a clear error when this build cannot.
     pub fn open(self) -> anyhow::Result<Device> {
-        open(self)
-    }
-}
-
-/// Opens the device, with a clear error when this build cannot.
-pub fn open(spec: DeviceSpec) -> anyhow::Result<Device> {
-    let hint = |feature: &str, e: candle_core::Error| {
-        anyhow::anyhow!("device {feature}: {e} (a GPU build needs `cargo build --release -p dlp --features {feature}`)")
-    };
-    match spec {
-        DeviceSpec::Cpu => Ok(Device::Cpu),
-        DeviceSpec::Cuda(n) => Device::new_cuda(n).map_err(|e| hint("cuda", e)),
-        DeviceSpec::Metal => Device::new_metal(0).map_err(|e| hint("metal", e)),
+        let hint = |feature: &str, e: candle_core::Error| {
+            anyhow::anyhow!(
+                "device {feature}: {e} (a GPU build needs `cargo build --release -p dlp --features {feature}`)"
+            )
+        };
+        match self {
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(n) => Device::new_cuda(n).map_err(|e| hint("cuda", e)),
+            DeviceSpec::Metal => Device::new_metal(0).map_err(|e| hint("metal", e)),
+        }
     }
 }
 
@@ -112,7 +109,7 @@ mod tests {
         assert_eq!(parse("cpu"), Ok(DeviceSpec::Cpu));
         assert_eq!(parse("cuda:1"), Ok(DeviceSpec::Cuda(1)));
         assert_eq!(parse("gpu").unwrap_err(), "expected cpu, cuda, cuda:<n> or metal, got \"gpu\"");
-        assert!(open(DeviceSpec::Cpu).is_ok());
+        assert!(DeviceSpec::Cpu.open().is_ok());
         for name in ["cpu", "cuda:0", "cuda:3", "metal"] {
             assert_eq!(parse(name).unwrap().to_string(), name, "written back as read");
         }

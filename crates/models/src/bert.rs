@@ -487,6 +487,22 @@ mod tests {
         );
     }
 
+    /// A 2-layer BERT: hidden 8, 2 heads, feed-forward 16, vocabulary 20, no dropout.
+    fn tiny_sizes() -> BertSizes {
+        BertSizes {
+            vocab_size: 20,
+            hidden_size: 8,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            intermediate_size: 16,
+            max_position_embeddings: 16,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            hidden_dropout_prob: 0.0,
+            attention_probs_dropout_prob: 0.0,
+        }
+    }
+
     /// A pre-trained directory whose weights lack a tensor, or have no `config.json`, is an
     /// error naming the file once (the weights error used to repeat the path).
     #[test]
@@ -501,18 +517,7 @@ mod tests {
                 dir.path().display()
             )
         );
-        cfg.sizes = Some(BertSizes {
-            vocab_size: 20,
-            hidden_size: 8,
-            num_hidden_layers: 1,
-            num_attention_heads: 2,
-            intermediate_size: 16,
-            max_position_embeddings: 16,
-            type_vocab_size: 2,
-            layer_norm_eps: 1e-12,
-            hidden_dropout_prob: 0.0,
-            attention_probs_dropout_prob: 0.0,
-        });
+        cfg.sizes = Some(tiny_sizes());
         let other =
             std::collections::HashMap::from([("x".to_string(), Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap())]);
         candle_core::safetensors::save(&other, cfg.weights_file()).unwrap();
@@ -543,21 +548,9 @@ mod tests {
     #[test]
     fn fine_tuning_gradients_match_hugging_face_bert() {
         let dev = Device::Cpu;
-        let sizes = BertSizes {
-            vocab_size: 20,
-            hidden_size: 8,
-            num_hidden_layers: 2,
-            num_attention_heads: 2,
-            intermediate_size: 16,
-            max_position_embeddings: 16,
-            type_vocab_size: 2,
-            layer_norm_eps: 1e-12,
-            hidden_dropout_prob: 0.0,
-            attention_probs_dropout_prob: 0.0,
-        };
         let cfg = BertConfig {
             pretrained: PathBuf::from("unused"),
-            sizes: Some(sizes),
+            sizes: Some(tiny_sizes()),
             pooling: Pooling::Mean,
             freeze: Freeze::None,
             train_layers: 0,

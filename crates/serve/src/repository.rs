@@ -33,9 +33,9 @@ use candle_core::Device;
 
 use crate::Bundle;
 use crate::batcher::{BatchConfig, Batcher};
-use crate::drift::{DriftMonitor, DriftOptions};
+use crate::drift::{DriftMonitor, DriftOptions, ReportSink};
 use crate::metrics::Metrics;
-pub use crate::observe::{Observation, Observer, ObserverFactory};
+use crate::observe::{Observer, ObserverFactory};
 use crate::records::{TensorSpec, input_specs, output_specs};
 
 /// A loaded, validated model version, ready to serve.
@@ -234,14 +234,18 @@ impl Registry {
             self.ctx.observers.iter().filter_map(|f| f(&name, version, &bundle)).collect();
         let drift = match (&self.ctx.drift, &bundle.reference) {
             (Some(options), Some(reference)) => {
-                let monitor =
-                    DriftMonitor::start(&name, version, reference.clone(), bundle.task().clone(), options.clone(), {
-                        let metrics = self.ctx.metrics.clone();
-                        Arc::new(move |model: &str, version: u64, report: &crate::drift::DriftReport| {
-                            metrics.drift(model, version, report);
-                        })
-                    })
-                    .map_err(|e| format!("cannot start the drift monitor: {e}"))?;
+                let metrics = self.ctx.metrics.clone();
+                let on_report: ReportSink =
+                    Arc::new(move |model, version, report| metrics.drift(model, version, report));
+                let monitor = DriftMonitor::start(
+                    &name,
+                    version,
+                    reference.clone(),
+                    bundle.task().clone(),
+                    options.clone(),
+                    on_report,
+                )
+                .map_err(|e| format!("cannot start the drift monitor: {e}"))?;
                 let monitor = Arc::new(monitor);
                 observers.push(monitor.clone());
                 Some(monitor)

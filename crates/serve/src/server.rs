@@ -47,9 +47,10 @@ use tokio::net::TcpListener;
 use crate::batcher::{BatchConfig, BatchError};
 use crate::drift::DriftOptions;
 use crate::metrics::Metrics;
+use crate::observe::{Observation, ObserverFactory};
 use crate::predlog::{PredictionLog, PredictionLogOptions};
 use crate::records::{self, RequestError};
-use crate::repository::{Event, LoadContext, LoadedModel, Observation, ObserverFactory, Registry};
+use crate::repository::{Event, LoadContext, LoadedModel, Registry};
 
 /// How the server behaves.
 #[derive(Clone)]

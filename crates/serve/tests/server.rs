@@ -406,8 +406,9 @@ fn table_models_take_named_fields_and_column_tensors() {
     // A model whose training values of `x` barely vary: 3e38 overflows once standardized.
     let narrow = tmp.path().join("narrow");
     common::narrow_bundle(&narrow, 3);
+    // Two rows fill a batch, so the pair of one-row requests below runs as one forward pass.
     let opts = ServeOptions {
-        batch: BatchConfig { window: Duration::from_millis(300), max_batch: 32, queue: 256 },
+        batch: BatchConfig { window: Duration::from_millis(1000), max_batch: 2, queue: 256 },
         ..options()
     };
     let narrow_server = RunningServer::start(&narrow, "127.0.0.1:0", opts).unwrap();
@@ -419,6 +420,19 @@ fn table_models_take_named_fields_and_column_tensors() {
     assert_error(n.post("/v2/models/narrow/infer", &huge.to_string()), 422, nan);
     assert_eq!(n.post("/v1/models/narrow/predict", r#"{"instances": [{"x": 1.000002}]}"#).0, 200);
     // Batched with a request whose output is not finite, a good request is still answered.
+    let passes = || {
+        let m = n.metrics();
+        let v = |key: &str| -> f64 {
+            m.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or_else(|| panic!("{key} in {m}"))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        (v("dlp_batch_size_count{model=\"narrow\"}"), v("dlp_batch_size_sum{model=\"narrow\"}"))
+    };
+    let before = passes();
     let base = format!("http://{}", narrow_server.addr);
     let send = |body: &'static str| {
         let url = format!("{base}/v1/models/narrow/predict");
@@ -429,6 +443,8 @@ fn table_models_take_named_fields_and_column_tensors() {
     assert_eq!(good.0, 200, "{:?}", good.1);
     assert!(good.1["predictions"][0]["confidence"].as_f64().unwrap().is_finite());
     assert_error(bad, 422, &nan.replace("record 1", "record 0"));
+    let after = passes();
+    assert_eq!((after.0 - before.0, after.1 - before.1), (1.0, 2.0), "one forward pass of both rows");
     narrow_server.stop().unwrap();
     assert_eq!(predict(records).0, 200, "the server goes on");
     assert_error(

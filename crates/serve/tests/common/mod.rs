@@ -102,6 +102,16 @@ pub fn image_bundle(dir: &Path, seed: u64) {
     write(dir, "tiny", &pre, &ModelConfig::Mlp(MlpConfig { hidden: vec![8], ..Default::default() }), seed);
 }
 
+/// The eight-record `y` target of the table bundles: classes `no` / `yes`.
+fn yes_no() -> Column {
+    let labels = ["no", "yes", "no", "yes", "no", "no", "yes", "yes"];
+    Column {
+        name: "y".into(),
+        kind: FeatureKind::Categorical,
+        values: Values::Strings(labels.iter().map(|x| Some(x.to_string())).collect()),
+    }
+}
+
 /// An MLP over a table of `x` (numeric), `color` (categorical) and `ok` (boolean), two
 /// classes `no` / `yes`, preprocessing fitted on eight records.
 pub fn table_bundle(dir: &Path, seed: u64) {
@@ -118,11 +128,7 @@ pub fn table_bundle(dir: &Path, seed: u64) {
             Column { name: "ok".into(), kind: FeatureKind::Boolean, values: n(&[1., 0., 1., 0., 1., 1., 0., 0.]) },
         ],
     };
-    let target = Column {
-        name: "y".into(),
-        kind: FeatureKind::Categorical,
-        values: s(&["no", "yes", "no", "yes", "no", "no", "yes", "yes"]),
-    };
+    let target = yes_no();
     let data = RawDataset { inputs: RawInputs::Table(table), target: Some(target.clone()) };
     let encoder = TargetEncoder::fit(&target, &TargetSpec::default()).unwrap();
     let (pre, _) = Preprocessor::fit(&PreprocessConfig::default(), &data, encoder).unwrap();
@@ -138,13 +144,7 @@ pub fn narrow_bundle(dir: &Path, seed: u64) {
     let table = pipeline_core::raw::Table {
         columns: vec![Column { name: "x".into(), kind: FeatureKind::Numeric, values: Values::Numbers(x) }],
     };
-    let target = Column {
-        name: "y".into(),
-        kind: FeatureKind::Categorical,
-        values: Values::Strings(
-            ["no", "yes", "no", "yes", "no", "no", "yes", "yes"].iter().map(|x| Some(x.to_string())).collect(),
-        ),
-    };
+    let target = yes_no();
     let data = RawDataset { inputs: RawInputs::Table(table), target: Some(target.clone()) };
     let encoder = TargetEncoder::fit(&target, &TargetSpec::default()).unwrap();
     let config = PreprocessConfig { scale: preprocess::Scale::Standard, ..Default::default() };
