@@ -1,5 +1,6 @@
 //! A GAN pipeline through the real command line: `dlp run` with `arch: gan` trains and bundles a
-//! generator, and `dlp sample` draws images from it and has a classifier bundle label them.
+//! generator, a run interrupted after a mid-epoch checkpoint resumes with `dlp train --resume` to
+//! the same generator, and `dlp sample` draws images from it and has a classifier bundle label them.
 //! (Whether the generated digits are good is measured on the full config, in docs/results.md;
 //! this test trains for one short epoch.)
 
@@ -47,8 +48,9 @@ fn a_gan_run_bundles_a_generator_that_dlp_sample_draws_from() {
     let gan = run(
         tmp.path(),
         "gan",
-        "  arch: gan\n  latent_dim: 8\n  generator: [8, 4]\n  discriminator: [4, 8]\n  ema: 0.9\n  discriminator_kernel: 5",
-        "  epochs: 2\n  batch_size: 32\n  optimizer: {kind: adam, lr: 0.0002, beta1: 0.5}",
+        "  arch: gan\n  latent_dim: 8\n  generator: [8, 4]\n  discriminator: [4, 8]\n  discriminator_kernel: 5",
+        "  epochs: 2\n  batch_size: 32\n  optimizer: {kind: adam, lr: 0.0002, beta1: 0.5}\n  gan: {ema: 0.9}\n  \
+         checkpoint: {every_steps: 4, keep: 10}",
     );
     for f in [
         "samples.png",
@@ -70,6 +72,32 @@ fn a_gan_run_bundles_a_generator_that_dlp_sample_draws_from() {
             assert!(e[k].as_f64().unwrap().is_finite(), "{e}");
         }
     }
+    // Stopped before the bundle was written (as if killed then), then resumed from a checkpoint
+    // in the middle of the first epoch: the same generator and discriminator, the same figures.
+    let interrupted = tmp.path().join("interrupted");
+    copy_dir(&gan, &interrupted);
+    std::fs::remove_dir_all(interrupted.join("bundle")).unwrap();
+    let from = interrupted.join("checkpoints/epoch-0001-batch-00004.ckpt");
+    assert!(from.is_file(), "the run writes mid-epoch checkpoints");
+    let out = dlp(&["train", "--resume", interrupted.to_str().unwrap(), "--checkpoint", from.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["bundle/model.safetensors", "bundle/discriminator.safetensors"] {
+        assert!(std::fs::read(interrupted.join(f)).unwrap() == std::fs::read(gan.join(f)).unwrap(), "{f} differs");
+    }
+    let figures = |run: &Path| -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let o = v.as_object_mut().unwrap();
+                o.remove("train_seconds");
+                o.remove("samples_per_sec");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(figures(&interrupted), figures(&gan));
+
     let samples = image::open(gan.join("samples.png")).unwrap();
     assert!(samples.width() >= 8 * 84, "an 8x8 grid of enlarged 28x28 images");
 
@@ -119,4 +147,17 @@ fn a_gan_run_bundles_a_generator_that_dlp_sample_draws_from() {
     let out = dlp(&["sample", clf.join("bundle").to_str().unwrap(), "--out", png.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a GAN"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
 }

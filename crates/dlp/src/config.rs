@@ -46,6 +46,11 @@ pub struct PipelineConfig {
     pub tune: Option<tune::TuneConfig>,
 }
 
+/// The `train` keys a GAN run uses. Its step has no loss to choose, no accumulation, clipping,
+/// penalties or learning-rate scales, no best epoch to stop at, and does not augment.
+pub const GAN_TRAIN_KEYS: [&str; 10] =
+    ["epochs", "batch_size", "shuffle", "optimizer", "schedule", "warmup", "checkpoint", "drop_last", "loader", "gan"];
+
 impl PipelineConfig {
     /// The problems of a parsed config (semantic checks of every section).
     pub(crate) fn validate(&self) -> Vec<Issue> {
@@ -66,6 +71,8 @@ impl PipelineConfig {
         issues.extend(self.eval.validate());
         if matches!(self.model, ModelConfig::Gan(_)) {
             issues.extend(self.gan_issues());
+        } else if self.train.gan.is_some() {
+            issues.push(Issue::new("train.gan", "is for `model: {arch: gan}` only; this model is not a GAN"));
         }
         if let Some(t) = &self.tune {
             issues.extend(t.validate());
@@ -77,8 +84,8 @@ impl PipelineConfig {
         issues
     }
 
-    /// A GAN run reads pixel-scaled images and, of `train`, only `epochs`, `batch_size` and
-    /// `optimizer`: any other training key set away from its default would be silently ignored.
+    /// A GAN run reads pixel-scaled images and, of `train`, only [`GAN_TRAIN_KEYS`]: any
+    /// other training key set away from its default would be silently ignored.
     fn gan_issues(&self) -> Vec<Issue> {
         let mut issues = Vec::new();
         if self.preprocess.scale != preprocess::Scale::Pixel {
@@ -94,10 +101,10 @@ impl PipelineConfig {
         let defaults = fields(&TrainConfig::default());
         for (key, value) in fields(&self.train) {
             let Some(name) = key.as_str() else { continue };
-            if !matches!(name, "epochs" | "batch_size" | "optimizer") && defaults.get(&key) != Some(&value) {
+            if !GAN_TRAIN_KEYS.contains(&name) && defaults.get(&key) != Some(&value) {
                 issues.push(Issue::new(
                     format!("train.{name}"),
-                    "a GAN run does not use it (of `train` it reads only epochs, batch_size and optimizer)",
+                    format!("a GAN run does not use it (of `train` it reads only {})", GAN_TRAIN_KEYS.join(", ")),
                 ));
             }
         }

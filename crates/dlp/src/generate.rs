@@ -1,19 +1,19 @@
 //! Generative pipelines (`model: {arch: gan}`) and `dlp sample`.
 //!
 //! A GAN run trains the generator and discriminator of [`models::gan`] with
-//! [`train::gan::GanTrainer`] on the training part's images (labels unused), taking `epochs`,
-//! `batch_size` and `optimizer` (used for both networks) from the `train:` section. It writes
-//! `metrics.jsonl` (discriminator and generator loss, the discriminator's mean belief in real and
-//! generated images, per epoch), `training_curves.png`, a grid of generated images
-//! `samples.png`, and a bundle whose model is the generator (`discriminator.safetensors` beside
-//! it, to continue training later).
+//! [`train::gan::GanTrainer`] — the same loop as every model, with the GAN's step — on the
+//! training part's images (labels unused), as the `train:` section says (`train.gan` for its
+//! own settings; `optimizer` is used for both networks). It writes `metrics.jsonl`
+//! (discriminator and generator loss, the discriminator's mean belief in real and generated
+//! images, per epoch), checkpoints that `dlp train --resume` continues exactly,
+//! `training_curves.png`, a grid of generated images `samples.png`, and a bundle whose model is
+//! the generator (`discriminator.safetensors` beside it).
 //!
 //! `dlp sample <bundle> --out grid.png` draws images from a bundle's generator; with
 //! `--classify <classifier-bundle>` each image is also classified by a trained classifier —
 //! how many classes the generator covers and how confidently its images are recognised.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -25,72 +25,65 @@ use pipeline_core::raw::{ImageSet, RawInputs};
 use pipeline_core::run::{read_json, write_json};
 use pipeline_core::{BundleDir, BundleIndex, Ctx, Head, InputSchema, Model, RunDir, Schema, Target, Task, rng};
 use serde::Serialize;
-use train::gan::{GanEpoch, GanTrainer};
+use train::gan::GanTrainer;
+use train::{Checkpoint, EpochMetrics, MetricsLog, Progress};
 
 use crate::config::PipelineConfig;
 
 /// What a finished GAN run reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct GanSummary {
-    /// The last epoch's figures.
-    pub last: Option<GanEpoch>,
+    /// The last epoch's figures (`d_loss`, `g_loss`, `d_real`, `d_fake` in `extra`).
+    pub last: Option<EpochMetrics>,
     /// The sample grid.
     pub samples: PathBuf,
 }
 
-/// Trains the GAN of `config` on `train_part` into `run`; returns the generator's parameters
-/// (for the bundle), the discriminator's, and the summary. `config` must have passed
-/// the config checks (what `dlp check` runs), which require `scale: pixel` for a GAN.
+/// Trains the GAN of `config` on `train_part` into `run` (checkpoints in its `checkpoints/`;
+/// with `resume`, continuing from that checkpoint); returns the generator's parameters (for
+/// the bundle), the discriminator's, and the summary. `config` must have passed the config
+/// checks (what `dlp check` runs), which require `scale: pixel` for a GAN.
 pub fn train_gan(
     run: &RunDir,
     config: &PipelineConfig,
     gan: &GanConfig,
     train_part: &pipeline_core::Dataset,
     device: &Device,
+    resume: Option<Checkpoint>,
 ) -> Result<(Params, Params, GanSummary)> {
     let spec = ModelSpec::new(&train_part.schema().input, 0);
     let seed = config.seed;
     let (gp, dp) = (Params::new(rng(seed, "init-generator")), Params::new(rng(seed, "init-discriminator")));
     let generator = Generator::new(gan, &spec, gp.var_builder(device)).context("building the generator")?;
     let discriminator = Discriminator::new(gan, &spec, dp.var_builder(device)).context("building the discriminator")?;
-    let trainer_config = train::gan::GanConfig {
-        epochs: config.train.epochs,
-        batch_size: config.train.batch_size,
-        latent_dim: gan.latent_dim,
-        generator_optimizer: config.train.optimizer.clone(),
-        discriminator_optimizer: config.train.optimizer.clone(),
-        real_label: gan.real_label,
-        ema: gan.ema,
-    };
+    let checkpoints = run.checkpoints();
     let trainer = GanTrainer {
         generator: &generator,
         generator_params: &gp,
         discriminator: &discriminator,
         discriminator_params: &dp,
-        config: &trainer_config,
+        latent_dim: gan.latent_dim,
+        config: &config.train,
         seed,
         device,
+        checkpoint_dir: Some(&checkpoints),
     };
-    let mut log = std::fs::File::create(run.metrics_log()).with_context(|| run.metrics_log().display().to_string())?;
-    let mut write_error = None;
-    let history = trainer.fit(train_part, &mut |e: &GanEpoch| {
-        eprintln!(
-            "epoch {}/{}: D loss {:.4} G loss {:.4} | D(real) {:.3} D(fake) {:.3} | {:.1}s",
-            e.epoch, trainer_config.epochs, e.d_loss, e.g_loss, e.d_real, e.d_fake, e.seconds
-        );
-        let line = serde_json::to_string(e).unwrap_or_default();
-        if let Err(err) = writeln!(log, "{line}").and_then(|()| log.flush()) {
-            write_error.get_or_insert(err);
-        }
-    })?;
-    if let Some(e) = write_error {
-        return Err(e).context(run.metrics_log().display().to_string());
+    let mut progress = Progress::auto();
+    let mut log = match &resume {
+        Some(ck) => MetricsLog::resume(&run.metrics_log(), &ck.state.history),
+        None => MetricsLog::create(&run.metrics_log()),
     }
-    gan_curves(&history, &run.curves())?;
+    .with_context(|| run.metrics_log().display().to_string())?;
+    let callbacks: &mut [&mut dyn train::Callback] = &mut [&mut progress, &mut log];
+    let report = match resume {
+        Some(ck) => trainer.resume(ck, train_part, callbacks)?,
+        None => trainer.fit(train_part, callbacks)?,
+    };
+    gan_curves(&report.history, &run.curves())?;
     let samples = run.root().join("samples.png");
     let images = generate(&generator, gan.latent_dim, 64, seed, device)?;
     grid(&images, &spec.input_shape, None, "Generated samples", &samples)?;
-    Ok((gp, dp, GanSummary { last: history.last().cloned(), samples }))
+    Ok((gp, dp, GanSummary { last: report.history.last().cloned(), samples }))
 }
 
 /// The bundle index of a GAN: it generates images of the data's shape.
@@ -142,23 +135,23 @@ fn grid(images: &[f32], shape: &[usize], captions: Option<&[String]>, title: &st
     Ok(())
 }
 
-fn gan_curves(history: &[GanEpoch], path: &Path) -> Result<()> {
-    let series = |name: &str, f: &dyn Fn(&GanEpoch) -> f64| Series {
+fn gan_curves(history: &[EpochMetrics], path: &Path) -> Result<()> {
+    let series = |name: &str, key: &str| Series {
         name: name.into(),
-        points: history.iter().map(|e| (e.epoch as f64, f(e))).collect(),
+        points: history.iter().filter_map(|e| Some((e.epoch as f64, *e.extra.get(key)?))).collect(),
     };
     let charts = [
         Chart {
             title: "Losses".into(),
             x_label: "epoch".into(),
             y_label: "binary cross-entropy".into(),
-            series: vec![series("discriminator", &|e| e.d_loss), series("generator", &|e| e.g_loss)],
+            series: vec![series("discriminator", "d_loss"), series("generator", "g_loss")],
         },
         Chart {
             title: "Discriminator's belief".into(),
             x_label: "epoch".into(),
             y_label: "mean P(real)".into(),
-            series: vec![series("real images", &|e| e.d_real), series("generated", &|e| e.d_fake)],
+            series: vec![series("real images", "d_real"), series("generated", "d_fake")],
         },
     ];
     Ok(eval::plot::charts_png(&charts, (480, 360), path)?)

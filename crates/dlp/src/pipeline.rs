@@ -217,14 +217,12 @@ fn execute(
         if !issues.is_empty() {
             return Err(crate::config::located(config_path, issues).into());
         }
-        if resume.is_some() {
-            bail!("a GAN run cannot be resumed (its loop writes no checkpoints yet): start a new run");
-        }
-        let (generator, discriminator, summary) = crate::generate::train_gan(run, config, gan, &train_part, &device)?;
+        let (generator, discriminator, summary) =
+            crate::generate::train_gan(run, config, gan, &train_part, &device, resume)?;
         clock.lap("train");
         let staged = run.stage_bundle()?;
         let index = crate::generate::bundle_index(config, &train_part.schema().input, timestamp(chrono::Utc::now()));
-        serve::write_bundle(&staged, &index, &config.model, &preprocessor, &generator)?;
+        serve::write_bundle(&staged, &index, &config.model.for_bundle()?, &preprocessor, &generator)?;
         models::save_weights(&discriminator, &staged.root().join("discriminator.safetensors"))?;
         run.publish_bundle(staged)?;
         clock.lap("bundle");

@@ -75,7 +75,7 @@ fn unknown_key() {
         "  epochz: 2",
         "14:3: train.epochz: unknown field `epochz`, expected one of `epochs`, `batch_size`, `shuffle`, \
          `optimizer`, `schedule`, `warmup`, `loss`, `penalty`, `clip_norm`, `clip_value`, `accumulate`, \
-         `early_stopping`, `checkpoint`, `lr_scale`, `drop_last`, `augment`, `loader`",
+         `early_stopping`, `checkpoint`, `lr_scale`, `drop_last`, `augment`, `loader`, `gan`",
     );
 }
 
@@ -214,7 +214,7 @@ fn a_gan_config_refuses_what_a_gan_run_would_ignore() {
         format!(
             "error: {c}:8:3: preprocess.scale: a GAN's generator ends in a sigmoid, so real images must be scaled to \
              [0, 1]: use `pixel`\nerror: {c}:14:3: train.clip_norm: a GAN run does not use it (of `train` it reads \
-             only epochs, batch_size and optimizer)\n"
+             only epochs, batch_size, shuffle, optimizer, schedule, warmup, checkpoint, drop_last, loader, gan)\n"
         )
     );
     assert_eq!(code, 2);

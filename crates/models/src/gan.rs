@@ -36,9 +36,6 @@ fn default_discriminator() -> Vec<usize> {
 fn default_dropout() -> f32 {
     0.3
 }
-fn default_real_label() -> f64 {
-    0.9
-}
 fn default_kernel() -> usize {
     3
 }
@@ -61,19 +58,20 @@ pub struct GanConfig {
     /// Dropout after each discriminator convolution.
     #[serde(default = "default_dropout")]
     pub dropout: f32,
-    /// The discriminator's target for real images (one-sided label smoothing; 1 is none).
-    #[serde(default = "default_real_label")]
-    pub real_label: f64,
     /// Side of the generator's square convolution kernels (odd; padding keeps the size).
     #[serde(default = "default_kernel")]
     pub generator_kernel: usize,
     /// Side of the discriminator's square convolution kernels (odd; padding `k / 2`, stride 2).
     #[serde(default = "default_kernel")]
     pub discriminator_kernel: usize,
-    /// Decay of the exponential moving average of the generator's weights that the run keeps
-    /// and bundles (0: none, the last weights; 0.999 averages over about the last 1,000 steps).
-    #[serde(default)]
-    pub ema: f64,
+    /// Where bundles written before `train.gan` existed kept the discriminator's target for
+    /// real images: read (so those bundles load) and ignored; a config that sets it is told
+    /// to use `train.gan.real_label`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_label: Option<f64>,
+    /// As `real_label`, for the weight averaging now in `train.gan.ema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<f64>,
 }
 
 impl Default for GanConfig {
@@ -83,10 +81,10 @@ impl Default for GanConfig {
             generator: default_generator(),
             discriminator: default_discriminator(),
             dropout: default_dropout(),
-            real_label: default_real_label(),
             generator_kernel: default_kernel(),
             discriminator_kernel: default_kernel(),
-            ema: 0.0,
+            real_label: None,
+            ema: None,
         }
     }
 }
@@ -107,12 +105,13 @@ impl GanConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             issues.push(Issue::new(format!("{key}.dropout"), format!("must be in [0, 1), got {}", self.dropout)));
         }
-        if !(self.real_label > 0.5 && self.real_label <= 1.0) {
-            issues
-                .push(Issue::new(format!("{key}.real_label"), format!("must be in (0.5, 1], got {}", self.real_label)));
-        }
-        if !(0.0..1.0).contains(&self.ema) {
-            issues.push(Issue::new(format!("{key}.ema"), format!("must be in [0, 1), got {}", self.ema)));
+        for (name, set) in [("real_label", self.real_label.is_some()), ("ema", self.ema.is_some())] {
+            if set {
+                issues.push(Issue::new(
+                    format!("{key}.{name}"),
+                    format!("is a training setting: it moved to `train.gan.{name}`"),
+                ));
+            }
         }
         for (name, k) in
             [("generator_kernel", self.generator_kernel), ("discriminator_kernel", self.discriminator_kernel)]
@@ -325,7 +324,7 @@ mod tests {
             latent_dim: 0,
             generator: vec![],
             dropout: 1.0,
-            real_label: 0.2,
+            real_label: Some(0.2),
             generator_kernel: 4,
             discriminator_kernel: 9,
             ..cfg

@@ -159,6 +159,8 @@ impl ModelConfig {
     pub fn for_bundle(&self) -> Result<ModelConfig> {
         Ok(match self {
             ModelConfig::Bert(c) => ModelConfig::Bert(BertConfig { sizes: Some(c.sizes()?), ..c.clone() }),
+            // The training settings older bundles kept here are not the model's.
+            ModelConfig::Gan(c) => ModelConfig::Gan(GanConfig { real_label: None, ema: None, ..c.clone() }),
             other => other.clone(),
         })
     }

@@ -57,6 +57,12 @@ pub struct Partial {
     pub samples: usize,
     /// Training seconds spent.
     pub seconds: f64,
+    /// Batches trained on.
+    #[serde(default)]
+    pub batches: usize,
+    /// Sums of a step's own per-batch figures ([`BatchResult::sums`](crate::BatchResult)).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra: std::collections::BTreeMap<String, f64>,
 }
 
 /// The best epoch so far by the monitored metric.
@@ -93,6 +99,10 @@ pub struct TrainState {
     pub best: Best,
     /// Identifies the configuration and model that wrote it.
     pub fingerprint: String,
+    /// What the [`Step`](crate::Step) keeps besides tensors (a GAN's noise stream); absent
+    /// for the classifier's step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<serde_json::Value>,
 }
 
 /// A checkpoint read back.
@@ -205,11 +215,12 @@ mod tests {
             optimizer_steps: 17,
             shuffle_rng: rng(1, "shuffle"),
             dropout_rng: rng(1, "dropout"),
-            partial: Partial { loss_sum: 0.1 + 0.2, correct: 3, samples: 40, seconds: 1.5 },
+            partial: Partial { loss_sum: 0.1 + 0.2, correct: 3, samples: 40, seconds: 1.5, ..Default::default() },
             schedule: ScheduleState::default(),
             history: Vec::new(),
             best: Best { value: Some(0.123456789012345), epoch: 2, bad_epochs: 0 },
             fingerprint: "abc".into(),
+            step: None,
         }
     }
 

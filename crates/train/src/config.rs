@@ -67,6 +67,46 @@ pub struct TrainConfig {
     /// How training batches are prepared: background workers and their queue.
     #[serde(default)]
     pub loader: augment::LoaderConfig,
+    /// How a GAN is trained (`model: {arch: gan}` only; absent there, the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gan: Option<GanTraining>,
+}
+
+/// `train.gan`: the settings of the two-network loop of [`crate::gan`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GanTraining {
+    /// The discriminator's target for real examples (one-sided label smoothing; 1 is none).
+    #[serde(default = "default_real_label")]
+    pub real_label: f64,
+    /// Decay of an exponential moving average of the generator's weights, updated after every
+    /// generator step (0: none). With it, the run ends with the averaged weights, and the
+    /// generator's batch-norm running statistics are then re-estimated from
+    /// [`BN_RECALIBRATION_BATCHES`](crate::gan::BN_RECALIBRATION_BATCHES) batches of noise.
+    #[serde(default)]
+    pub ema: f64,
+}
+
+fn default_real_label() -> f64 {
+    0.9
+}
+
+impl Default for GanTraining {
+    fn default() -> Self {
+        Self { real_label: default_real_label(), ema: 0.0 }
+    }
+}
+
+impl GanTraining {
+    /// Checks the values serde cannot.
+    pub fn validate(&self, issues: &mut Vec<Issue>) {
+        if !(self.real_label > 0.5 && self.real_label <= 1.0) {
+            issues.push(Issue::new("train.gan.real_label", format!("must be in (0.5, 1], got {}", self.real_label)));
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            issues.push(Issue::new("train.gan.ema", format!("must be in [0, 1), got {}", self.ema)));
+        }
+    }
 }
 
 fn default_epochs() -> usize {
@@ -102,6 +142,7 @@ impl Default for TrainConfig {
             drop_last: false,
             augment: Vec::new(),
             loader: augment::LoaderConfig::default(),
+            gan: None,
         }
     }
 }
@@ -321,6 +362,9 @@ impl TrainConfig {
             }
         }
         self.optimizer.validate(&mut issues);
+        if let Some(g) = &self.gan {
+            g.validate(&mut issues);
+        }
         self.schedule.validate(&mut issues, has_validation);
         if let Some(w) = &self.warmup {
             w.validate(&mut issues, self.epochs);

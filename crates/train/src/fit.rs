@@ -4,17 +4,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use augment::{Augmenter, LoadedBatch, Loader};
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use models::Params;
-use pipeline_core::{Batch, Ctx, Dataset, Direction, Head, Model, rng};
+use pipeline_core::{Dataset, Direction, Head, Model, rng};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, Best, Checkpoint, Partial, TrainState};
-use crate::config::{LossConfig, TrainConfig};
+use crate::config::TrainConfig;
 use crate::history::{EpochMetrics, Monitor};
-use crate::loss::{loss, penalty};
-use crate::optim::Optimizer;
 use crate::schedule::Scheduler;
+use crate::step::{Step, Supervised};
 use crate::{Error, Result};
 
 /// What [`Callback::on_batch_end`] is told after each batch.
@@ -91,7 +90,8 @@ impl Trainer<'_> {
         validation: Option<&Dataset>,
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<FitReport> {
-        Run::new(self, train, validation)?.go(callbacks, None)
+        let mut step = self.step(train)?;
+        self.as_loop().run(&mut step, train, validation, callbacks, None)
     }
 
     /// Continues the run that wrote `checkpoint`: weights, optimizer, schedule, random streams
@@ -103,24 +103,57 @@ impl Trainer<'_> {
         validation: Option<&Dataset>,
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<FitReport> {
-        Run::new(self, train, validation)?.go(callbacks, Some(checkpoint))
+        let mut step = self.step(train)?;
+        self.as_loop().run(&mut step, train, validation, callbacks, Some(checkpoint))
     }
 
     /// The head the configured loss trains for `task` (and so the model's output count).
     pub fn head(config: &TrainConfig, task: &pipeline_core::Task) -> Result<Head> {
         config.loss_for(task).head(task).map_err(|i| Error::Config(i.to_string()))
     }
+
+    fn step(&self, train: &Dataset) -> Result<Supervised<'_>> {
+        Supervised::new(self.model, self.params.trainable_vars(), self.config, &train.schema().target.task)
+    }
+
+    fn as_loop(&self) -> Loop<'_> {
+        Loop { config: self.config, seed: self.seed, device: self.device, checkpoint_dir: self.checkpoint_dir }
+    }
+}
+
+/// The training loop, for any [`Step`]: epochs of batches from the loader, the schedule,
+/// validation, early stopping, callbacks, checkpoints and exact resume.
+pub struct Loop<'a> {
+    /// The `train:` section.
+    pub config: &'a TrainConfig,
+    /// Seeds shuffling and dropout.
+    pub seed: u64,
+    /// Where the tensors live.
+    pub device: &'a Device,
+    /// Where checkpoints go (`None`: none are written).
+    pub checkpoint_dir: Option<&'a Path>,
+}
+
+impl Loop<'_> {
+    /// Trains `step` on `train`, validating on `validation` after every epoch; with `resume`,
+    /// continues the run that wrote that checkpoint exactly where it stopped.
+    pub fn run(
+        &self,
+        step: &mut dyn Step,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        callbacks: &mut [&mut dyn Callback],
+        resume: Option<Checkpoint>,
+    ) -> Result<FitReport> {
+        Run::new(self, step, train, validation)?.go(callbacks, resume)
+    }
 }
 
 struct Run<'t, 'a> {
-    t: &'t Trainer<'a>,
+    t: &'t Loop<'a>,
+    step: &'t mut dyn Step,
     validation: Option<&'t Dataset>,
-    loss: LossConfig,
-    head: Head,
     monitor: Monitor,
-    vars: Vec<(String, candle_core::Var)>,
-    weights: Vec<Tensor>,
-    opt: Optimizer,
     sched: Scheduler,
     /// Taken out by `go`, so that its workers can borrow it while the loop changes `self`.
     loader: Option<Loader<'t>>,
@@ -129,19 +162,18 @@ struct Run<'t, 'a> {
 }
 
 impl<'t, 'a> Run<'t, 'a> {
-    fn new(t: &'t Trainer<'a>, train: &'t Dataset, validation: Option<&'t Dataset>) -> Result<Self> {
+    fn new(
+        t: &'t Loop<'a>,
+        step: &'t mut dyn Step,
+        train: &'t Dataset,
+        validation: Option<&'t Dataset>,
+    ) -> Result<Self> {
         let c = t.config;
         if train.is_empty() {
             return Err(Error::NoData);
         }
-        let task = &train.schema().target.task;
-        let loss = c.loss_for(task);
-        let head = Trainer::head(c, task)?;
         let validation = validation.filter(|v| !v.is_empty());
         let monitor = c.best_monitor(validation.is_some());
-        let vars = t.params.trainable_vars();
-        let weights = vars.iter().filter(|(n, _)| n.ends_with("weight")).map(|(_, v)| v.as_tensor().clone()).collect();
-        let opt = Optimizer::new(c.optimizer.clone(), vars.clone())?.with_lr_scales(&c.lr_scale);
         let issues = c.check_data(&train.schema().input, train.len());
         if !issues.is_empty() {
             return Err(Error::Config(issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")));
@@ -159,24 +191,11 @@ impl<'t, 'a> Run<'t, 'a> {
         let results = TrainConfig { loader: Default::default(), ..c.clone() };
         h.update(serde_json::to_vec(&results).unwrap_or_default());
         h.update(t.seed.to_le_bytes());
-        for (name, v) in &vars {
+        for (name, v) in step.vars() {
             h.update(format!("{name}{:?}", v.dims()).as_bytes());
         }
         let fingerprint = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
-        Ok(Self {
-            t,
-            validation,
-            loss,
-            head,
-            monitor,
-            vars,
-            weights,
-            opt,
-            sched,
-            loader: Some(loader),
-            batches,
-            fingerprint,
-        })
+        Ok(Self { t, step, validation, monitor, sched, loader: Some(loader), batches, fingerprint })
     }
 
     fn fresh_state(&self) -> TrainState {
@@ -191,28 +210,26 @@ impl<'t, 'a> Run<'t, 'a> {
             history: Vec::new(),
             best: Best::default(),
             fingerprint: self.fingerprint.clone(),
+            step: None,
         }
     }
 
-    /// Restores weights, optimizer and schedule from `ck`; returns its state and best weights.
+    /// Restores weights, the step's state and the schedule from `ck`; returns its state and
+    /// best weights.
     fn restore(&mut self, ck: &Checkpoint) -> Result<(TrainState, Option<Vec<Tensor>>)> {
         let bad = |reason: String| Error::Resume { path: ck.path.clone(), reason };
         if ck.state.fingerprint != self.fingerprint {
             return Err(bad("it was written by a different training configuration or model".into()));
         }
-        for (name, var) in &self.vars {
+        for (name, var) in self.step.vars() {
             let t = ck.tensors.get(&format!("param/{name}")).ok_or_else(|| bad(format!("no parameter {name}")))?;
             var.set(t).map_err(|e| bad(e.to_string()))?;
         }
-        let optim: std::collections::HashMap<String, Tensor> = ck
-            .tensors
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("optim/").map(|k| (k.to_string(), v.clone())))
-            .collect();
-        self.opt.load_state(&optim, ck.state.optimizer_steps).map_err(|e| bad(e.to_string()))?;
+        self.step.restore(&ck.tensors, ck.state.optimizer_steps, ck.state.step.as_ref()).map_err(bad)?;
         self.sched.state = ck.state.schedule.clone();
         let best = self
-            .vars
+            .step
+            .vars()
             .iter()
             .map(|(name, _)| ck.tensors.get(&format!("best/{name}")).cloned())
             .collect::<Option<Vec<_>>>();
@@ -241,7 +258,6 @@ impl<'t, 'a> Run<'t, 'a> {
             let started = Instant::now();
             let seconds_before = st.partial.seconds;
             let first_lr = self.sched.lr(epoch - 1, st.batches_done / accumulate);
-            let mut grads: Vec<Option<Tensor>> = vec![None; self.vars.len()];
             let mut pending = 0;
             let device = self.t.device;
             // The loader's workers prepare batches ahead while this thread trains; they stop when
@@ -250,39 +266,44 @@ impl<'t, 'a> Run<'t, 'a> {
                 for loaded in loader.epoch(scope, epoch, &order, st.batches_done, device) {
                     let LoadedBatch { index: b, rows: idx, batch: data } = loaded?;
                     let lr = self.sched.lr(epoch - 1, b / accumulate);
-                    let (value, correct) = self.forward_backward(&data, &mut st, &mut grads, accumulate)?;
-                    if !value.is_finite() {
+                    pending += 1;
+                    let last = b + 1 == self.batches;
+                    let update = pending == accumulate || last;
+                    let result = self.step.train_batch(&data, &mut st.dropout_rng, lr, update)?;
+                    if !result.loss.is_finite() {
                         return Err(Error::Diverged {
                             epoch,
                             batch: b + 1,
-                            loss: value,
+                            loss: result.loss,
                             checkpoint: last_ckpt.clone(),
                         });
                     }
-                    pending += 1;
-                    st.partial.loss_sum += f64::from(value) * idx.len() as f64;
-                    st.partial.correct += correct;
-                    st.partial.samples += idx.len();
-                    let last = b + 1 == self.batches;
-                    if pending == accumulate || last {
-                        clip(&mut grads, c.clip_value, c.clip_norm)?;
-                        self.opt.step(&grads, lr)?;
-                        grads.iter_mut().for_each(|g| *g = None);
+                    let p = &mut st.partial;
+                    p.loss_sum += f64::from(result.loss) * idx.len() as f64;
+                    p.correct += result.correct;
+                    p.samples += idx.len();
+                    p.batches += 1;
+                    for (name, v) in result.sums {
+                        *p.extra.entry(name.to_string()).or_default() += v;
+                    }
+                    if update {
                         pending = 0;
                         st.batches_done = b + 1;
-                        st.optimizer_steps = self.opt.steps();
+                        st.optimizer_steps = self.step.optimizer_steps();
                         let every = c.checkpoint.every_steps;
                         if every > 0 && st.optimizer_steps.is_multiple_of(every as u64) && !last {
                             st.partial.seconds = seconds_before + started.elapsed().as_secs_f64();
-                            last_ckpt = self.save(
-                                &st,
-                                best_weights.as_deref(),
-                                checkpoint::file_name(st.epochs_done, st.batches_done),
-                            )?;
+                            let name = checkpoint::file_name(st.epochs_done, st.batches_done);
+                            last_ckpt = self.save(&mut st, best_weights.as_deref(), name)?;
                         }
                     }
                     for cb in callbacks.iter_mut() {
-                        cb.on_batch_end(&BatchEnd { epoch, batch: b + 1, samples: st.partial.samples, loss: value });
+                        cb.on_batch_end(&BatchEnd {
+                            epoch,
+                            batch: b + 1,
+                            samples: st.partial.samples,
+                            loss: result.loss,
+                        });
                     }
                 }
                 Ok(())
@@ -290,7 +311,7 @@ impl<'t, 'a> Run<'t, 'a> {
             let train_seconds = seconds_before + started.elapsed().as_secs_f64();
             let (val_loss, val_accuracy) = match self.validation {
                 Some(v) => {
-                    let (l, a) = self.evaluate(v)?;
+                    let (l, a) = self.step.validate(v, self.t.device)?;
                     (Some(l), a)
                 }
                 None => (None, None),
@@ -299,18 +320,20 @@ impl<'t, 'a> Run<'t, 'a> {
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: p.loss_sum / p.samples.max(1) as f64,
-                train_accuracy: (self.head != Head::Identity).then(|| p.correct as f64 / p.samples.max(1) as f64),
+                train_accuracy: self.step.has_accuracy().then(|| p.correct as f64 / p.samples.max(1) as f64),
                 val_loss,
                 val_accuracy,
                 lr: first_lr,
                 train_seconds,
                 samples_per_sec: p.samples as f64 / train_seconds.max(1e-9),
+                extra: p.extra.into_iter().map(|(k, v)| (k, v / p.batches.max(1) as f64)).collect(),
             };
             self.sched.on_epoch_end(&metrics);
-            let improved = self.update_best(&mut st.best, &metrics, epoch);
+            let improved = self.step.tracks_best() && self.update_best(&mut st.best, &metrics, epoch);
             if improved && restore_best {
-                best_weights =
-                    Some(self.vars.iter().map(|(_, v)| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?);
+                best_weights = Some(
+                    self.step.vars().iter().map(|(_, v)| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?,
+                );
             }
             let mut stop = false;
             for cb in callbacks.iter_mut() {
@@ -328,19 +351,20 @@ impl<'t, 'a> Run<'t, 'a> {
             st.schedule = self.sched.state.clone();
             let every = c.checkpoint.every_epochs;
             if (every > 0 && epoch.is_multiple_of(every)) || epoch == c.epochs || stop {
-                last_ckpt = self.save(&st, best_weights.as_deref(), checkpoint::file_name(epoch, 0))?;
+                last_ckpt = self.save(&mut st, best_weights.as_deref(), checkpoint::file_name(epoch, 0))?;
             }
             if improved {
-                self.save(&st, best_weights.as_deref(), checkpoint::BEST.to_string())?;
+                self.save(&mut st, best_weights.as_deref(), checkpoint::BEST.to_string())?;
             }
             if stop {
                 stopped_early = epoch < c.epochs;
                 break;
             }
         }
+        self.step.finish(&mut st.dropout_rng)?;
         let restored_best = restore_best && best_weights.is_some();
         if let Some(best) = best_weights.filter(|_| restore_best) {
-            for ((_, var), t) in self.vars.iter().zip(best) {
+            for ((_, var), t) in self.step.vars().iter().zip(best) {
                 var.set(&t)?;
             }
         }
@@ -354,57 +378,6 @@ impl<'t, 'a> Run<'t, 'a> {
             monitor: self.monitor,
             restored_best,
         })
-    }
-
-    /// Forward, loss, backward; adds the gradients into `grads`. Returns the batch loss (before
-    /// penalty and accumulation scaling) and the number of correct predictions.
-    fn forward_backward(
-        &self,
-        data: &Batch,
-        st: &mut TrainState,
-        grads: &mut [Option<Tensor>],
-        accumulate: usize,
-    ) -> Result<(f32, usize)> {
-        let out = self.t.model.forward(&data.inputs, &mut Ctx::train(&mut st.dropout_rng))?;
-        let l = loss(&self.loss, &out, &data.targets)?;
-        let value = l.to_scalar::<f32>()?;
-        if !value.is_finite() {
-            return Ok((value, 0));
-        }
-        let mut total = l;
-        if let Some(p) = penalty(&self.t.config.penalty, &self.weights)? {
-            total = (total + p)?;
-        }
-        if accumulate > 1 {
-            total = (total / accumulate as f64)?;
-        }
-        let store = total.backward()?;
-        for (slot, (_, var)) in grads.iter_mut().zip(&self.vars) {
-            if let Some(g) = store.get(var.as_tensor()) {
-                *slot = Some(match slot.take() {
-                    Some(acc) => (acc + g)?,
-                    None => g.clone(),
-                });
-            }
-        }
-        Ok((value, correct(self.head, &out, &data.targets)?))
-    }
-
-    /// Validation loss (the training loss, penalty excluded) and accuracy, at inference.
-    fn evaluate(&self, data: &Dataset) -> Result<(f64, Option<f64>)> {
-        let mut outs = Vec::new();
-        let mut targets = Vec::new();
-        let all: Vec<usize> = (0..data.len()).collect();
-        for idx in all.chunks(512) {
-            let b = data.batch(idx, self.t.device)?;
-            outs.push(self.t.model.forward(&b.inputs, &mut Ctx::infer())?);
-            targets.push(b.targets);
-        }
-        let out = Tensor::cat(&outs, 0)?;
-        let targets = Tensor::cat(&targets, 0)?;
-        let l = loss(&self.loss, &out, &targets)?.to_scalar::<f32>()?;
-        let acc = (self.head != Head::Identity).then(|| correct(self.head, &out, &targets)).transpose()?;
-        Ok((f64::from(l), acc.map(|c| c as f64 / data.len() as f64)))
     }
 
     fn update_best(&self, best: &mut Best, m: &EpochMetrics, epoch: usize) -> bool {
@@ -424,17 +397,19 @@ impl<'t, 'a> Run<'t, 'a> {
     }
 
     /// Writes a checkpoint named `name` (when checkpointing) and prunes old periodic ones.
-    fn save(&self, st: &TrainState, best: Option<&[Tensor]>, name: String) -> Result<Option<PathBuf>> {
+    fn save(&self, st: &mut TrainState, best: Option<&[Tensor]>, name: String) -> Result<Option<PathBuf>> {
         let Some(dir) = self.t.checkpoint_dir else { return Ok(None) };
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::Checkpoint(checkpoint::CheckpointError::Io { path: dir.into(), cause: e.to_string() })
         })?;
+        let vars = self.step.vars();
         let mut tensors: Vec<(String, Tensor)> =
-            self.vars.iter().map(|(n, v)| (format!("param/{n}"), v.as_tensor().clone())).collect();
-        tensors.extend(self.opt.state_tensors().into_iter().map(|(n, t)| (format!("optim/{n}"), t)));
+            vars.iter().map(|(n, v)| (format!("param/{n}"), v.as_tensor().clone())).collect();
+        tensors.extend(self.step.state_tensors());
         if let Some(best) = best {
-            tensors.extend(self.vars.iter().zip(best).map(|((n, _), t)| (format!("best/{n}"), t.clone())));
+            tensors.extend(vars.iter().zip(best).map(|((n, _), t)| (format!("best/{n}"), t.clone())));
         }
+        st.step = self.step.state();
         let path = dir.join(&name);
         checkpoint::write(&path, st, &tensors)?;
         if name != checkpoint::BEST {
@@ -448,39 +423,6 @@ impl<'t, 'a> Run<'t, 'a> {
     }
 }
 
-/// Correct predictions in a batch: argmax for softmax, `logit > 0` for sigmoid.
-fn correct(head: Head, out: &Tensor, targets: &Tensor) -> Result<usize> {
-    let pred = match head {
-        Head::Softmax => out.argmax(D::Minus1)?,
-        Head::Sigmoid => out.flatten_all()?.gt(0.0)?.to_dtype(DType::U32)?,
-        Head::Identity => return Ok(0),
-    };
-    Ok(pred.eq(targets)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize)
-}
-
-/// Clamps each gradient component to `±value`, then rescales all gradients so that their
-/// global L2 norm is at most `max_norm` (PyTorch's `clip_grad_value_` and `clip_grad_norm_`).
-pub fn clip(grads: &mut [Option<Tensor>], value: Option<f64>, max_norm: Option<f64>) -> Result<()> {
-    if let Some(v) = value {
-        for g in grads.iter_mut().flatten() {
-            *g = g.clamp(-v, v)?;
-        }
-    }
-    if let Some(max) = max_norm {
-        let mut sq = 0f64;
-        for g in grads.iter().flatten() {
-            sq += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
-        }
-        let coef = max / (sq.sqrt() + 1e-6);
-        if coef < 1.0 {
-            for g in grads.iter_mut().flatten() {
-                *g = (&*g * coef)?;
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use models::{ModelConfig, ModelSpec};
@@ -489,6 +431,7 @@ mod tests {
     use super::*;
     use crate::config::{CheckpointConfig, EarlyStopping};
     use crate::optim::{AdamWConfig, OptimizerConfig};
+    use crate::step::clip;
 
     /// Two Gaussian blobs, linearly separable; `noise_labels` replaces the labels by random ones.
     fn blobs(n: usize, seed: u64, noise_labels: bool) -> Dataset {

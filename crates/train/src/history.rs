@@ -2,6 +2,8 @@
 //! in checkpoints) and the [`Monitor`]ed metric that early stopping, best checkpoints and
 //! reduce-on-plateau watch. Below the loop, the schedules and the checkpoints, which all read it.
 
+use std::collections::BTreeMap;
+
 use pipeline_core::Direction;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,11 @@ pub struct EpochMetrics {
     pub train_seconds: f64,
     /// Training throughput.
     pub samples_per_sec: f64,
+    /// Figures particular to a [`Step`](crate::Step), by name: a GAN's `d_loss`, `g_loss`,
+    /// `d_real`, `d_fake` (means over the epoch's batches). Written beside the others in
+    /// `metrics.jsonl`.
+    #[serde(default, flatten, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, f64>,
 }
 
 impl EpochMetrics {

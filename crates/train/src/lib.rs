@@ -12,7 +12,9 @@
 //! - [`checkpoint`]: atomic, checksummed checkpoints holding weights, optimizer moments,
 //!   schedule state, random streams and the loader position, so that [`Trainer::resume`]
 //!   continues bit for bit;
-//! - [`gan`]: the two-optimizer loop of generative adversarial networks;
+//! - [`Step`]: what one batch does, driven by the one loop ([`Loop`]): [`Supervised`] for every
+//!   classifier and regressor, [`gan::GanStep`] (in [`gan`]) the two-optimizer step of a
+//!   generative adversarial network, which so gets checkpoints and exact resume too;
 //! - [`baseline`]: the trivial and linear models every report compares against.
 //!
 //! Training batches come from [`augment::Loader`]: the seeded per-epoch shuffle, `drop_last`,
@@ -37,20 +39,22 @@ pub mod loss;
 pub mod optim;
 mod progress;
 pub mod schedule;
+mod step;
 
 use std::path::PathBuf;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use config::{
-    BceConfig, CheckpointConfig, CrossEntropyConfig, EarlyStopping, HuberConfig, LossConfig, Monitor, NoOptions,
-    Penalty, TrainConfig,
+    BceConfig, CheckpointConfig, CrossEntropyConfig, EarlyStopping, GanTraining, HuberConfig, LossConfig, Monitor,
+    NoOptions, Penalty, TrainConfig,
 };
-pub use fit::{BatchEnd, Callback, Control, FitReport, Trainer, clip};
+pub use fit::{BatchEnd, Callback, Control, FitReport, Loop, Trainer};
 pub use history::EpochMetrics;
 pub use log::MetricsLog;
 pub use optim::OptimizerConfig;
 pub use progress::Progress;
 pub use schedule::{Schedule, Warmup};
+pub use step::{BatchResult, Step, Supervised, clip};
 
 /// What can stop training.
 #[derive(Debug, thiserror::Error)]

@@ -59,6 +59,7 @@ mod tests {
                 lr: 1e-3,
                 train_seconds: 1.0,
                 samples_per_sec: 100.0,
+                extra: Default::default(),
             };
             log.on_epoch_end(&m).unwrap();
         }

@@ -45,6 +45,10 @@ fn line(m: &EpochMetrics, epochs: usize) -> String {
     if let Some(a) = m.val_accuracy {
         s += &format!(" acc {a:.4}");
     }
+    if !m.extra.is_empty() {
+        let extra: Vec<String> = m.extra.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+        s += &format!(" | {}", extra.join(" "));
+    }
     s + &format!(" | {:.0} samples/s, {:.1}s", m.samples_per_sec, m.train_seconds)
 }
 
@@ -101,10 +105,19 @@ mod tests {
             lr: 1e-3,
             train_seconds: 1.25,
             samples_per_sec: 6400.0,
+            extra: Default::default(),
         };
         assert_eq!(
             line(&m, 10),
             "epoch 3/10: train loss 0.1235 acc 0.9600 | val loss 0.2000 acc 0.9500 | 6400 samples/s, 1.2s"
         );
+        let gan = EpochMetrics {
+            train_accuracy: None,
+            val_loss: None,
+            val_accuracy: None,
+            extra: [("d_loss".to_string(), 1.25), ("d_real".to_string(), 0.5)].into(),
+            ..m
+        };
+        assert_eq!(line(&gan, 10), "epoch 3/10: train loss 0.1235 | d_loss 1.2500 d_real 0.5000 | 6400 samples/s, 1.2s");
     }
 }

@@ -350,6 +350,7 @@ mod tests {
             lr: 0.0,
             train_seconds: 0.0,
             samples_per_sec: 0.0,
+            extra: Default::default(),
         }
     }
 
