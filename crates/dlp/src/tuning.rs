@@ -29,7 +29,6 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 use eval::plot::{Chart, Series};
-use pipeline_core::config::Issue;
 use pipeline_core::run::{write_atomic, write_json};
 use pipeline_core::{Direction, RunDir};
 use serde_yaml::Value as Yaml;
@@ -38,7 +37,7 @@ use train::{Callback, Control, EpochMetrics};
 use tune::storage::{SqliteStorage, Storage, TrialRecord, TrialState};
 use tune::{Params, Study, StudyOptions, Trial, TuneConfig};
 
-use crate::config::PipelineConfig;
+use crate::config::{PipelineConfig, base_value, monitor, trial_config, word};
 use crate::device;
 use crate::experiment::Experiment;
 use crate::pipeline::{Clock, Prepared, prepare};
@@ -99,163 +98,10 @@ fn describe(p: &Params) -> String {
     p.iter().map(|(k, v)| format!("{k}={}", tune::report::cell(Some(v)))).collect::<Vec<_>>().join(", ")
 }
 
-/// The per-epoch metric that `name` designates, if it is a validation metric.
-fn monitor(name: &str) -> Option<Monitor> {
-    match name {
-        "val_accuracy" => Some(Monitor::ValAccuracy),
-        "val_loss" => Some(Monitor::ValLoss),
-        _ => None,
-    }
-}
-
 /// The objective's metric and direction (the config has been validated).
 fn objective(t: &TuneConfig) -> Result<(Monitor, Direction)> {
     let m = monitor(&t.objective.metric).with_context(|| format!("unknown objective {:?}", t.objective.metric))?;
     Ok((m, t.objective.direction.unwrap_or(m.direction())))
-}
-
-/// The config without its `tune:` section, as a YAML value: what each trial's parameters are
-/// written into.
-pub fn base_value(config: &PipelineConfig) -> Yaml {
-    let base = PipelineConfig { tune: None, ..config.clone() };
-    serde_yaml::to_value(&base).unwrap_or(Yaml::Null)
-}
-
-/// Sets the dotted `key` of `value` (creating absent sections) to `v`.
-fn set_path(value: &mut Yaml, key: &str, v: Yaml) -> std::result::Result<(), String> {
-    let parts: Vec<&str> = key.split('.').collect();
-    let mut cur = value;
-    for (i, part) in parts.iter().enumerate() {
-        if cur.is_null() {
-            *cur = Yaml::Mapping(Default::default());
-        }
-        let Yaml::Mapping(map) = cur else {
-            return Err(format!("unknown key path: {} is a value, not a section", parts[..i].join(".")));
-        };
-        let k = Yaml::String((*part).to_string());
-        if i + 1 == parts.len() {
-            map.insert(k, v);
-            return Ok(());
-        }
-        cur = map.entry(k).or_insert(Yaml::Null);
-    }
-    Ok(())
-}
-
-/// Why a trial's config is not a valid config.
-enum TrialConfigError {
-    /// The key path cannot be set.
-    Path(String),
-    /// The config does not parse: the key and the message.
-    Parse(String, String),
-    /// It parses but its sections report problems.
-    Invalid(Vec<Issue>),
-}
-
-impl TrialConfigError {
-    fn message(&self) -> String {
-        match self {
-            TrialConfigError::Path(m) => m.clone(),
-            TrialConfigError::Parse(k, m) => format!("{k}: {m}"),
-            TrialConfigError::Invalid(issues) => issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-        }
-    }
-}
-
-/// The config of a trial: `base` with `params` set, parsed and validated.
-fn trial_config<'p>(
-    base: &Yaml,
-    params: impl IntoIterator<Item = (&'p String, &'p tune::Value)>,
-) -> std::result::Result<PipelineConfig, TrialConfigError> {
-    let mut value = base.clone();
-    for (key, v) in params {
-        let v = serde_yaml::to_value(v).map_err(|e| TrialConfigError::Path(e.to_string()))?;
-        set_path(&mut value, key, v).map_err(TrialConfigError::Path)?;
-    }
-    let config: PipelineConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-        let (key, message, _) = crate::config::split_error(e);
-        TrialConfigError::Parse(key, message)
-    })?;
-    let issues = config.validate();
-    if !issues.is_empty() {
-        return Err(TrialConfigError::Invalid(issues));
-    }
-    Ok(config)
-}
-
-/// The `tune:` section's problems that need the rest of the config: the objective, and each
-/// key path of the space tried with its distribution's extreme values.
-pub(crate) fn check(config: &PipelineConfig) -> Vec<Issue> {
-    let Some(t) = &config.tune else { return Vec::new() };
-    let mut issues = Vec::new();
-    match monitor(&t.objective.metric) {
-        None => issues.push(Issue::new(
-            "tune.objective.metric",
-            format!(
-                "expected `val_accuracy` or `val_loss` (a validation metric the fit loop reports after every epoch), \
-                 got {:?}",
-                t.objective.metric
-            ),
-        )),
-        Some(m) => {
-            if config.preprocess.split.validation <= 0.0 {
-                issues.push(Issue::new(
-                    "tune.objective.metric",
-                    format!(
-                        "{} needs a validation part: set preprocess.split.validation above 0 (trials never see the test part)",
-                        m.name()
-                    ),
-                ));
-            }
-            if let Some(d) = t.objective.direction
-                && d != m.direction()
-            {
-                issues.push(Issue::new(
-                    "tune.objective.direction",
-                    format!("{} improves by {}, not by {}", m.name(), word(m.direction()), word(d)),
-                ));
-            }
-        }
-    }
-    let base = base_value(config);
-    for (key, d) in &t.space.0 {
-        let at = format!("tune.space.{key}");
-        if key == "tune" || key.starts_with("tune.") {
-            issues.push(Issue::new(at, "the tune section itself cannot be searched"));
-            continue;
-        }
-        for v in d.extremes() {
-            let shown = serde_json::to_string(&v).unwrap_or_default();
-            let problem = match trial_config(&base, [(key, &v)]) {
-                Ok(_) => None,
-                Err(TrialConfigError::Path(m)) => Some(m),
-                Err(TrialConfigError::Parse(k, m)) if m.starts_with("unknown field") => {
-                    Some(format!("unknown key path: {k}: {m}"))
-                }
-                Err(TrialConfigError::Parse(k, m)) => {
-                    Some(format!("{key} = {shown} does not fit the config: {k}: {m}"))
-                }
-                Err(TrialConfigError::Invalid(found)) => found
-                    .into_iter()
-                    .find(|i| {
-                        i.key == *key || i.key.starts_with(&format!("{key}.")) || i.key.starts_with(&format!("{key}["))
-                    })
-                    .map(|i| format!("{key} = {shown} is not allowed: {}", i.message)),
-            };
-            if let Some(p) = problem {
-                issues.push(Issue::new(at, p));
-                break;
-            }
-        }
-    }
-    issues
-}
-
-fn word(d: Direction) -> &'static str {
-    match d {
-        Direction::Maximize => "maximize",
-        Direction::Minimize => "minimize",
-    }
 }
 
 /// Runs the study of `config` (read from `config_path`) in a new study directory.
@@ -493,6 +339,7 @@ fn write_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::set_path;
 
     #[test]
     fn sets_key_paths_creating_sections() {

@@ -118,6 +118,9 @@ mod tests {
             extra: [("d_loss".to_string(), 1.25), ("d_real".to_string(), 0.5)].into(),
             ..m
         };
-        assert_eq!(line(&gan, 10), "epoch 3/10: train loss 0.1235 | d_loss 1.2500 d_real 0.5000 | 6400 samples/s, 1.2s");
+        assert_eq!(
+            line(&gan, 10),
+            "epoch 3/10: train loss 0.1235 | d_loss 1.2500 d_real 0.5000 | 6400 samples/s, 1.2s"
+        );
     }
 }
