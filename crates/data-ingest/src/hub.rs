@@ -47,8 +47,13 @@ pub struct HubPath {
     pub file: String,
 }
 
+/// An `hf://` path that does not name a file of a hub repository.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected hf://datasets/<owner>/<name>[@<revision>]/<file>, got {}", .0.display())]
+pub struct BadHubPath(pub PathBuf);
+
 /// Parses `hf://…`; `None` for an ordinary path.
-pub fn parse(path: &Path) -> Option<std::result::Result<HubPath, String>> {
+pub fn parse(path: &Path) -> Option<std::result::Result<HubPath, BadHubPath>> {
     let s = path.to_str()?.strip_prefix("hf://")?;
     let (kind, rest) = match s.split_once('/') {
         Some(("datasets", rest)) => (HubKind::Dataset, rest),
@@ -58,11 +63,11 @@ pub fn parse(path: &Path) -> Option<std::result::Result<HubPath, String>> {
     };
     let mut parts = rest.splitn(3, '/');
     let (Some(owner), Some(name), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
-        return Some(Err(format!("expected hf://datasets/<owner>/<name>[@<revision>]/<file>, got {}", path.display())));
+        return Some(Err(BadHubPath(path.into())));
     };
     let (name, revision) = name.split_once('@').unwrap_or((name, "main"));
     if owner.is_empty() || name.is_empty() || file.is_empty() || revision.is_empty() {
-        return Some(Err(format!("expected hf://datasets/<owner>/<name>[@<revision>]/<file>, got {}", path.display())));
+        return Some(Err(BadHubPath(path.into())));
     }
     Some(Ok(HubPath { repo: format!("{owner}/{name}"), kind, revision: revision.into(), file: file.into() }))
 }
@@ -87,7 +92,7 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
 fn resolve_with(path: &Path, cache_path: &Path, offline: bool) -> Result<PathBuf> {
     let hub = match parse(path) {
         None => return Ok(path.to_path_buf()),
-        Some(Err(message)) => return Err(Error::format(path, message)),
+        Some(Err(bad)) => return Err(Error::format(path, bad.to_string())),
         Some(Ok(h)) => h,
     };
     let cache_path = cache_path.to_path_buf();
@@ -138,7 +143,7 @@ mod tests {
         assert_eq!((m.kind, m.revision.as_str(), m.file.as_str()), (HubKind::Model, "main", "vocab.txt"));
         assert!(parse(Path::new("data/x.csv")).is_none());
         assert_eq!(
-            parse(Path::new("hf://datasets/only-owner")).unwrap().unwrap_err(),
+            parse(Path::new("hf://datasets/only-owner")).unwrap().unwrap_err().to_string(),
             "expected hf://datasets/<owner>/<name>[@<revision>]/<file>, got hf://datasets/only-owner"
         );
     }

@@ -40,24 +40,41 @@ fn is_image(p: &Path) -> bool {
 /// 4096 × 12048 pixels.
 pub const MAX_PIXELS: u64 = 1 << 25;
 
+/// Why one image file could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Not an image in a format the `image` crate reads, or a damaged one.
+    #[error("cannot decode the image: {0}")]
+    Format(String),
+    /// Its header declares more than [`MAX_PIXELS`] pixels (checked before decoding).
+    #[error(
+        "the image is {width}x{height} pixels, more than dlp decodes (at most {MAX_PIXELS} pixels); resize it first"
+    )]
+    TooLarge {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+    },
+}
+
 /// Decodes one image file to `channels × height × width` values 0–255, resizing when `size`
 /// is given; without it, the image must already be `expect` (height, width) when given.
 pub fn decode(
     bytes: &[u8],
     channels: usize,
     size: Option<(usize, usize)>,
-) -> std::result::Result<(Vec<f32>, usize, usize), String> {
+) -> std::result::Result<(Vec<f32>, usize, usize), DecodeError> {
+    let format = |e: &dyn std::fmt::Display| DecodeError::Format(e.to_string());
     let (w, h) = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| format!("cannot decode the image: {e}"))?
+        .map_err(|e| format(&e))?
         .into_dimensions()
-        .map_err(|e| format!("cannot decode the image: {e}"))?;
+        .map_err(|e| format(&e))?;
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return Err(format!(
-            "the image is {w}x{h} pixels, more than dlp decodes (at most {MAX_PIXELS} pixels); resize it first"
-        ));
+        return Err(DecodeError::TooLarge { width: w, height: h });
     }
-    let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode the image: {e}"))?;
+    let img = image::load_from_memory(bytes).map_err(|e| format(&e))?;
     let img = match size {
         Some((h, w)) if (img.height() as usize, img.width() as usize) != (h, w) => {
             img.resize_exact(w as u32, h as u32, FilterType::Triangle)
@@ -109,7 +126,7 @@ pub fn read_folder(
             Ok(bytes) => Decoded {
                 digest: Sha256::digest(&bytes).into(),
                 bytes: bytes.len() as u64,
-                result: decode(&bytes, channels, size),
+                result: decode(&bytes, channels, size).map_err(|e| e.to_string()),
                 class,
                 path,
             },
@@ -193,10 +210,10 @@ mod tests {
         bmp.extend_from_slice(&[0; 24]);
         assert_eq!(bmp.len(), 54);
         assert_eq!(
-            decode(&bmp, 1, Some((8, 8))).unwrap_err(),
+            decode(&bmp, 1, Some((8, 8))).unwrap_err().to_string(),
             "the image is 8192x8192 pixels, more than dlp decodes (at most 33554432 pixels); resize it first"
         );
-        assert!(decode(b"not an image", 1, None).unwrap_err().starts_with("cannot decode the image"));
+        assert!(decode(b"not an image", 1, None).unwrap_err().to_string().starts_with("cannot decode the image"));
     }
 
     #[test]

@@ -251,7 +251,7 @@ impl DataConfig {
         let mut this = self.clone();
         for (key, p) in this.paths_mut() {
             match hub::parse(p) {
-                Some(Err(e)) => issues.push(Issue::new(key, e)),
+                Some(Err(e)) => issues.push(Issue::new(key, e.to_string())),
                 Some(Ok(_)) => {}
                 None => {
                     let folder =

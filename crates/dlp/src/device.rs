@@ -16,8 +16,13 @@ pub enum DeviceSpec {
     Metal,
 }
 
+/// A `device:` value that names no device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected cpu, cuda, cuda:<n> or metal, got {0:?}")]
+pub struct UnknownDevice(pub String);
+
 /// Parses `cpu`, `cuda`, `cuda:<n>` or `metal`.
-pub fn parse(s: &str) -> Result<DeviceSpec, String> {
+pub fn parse(s: &str) -> Result<DeviceSpec, UnknownDevice> {
     match s {
         "cpu" => Ok(DeviceSpec::Cpu),
         "cuda" => Ok(DeviceSpec::Cuda(0)),
@@ -26,13 +31,13 @@ pub fn parse(s: &str) -> Result<DeviceSpec, String> {
             .strip_prefix("cuda:")
             .and_then(|n| n.parse().ok())
             .map(DeviceSpec::Cuda)
-            .ok_or_else(|| format!("expected cpu, cuda, cuda:<n> or metal, got {s:?}")),
+            .ok_or_else(|| UnknownDevice(s.to_string())),
     }
 }
 
 impl TryFrom<String> for DeviceSpec {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = UnknownDevice;
+    fn try_from(s: String) -> Result<Self, UnknownDevice> {
         parse(&s)
     }
 }
@@ -108,7 +113,7 @@ mod tests {
     fn parses_device_names() {
         assert_eq!(parse("cpu"), Ok(DeviceSpec::Cpu));
         assert_eq!(parse("cuda:1"), Ok(DeviceSpec::Cuda(1)));
-        assert_eq!(parse("gpu").unwrap_err(), "expected cpu, cuda, cuda:<n> or metal, got \"gpu\"");
+        assert_eq!(parse("gpu").unwrap_err().to_string(), "expected cpu, cuda, cuda:<n> or metal, got \"gpu\"");
         assert!(DeviceSpec::Cpu.open().is_ok());
         for name in ["cpu", "cuda:0", "cuda:3", "metal"] {
             assert_eq!(parse(name).unwrap().to_string(), name, "written back as read");

@@ -182,12 +182,42 @@ fn fingerprint(dir: &Path) -> Vec<(String, u64, u128)> {
     out
 }
 
+/// Why [`Registry::open`] found nothing to serve.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The path is not a directory.
+    #[error("{}: not a directory (expected a bundle or a model repository)", .0.display())]
+    NotADirectory(PathBuf),
+    /// A directory that is neither a bundle nor a repository with versions.
+    #[error(
+        "{}: neither a bundle (no bundle.json) nor a model repository (no <model>/<version>/ directories)",
+        .0.display()
+    )]
+    Empty(PathBuf),
+    /// The bundle directory given does not load.
+    #[error("{}: {reason}", path.display())]
+    Bundle {
+        /// The bundle.
+        path: PathBuf,
+        /// Why it does not load.
+        reason: String,
+    },
+    /// A repository none of whose versions loads.
+    #[error("{}: no model version could be loaded: {reasons}", path.display())]
+    NothingLoads {
+        /// The repository.
+        path: PathBuf,
+        /// Each version's reason, `; `-separated.
+        reasons: String,
+    },
+}
+
 impl Registry {
     /// Opens `path` — a bundle directory (it has `bundle.json`) or a repository — and loads
     /// the newest valid version of each model. Fails when nothing at all can be served.
-    pub fn open(path: &Path, ctx: LoadContext) -> Result<(Self, Vec<Event>), String> {
+    pub fn open(path: &Path, ctx: LoadContext) -> Result<(Self, Vec<Event>), OpenError> {
         if !path.is_dir() {
-            return Err(format!("{}: not a directory (expected a bundle or a model repository)", path.display()));
+            return Err(OpenError::NotADirectory(path.into()));
         }
         let repository = !pipeline_core::BundleDir::new(path).index().is_file();
         let reg = Self { root: path.into(), repository, models: RwLock::new(BTreeMap::new()), ctx };
@@ -195,14 +225,10 @@ impl Registry {
         if repository {
             events = reg.poll();
             if reg.models.read().unwrap_or_else(|p| p.into_inner()).is_empty() {
-                return Err(format!(
-                    "{}: neither a bundle (no bundle.json) nor a model repository (no <model>/<version>/ \
-                     directories)",
-                    path.display()
-                ));
+                return Err(OpenError::Empty(path.into()));
             }
         } else {
-            let model = reg.load(None, 1, path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let model = reg.load(None, 1, path).map_err(|reason| OpenError::Bundle { path: path.into(), reason })?;
             let slot = Arc::new(ModelSlot {
                 name: model.name.clone(),
                 dir: None,
@@ -215,7 +241,7 @@ impl Registry {
         }
         if reg.slots().iter().all(|s| s.current().is_none()) {
             let reasons: Vec<String> = events.iter().map(ToString::to_string).collect();
-            return Err(format!("{}: no model version could be loaded: {}", path.display(), reasons.join("; ")));
+            return Err(OpenError::NothingLoads { path: path.into(), reasons: reasons.join("; ") });
         }
         Ok((reg, events))
     }

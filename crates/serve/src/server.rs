@@ -100,8 +100,8 @@ impl Default for ServeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// Nothing could be loaded.
-    #[error("{0}")]
-    Load(String),
+    #[error(transparent)]
+    Load(#[from] crate::repository::OpenError),
     /// The address could not be bound, or the runtime not started.
     #[error("{what}: {cause}")]
     Io {

@@ -398,7 +398,8 @@ impl Chunks for ImageChunks {
         let mut names = Vec::with_capacity(files.len());
         for f in files {
             let bytes = std::fs::read(f).map_err(|e| io_err(f, &e))?;
-            let (v, _, _) = data_ingest::images::decode(&bytes, c, Some((h, w))).map_err(|e| shape_err(f, e))?;
+            let (v, _, _) =
+                data_ingest::images::decode(&bytes, c, Some((h, w))).map_err(|e| shape_err(f, e.to_string()))?;
             pixels.extend(v);
             names.push(f.strip_prefix(&self.root).unwrap_or(f).to_string_lossy().into_owned());
         }
