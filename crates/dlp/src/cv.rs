@@ -19,7 +19,7 @@ use preprocess::{Split, SplitConfig};
 use serde::Serialize;
 
 use crate::config::PipelineConfig;
-use crate::evaluate::{EvalConfig, EvalInput, TestReport, lower_is_better};
+use crate::evaluate::{EvalConfig, EvalInput, MetricName, TestReport};
 use crate::experiment::Experiment;
 use crate::pipeline::{fit_parts, load};
 
@@ -40,7 +40,7 @@ pub struct Fold {
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricSummary {
     /// The metric.
-    pub metric: String,
+    pub metric: MetricName,
     /// Whether lower is better.
     pub lower_is_better: bool,
     /// The model's mean and standard deviation.
@@ -92,7 +92,7 @@ pub struct CvReport {
 
 impl CvReport {
     /// The summary of `metric`.
-    pub fn get(&self, metric: &str) -> Option<&MetricSummary> {
+    pub fn get(&self, metric: MetricName) -> Option<&MetricSummary> {
         self.summary.iter().find(|m| m.metric == metric)
     }
 }
@@ -182,8 +182,8 @@ fn summarize(folds: &[Fold]) -> Vec<MetricSummary> {
     first
         .model
         .headline_metrics()
-        .into_iter()
-        .filter_map(|metric| {
+        .iter()
+        .filter_map(|&metric| {
             let values: Option<Vec<f64>> = folds.iter().map(|f| f.model.metric(metric)).collect();
             let model = MeanStd::of(&values?);
             let baselines = first
@@ -195,12 +195,7 @@ fn summarize(folds: &[Fold]) -> Vec<MetricSummary> {
                     Some((name.clone(), MeanStd::of(&v?)))
                 })
                 .collect();
-            Some(MetricSummary {
-                metric: metric.to_string(),
-                lower_is_better: lower_is_better(metric),
-                model,
-                baselines,
-            })
+            Some(MetricSummary { metric, lower_is_better: metric.lower_is_better(), model, baselines })
         })
         .collect()
 }
@@ -241,9 +236,9 @@ pub fn markdown(r: &CvReport) -> String {
     let _ = writeln!(
         s,
         "\n## Folds\n\n| fold | train / validation / test | {} |\n|---|---|---|",
-        r.summary.first().map_or("", |m| m.metric.as_str())
+        r.summary.first().map_or("", |m| m.metric.name())
     );
-    let headline = r.summary.first().map_or("accuracy", |m| m.metric.as_str());
+    let headline = r.summary.first().map_or(MetricName::Accuracy, |m| m.metric);
     for f in &r.per_fold {
         let _ = writeln!(
             s,

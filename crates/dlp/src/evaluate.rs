@@ -14,121 +14,13 @@ use anyhow::{Context, Result, bail};
 use eval::plot::Tile;
 use eval::stats::{BootstrapInterval, TestResult};
 use eval::{ClassificationReport, RegressionReport};
-use pipeline_core::config::Issue;
 use pipeline_core::data::FeatureKind;
 use pipeline_core::raw::{RawDataset, RawInputs};
 use pipeline_core::{Dataset, InputSchema, Predictions, Targets, Task};
 use preprocess::Preprocessor;
 use serde::{Deserialize, Serialize};
 
-/// The `eval:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EvalConfig {
-    /// The `k` of top-k accuracy, reported when there are more than `k` classes.
-    pub top_k: usize,
-    /// Train and score the baselines (class prior or mean, logistic or ridge regression).
-    pub baselines: bool,
-    /// Resamples of the paired bootstrap that compares two models.
-    pub bootstrap_resamples: usize,
-    /// How many of the most confidently wrong test examples the report shows.
-    pub error_examples: usize,
-    /// The deployment gate; absent, nothing is gated.
-    pub gate: Option<Gate>,
-}
-
-impl Default for EvalConfig {
-    fn default() -> Self {
-        Self { top_k: 5, baselines: true, bootstrap_resamples: 1000, error_examples: 24, gate: None }
-    }
-}
-
-/// `eval.gate`: when the model is not good enough to deploy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Gate {
-    /// The metric gated on: one of [`CLASSIFICATION_METRICS`] or [`REGRESSION_METRICS`];
-    /// `accuracy` or `rmse` when absent.
-    #[serde(default)]
-    pub metric: Option<String>,
-    /// The metric must reach this: at least this value, or at most for error metrics.
-    #[serde(default)]
-    pub threshold: Option<f64>,
-    /// The model may trail the best baseline by at most this much.
-    #[serde(default)]
-    pub vs_baseline: Option<f64>,
-    /// The model may trail the previous model (`--compare`) by at most this much.
-    #[serde(default)]
-    pub vs_previous: Option<f64>,
-}
-
-/// Metrics a classification gate or comparison can name.
-pub const CLASSIFICATION_METRICS: &[&str] = &[
-    "accuracy",
-    "balanced_accuracy",
-    "macro_f1",
-    "weighted_f1",
-    "mcc",
-    "roc_auc",
-    "average_precision",
-    "log_loss",
-    "top_k_accuracy",
-];
-/// Metrics a regression gate or comparison can name.
-pub const REGRESSION_METRICS: &[&str] = &["rmse", "mse", "mae", "r2", "mape"];
-
-/// Whether a smaller value of `metric` is better.
-pub fn lower_is_better(metric: &str) -> bool {
-    matches!(metric, "log_loss" | "rmse" | "mse" | "mae" | "mape")
-}
-
-impl EvalConfig {
-    /// Problems with the section, keyed under `eval`.
-    pub fn validate(&self) -> Vec<Issue> {
-        let mut issues = Vec::new();
-        if self.top_k == 0 {
-            issues.push(Issue::new("eval.top_k", "must be at least 1"));
-        }
-        if self.bootstrap_resamples == 0 {
-            issues.push(Issue::new("eval.bootstrap_resamples", "must be at least 1"));
-        }
-        if let Some(g) = &self.gate {
-            if let Some(m) = &g.metric
-                && !CLASSIFICATION_METRICS.contains(&m.as_str())
-                && !REGRESSION_METRICS.contains(&m.as_str())
-            {
-                issues.push(Issue::new(
-                    "eval.gate.metric",
-                    format!(
-                        "unknown metric `{m}`, expected one of {}",
-                        CLASSIFICATION_METRICS
-                            .iter()
-                            .chain(REGRESSION_METRICS)
-                            .map(|m| format!("`{m}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-            for (key, v) in [("threshold", g.threshold), ("vs_baseline", g.vs_baseline), ("vs_previous", g.vs_previous)]
-            {
-                if v.is_some_and(|v| !v.is_finite()) {
-                    issues.push(Issue::new(format!("eval.gate.{key}"), "must be a finite number"));
-                }
-            }
-            for (key, v) in [("vs_baseline", g.vs_baseline), ("vs_previous", g.vs_previous)] {
-                if v.is_some_and(|v| v < 0.0) {
-                    issues.push(Issue::new(format!("eval.gate.{key}"), "a margin must be 0 or more"));
-                }
-            }
-            if g.threshold.is_none() && g.vs_baseline.is_none() && g.vs_previous.is_none() {
-                issues
-                    .push(Issue::new("eval.gate", "a gate needs at least one of threshold, vs_baseline, vs_previous"));
-            }
-        }
-        issues
-    }
-}
+pub use eval::config::{EvalConfig, Gate, MetricName};
 
 /// The test-set metrics of one model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,47 +54,48 @@ impl TestReport {
     }
 
     /// The value of `metric`, when this report has it.
-    pub fn metric(&self, metric: &str) -> Option<f64> {
+    pub fn metric(&self, metric: MetricName) -> Option<f64> {
+        use MetricName as M;
         match self {
             TestReport::Classification { report: r, .. } => {
                 let p = r.probability_scores.as_ref();
                 match metric {
-                    "accuracy" => Some(r.accuracy),
-                    "balanced_accuracy" => Some(r.balanced_accuracy),
-                    "macro_f1" => Some(r.macro_avg.f1),
-                    "weighted_f1" => Some(r.weighted_avg.f1),
-                    "mcc" => Some(r.mcc),
-                    "roc_auc" => p.and_then(|p| p.roc_auc),
-                    "average_precision" => p.and_then(|p| p.average_precision),
-                    "log_loss" => p.map(|p| p.log_loss),
-                    "top_k_accuracy" => p.and_then(|p| p.top_k).map(|t| t.accuracy),
+                    M::Accuracy => Some(r.accuracy),
+                    M::BalancedAccuracy => Some(r.balanced_accuracy),
+                    M::MacroF1 => Some(r.macro_avg.f1),
+                    M::WeightedF1 => Some(r.weighted_avg.f1),
+                    M::Mcc => Some(r.mcc),
+                    M::RocAuc => p.and_then(|p| p.roc_auc),
+                    M::AveragePrecision => p.and_then(|p| p.average_precision),
+                    M::LogLoss => p.map(|p| p.log_loss),
+                    M::TopKAccuracy => p.and_then(|p| p.top_k).map(|t| t.accuracy),
                     _ => None,
                 }
             }
             TestReport::Regression(r) => match metric {
-                "rmse" => Some(r.rmse),
-                "mse" => Some(r.mse),
-                "mae" => Some(r.mae),
-                "r2" => Some(r.r2),
-                "mape" => Some(r.mape),
+                M::Rmse => Some(r.rmse),
+                M::Mse => Some(r.mse),
+                M::Mae => Some(r.mae),
+                M::R2 => Some(r.r2),
+                M::Mape => Some(r.mape),
                 _ => None,
             },
         }
     }
 
     /// The metric gates and comparisons use when none is named.
-    pub fn default_metric(&self) -> &'static str {
+    pub fn default_metric(&self) -> MetricName {
         match self {
-            TestReport::Classification { .. } => "accuracy",
-            TestReport::Regression(_) => "rmse",
+            TestReport::Classification { .. } => MetricName::Accuracy,
+            TestReport::Regression(_) => MetricName::Rmse,
         }
     }
 
     /// The headline metrics, in the order tables show them.
-    pub fn headline_metrics(&self) -> Vec<&'static str> {
+    pub fn headline_metrics(&self) -> &'static [MetricName] {
         match self {
-            TestReport::Classification { .. } => CLASSIFICATION_METRICS.to_vec(),
-            TestReport::Regression(_) => REGRESSION_METRICS.to_vec(),
+            TestReport::Classification { .. } => &MetricName::CLASSIFICATION,
+            TestReport::Regression(_) => &MetricName::REGRESSION,
         }
     }
 }
@@ -340,7 +233,7 @@ pub struct Comparison {
     /// The previous model's metrics on these examples.
     pub previous: TestReport,
     /// The metric compared.
-    pub metric: String,
+    pub metric: MetricName,
     /// Paired bootstrap of `new − previous` for `metric`.
     pub difference: BootstrapInterval,
     /// McNemar's test of the two classifiers' error rates (classification).
@@ -412,11 +305,7 @@ pub fn compare_predictions(
 ) -> Result<Comparison> {
     let previous_run = previous;
     let previous = score(current.task, previous_predictions, current.actual, config.top_k)?;
-    let metric = config
-        .gate
-        .as_ref()
-        .and_then(|g| g.metric.clone())
-        .unwrap_or_else(|| current.report.default_metric().to_string());
+    let metric = config.gate.as_ref().and_then(|g| g.metric).unwrap_or_else(|| current.report.default_metric());
     let top_k = config.top_k;
     let subset_metric = |predictions: &Predictions, idx: &[usize]| -> eval::Result<f64> {
         let actual = match current.actual {
@@ -432,7 +321,7 @@ pub fn compare_predictions(
         };
         let report = match (current.task, &actual) {
             // Label metrics do not need the (slower) probability scores.
-            (Task::Classification { labels }, Actual::Classes(a)) if !needs_probabilities(&metric) => {
+            (Task::Classification { labels }, Actual::Classes(a)) if !metric.needs_probabilities() => {
                 TestReport::Classification {
                     labels: labels.clone(),
                     report: ClassificationReport::compute(a, &predictions.argmax().unwrap_or_default(), labels)?,
@@ -441,7 +330,7 @@ pub fn compare_predictions(
             _ => score(current.task, &predictions, &actual, top_k)
                 .map_err(|_| eval::Error::Kind { expected: "predictions that fit the task" })?,
         };
-        report.metric(&metric).ok_or(eval::Error::Kind { expected: "a defined metric on every resample" })
+        report.metric(metric).ok_or(eval::Error::Kind { expected: "a defined metric on every resample" })
     };
     let difference = eval::stats::paired_bootstrap(
         current.actual_len(),
@@ -471,10 +360,6 @@ impl Current<'_> {
     }
 }
 
-fn needs_probabilities(metric: &str) -> bool {
-    matches!(metric, "roc_auc" | "average_precision" | "log_loss" | "top_k_accuracy")
-}
-
 fn describe(task: &Task) -> String {
     match task {
         Task::Classification { labels } => format!("the classes [{}]", labels.join(", ")),
@@ -487,7 +372,7 @@ fn describe(task: &Task) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GateOutcome {
     /// The metric gated on.
-    pub metric: String,
+    pub metric: MetricName,
     /// The model's value of it.
     pub value: f64,
     /// Each rule checked.
@@ -517,14 +402,14 @@ pub fn apply_gate(
     baselines: &[BaselineScore],
     comparison: Option<&Comparison>,
 ) -> Result<GateOutcome> {
-    let metric = gate.metric.clone().unwrap_or_else(|| report.default_metric().to_string());
-    let Some(value) = report.metric(&metric) else {
+    let metric = gate.metric.unwrap_or_else(|| report.default_metric());
+    let Some(value) = report.metric(metric) else {
         bail!(
             "eval.gate.metric: `{metric}` is not available for this model (expected one of {})",
-            report.headline_metrics().join(", ")
+            report.headline_metrics().iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
         );
     };
-    let lower = lower_is_better(&metric);
+    let lower = metric.lower_is_better();
     // The limit `reference` minus (or, for error metrics, plus) `margin`.
     let limit = |reference: f64, margin: f64| if lower { reference + margin } else { reference - margin };
     let reaches = |limit: f64| if lower { value <= limit } else { value >= limit };
@@ -541,7 +426,7 @@ pub fn apply_gate(
     if let Some(margin) = gate.vs_baseline {
         let best = baselines
             .iter()
-            .filter_map(|b| b.report.metric(&metric).map(|v| (b, v)))
+            .filter_map(|b| b.report.metric(metric).map(|v| (b, v)))
             .reduce(|a, b| if (lower && b.1 < a.1) || (!lower && b.1 > a.1) { b } else { a });
         match best {
             Some((b, v)) => {
@@ -562,7 +447,7 @@ pub fn apply_gate(
     if let Some(margin) = gate.vs_previous {
         match comparison {
             Some(c) => {
-                let Some(v) = c.previous.metric(&metric) else {
+                let Some(v) = c.previous.metric(metric) else {
                     bail!("eval.gate.vs_previous: the previous model has no {metric}");
                 };
                 let l = limit(v, margin);
@@ -887,7 +772,7 @@ mod tests {
         let gate = Gate { metric: None, threshold: Some(0.9), vs_baseline: Some(0.0), vs_previous: Some(0.01) };
         let good = apply_gate(&gate, &classification(0.95), &[baseline(0.5)], None).unwrap();
         assert!(good.passed, "{good:?}");
-        assert_eq!(good.metric, "accuracy");
+        assert_eq!(good.metric, MetricName::Accuracy);
         assert_eq!(good.checks.len(), 3);
         assert_eq!(good.checks[2].detail, "not checked: no previous run was given (--compare <run-dir>)");
 
@@ -905,13 +790,13 @@ mod tests {
     #[test]
     fn error_metrics_gate_from_above() {
         let r = TestReport::Regression(RegressionReport::compute(&[1.0, 2.0, 3.0], &[1.5, 2.0, 3.5]).unwrap());
-        let rmse = r.metric("rmse").unwrap();
+        let rmse = r.metric(MetricName::Rmse).unwrap();
         let pass =
-            Gate { metric: Some("rmse".into()), threshold: Some(rmse + 0.01), vs_baseline: None, vs_previous: None };
+            Gate { metric: Some(MetricName::Rmse), threshold: Some(rmse + 0.01), vs_baseline: None, vs_previous: None };
         assert!(apply_gate(&pass, &r, &[], None).unwrap().passed);
         let fail = Gate { threshold: Some(rmse - 0.01), ..pass.clone() };
         assert!(!apply_gate(&fail, &r, &[], None).unwrap().passed);
-        let wrong_task = Gate { metric: Some("accuracy".into()), ..pass };
+        let wrong_task = Gate { metric: Some(MetricName::Accuracy), ..pass };
         let e = apply_gate(&wrong_task, &r, &[], None).unwrap_err().to_string();
         assert!(e.contains("`accuracy` is not available"), "{e}");
     }
@@ -920,16 +805,20 @@ mod tests {
     fn config_problems_name_the_key() {
         let c = EvalConfig {
             top_k: 0,
-            gate: Some(Gate {
-                metric: Some("acuracy".into()),
-                threshold: None,
-                vs_baseline: Some(-1.0),
-                vs_previous: None,
-            }),
+            gate: Some(Gate { metric: None, threshold: None, vs_baseline: Some(-1.0), vs_previous: None }),
             ..Default::default()
         };
         let keys: Vec<String> = c.validate().into_iter().map(|i| i.key).collect();
-        assert_eq!(keys, ["eval.top_k", "eval.gate.metric", "eval.gate.vs_baseline"]);
+        assert_eq!(keys, ["eval.top_k", "eval.gate.vs_baseline"]);
+        // A metric's config name is its report name; an unknown one does not parse, and the
+        // error lists the names.
+        for m in MetricName::CLASSIFICATION.into_iter().chain(MetricName::REGRESSION) {
+            assert_eq!(serde_yaml::to_value(m).unwrap(), serde_yaml::Value::from(m.name()));
+            assert_eq!(m.name().parse::<MetricName>(), Ok(m));
+        }
+        let err = serde_yaml::from_str::<Gate>("{metric: acuracy, threshold: 0.9}").unwrap_err().to_string();
+        assert!(err.contains("unknown variant `acuracy`, expected one of `accuracy`"), "{err}");
+        assert!("acuracy".parse::<MetricName>().unwrap_err().starts_with("unknown metric `acuracy`, expected one of"));
         let empty = EvalConfig {
             gate: Some(Gate { metric: None, threshold: None, vs_baseline: None, vs_previous: None }),
             ..Default::default()

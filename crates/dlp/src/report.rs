@@ -16,7 +16,7 @@ use pipeline_core::run::{Manifest, write_atomic};
 use pipeline_core::{InputSchema, RunDir};
 use train::FitReport;
 
-use crate::evaluate::{Evaluation, TestReport, lower_is_better};
+use crate::evaluate::{Evaluation, TestReport};
 
 /// What the data looked like, for the report.
 pub struct DataSummary<'a> {
@@ -149,10 +149,10 @@ pub fn markdown(input: &ReportInput<'_>, image: &dyn Fn(&str) -> String) -> Stri
         header.push("previous model".into());
     }
     table_header(w, &header);
-    for metric in e.test.headline_metrics() {
+    for &metric in e.test.headline_metrics() {
         let Some(v) = e.test.metric(metric) else { continue };
         let mut row = vec![
-            format!("{metric}{}", if lower_is_better(metric) { " (lower is better)" } else { "" }),
+            format!("{metric}{}", if metric.lower_is_better() { " (lower is better)" } else { "" }),
             format!("**{v:.4}**"),
         ];
         row.extend(e.baselines.iter().map(|b| num(b.report.metric(metric))));

@@ -106,7 +106,7 @@ pub struct RetrainOutcome {
 impl RetrainOutcome {
     /// The lines `dlp retrain` prints.
     pub fn lines(&self) -> Vec<String> {
-        let metric = &self.comparison.metric;
+        let metric = self.comparison.metric;
         let d = &self.comparison.difference;
         let value = |r: &TestReport| r.metric(metric).map_or("-".into(), |v| format!("{v:.4}"));
         let mut lines = vec![

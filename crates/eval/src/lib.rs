@@ -14,6 +14,8 @@
 //!   confidence interval and McNemar's test.
 //! - [`drift`] — data drift: population stability index, Kolmogorov–Smirnov and chi-squared
 //!   tests of live values against a training reference.
+//! - [`config`] — the `eval:` section and its deployment gate, and [`MetricName`](config::MetricName),
+//!   the metrics a gate or comparison can name.
 //! - [`plot`] draws PNG charts (training curves, histograms, confusion heat maps, ROC and PR
 //!   curves) with an embedded font.
 //!
@@ -23,6 +25,7 @@
 //!
 //! What it must not do: train.
 
+pub mod config;
 pub mod confusion;
 pub mod curves;
 pub mod drift;
