@@ -14,7 +14,7 @@
 //! applied in the order listed.
 
 use pipeline_core::InputSchema;
-use pipeline_core::config::{Issue, Tagged};
+use pipeline_core::config::Issue;
 use serde::{Deserialize, Serialize};
 
 /// One configured transform, tagged by `kind`.
@@ -51,43 +51,23 @@ pub enum Transform {
 }
 
 /// The `kind` names, in the order of [`Transform`].
-pub const KINDS: &[&str] = &[
-    "hflip",
-    "vflip",
-    "rotate",
-    "zoom",
-    "translate",
-    "crop",
-    "noise",
-    "brightness",
-    "contrast",
-    "cutout",
-    "token_dropout",
-    "token_swap",
-    "feature_noise",
-];
+pub const KINDS: &[&str] = Transform::TAGS;
 
-impl<'de> Deserialize<'de> for Transform {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let t = Tagged::read(d, "kind", KINDS)?;
-        match t.variant.as_str() {
-            "hflip" => t.parse().map(Transform::Hflip),
-            "vflip" => t.parse().map(Transform::Vflip),
-            "rotate" => t.parse().map(Transform::Rotate),
-            "zoom" => t.parse().map(Transform::Zoom),
-            "translate" => t.parse().map(Transform::Translate),
-            "crop" => t.parse().map(Transform::Crop),
-            "noise" => t.parse().map(Transform::Noise),
-            "brightness" => t.parse().map(Transform::Brightness),
-            "contrast" => t.parse().map(Transform::Contrast),
-            "cutout" => t.parse().map(Transform::Cutout),
-            "token_dropout" => t.parse().map(Transform::TokenDropout),
-            "token_swap" => t.parse().map(Transform::TokenSwap),
-            "feature_noise" => t.parse().map(Transform::FeatureNoise),
-            other => unreachable!("Tagged::read admits only listed variants, got {other}"),
-        }
-    }
-}
+pipeline_core::tagged_enum!(Transform, "kind", [
+    "hflip" => Transform::Hflip,
+    "vflip" => Transform::Vflip,
+    "rotate" => Transform::Rotate,
+    "zoom" => Transform::Zoom,
+    "translate" => Transform::Translate,
+    "crop" => Transform::Crop,
+    "noise" => Transform::Noise,
+    "brightness" => Transform::Brightness,
+    "contrast" => Transform::Contrast,
+    "cutout" => Transform::Cutout,
+    "token_dropout" => Transform::TokenDropout,
+    "token_swap" => Transform::TokenSwap,
+    "feature_noise" => Transform::FeatureNoise,
+]);
 
 /// What kind of examples a transform works on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pipeline_core::FeatureKind;
-use pipeline_core::config::{Issue, Tagged};
+use pipeline_core::config::Issue;
 use pipeline_core::raw::{RawDataset, RawInputs, TargetSpec, TaskHint};
 use pipeline_core::run::InputFile;
 use serde::{Deserialize, Serialize};
@@ -61,19 +61,13 @@ pub enum DataConfig {
     ImageFolder(ImageFolderConfig),
 }
 
-impl<'de> Deserialize<'de> for DataConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let t = Tagged::read(d, "format", &["idx", "csv", "text_lines", "text_folder", "image_folder"])?;
-        match t.variant.as_str() {
-            "idx" => t.parse().map(DataConfig::Idx),
-            "csv" => t.parse().map(DataConfig::Csv),
-            "text_lines" => t.parse().map(DataConfig::TextLines),
-            "text_folder" => t.parse().map(DataConfig::TextFolder),
-            "image_folder" => t.parse().map(DataConfig::ImageFolder),
-            other => unreachable!("Tagged::read admits only listed variants, got {other}"),
-        }
-    }
-}
+pipeline_core::tagged_enum!(DataConfig, "format", [
+    "idx" => DataConfig::Idx,
+    "csv" => DataConfig::Csv,
+    "text_lines" => DataConfig::TextLines,
+    "text_folder" => DataConfig::TextFolder,
+    "image_folder" => DataConfig::ImageFolder,
+]);
 
 /// `format: idx`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

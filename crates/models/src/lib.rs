@@ -30,9 +30,9 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use pipeline_core::config::{Issue, Tagged};
+use pipeline_core::config::Issue;
 use pipeline_core::{Ctx, Head, Model, Predictions};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use bert::{BertConfig, BertSizes, Freeze, Pooling};
 pub use cnn::{CnnConfig, ConvBlock, LeNet5Config, PoolKind, ResNetConfig};
@@ -103,24 +103,18 @@ pub enum ModelConfig {
 }
 
 /// The architecture names `arch` accepts.
-pub const ARCHITECTURES: &[&str] = &["mlp", "cnn", "lenet5", "resnet", "rnn", "transformer", "bert", "gan"];
+pub const ARCHITECTURES: &[&str] = ModelConfig::TAGS;
 
-impl<'de> Deserialize<'de> for ModelConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let t = Tagged::read(d, "arch", ARCHITECTURES)?;
-        match t.variant.as_str() {
-            "mlp" => t.parse().map(ModelConfig::Mlp),
-            "cnn" => t.parse().map(ModelConfig::Cnn),
-            "lenet5" => t.parse().map(ModelConfig::LeNet5),
-            "resnet" => t.parse().map(ModelConfig::ResNet),
-            "rnn" => t.parse().map(ModelConfig::Rnn),
-            "transformer" => t.parse().map(ModelConfig::Transformer),
-            "bert" => t.parse().map(ModelConfig::Bert),
-            "gan" => t.parse().map(ModelConfig::Gan),
-            other => unreachable!("Tagged::read admits only listed variants, got {other}"),
-        }
-    }
-}
+pipeline_core::tagged_enum!(ModelConfig, "arch", [
+    "mlp" => ModelConfig::Mlp,
+    "cnn" => ModelConfig::Cnn,
+    "lenet5" => ModelConfig::LeNet5,
+    "resnet" => ModelConfig::ResNet,
+    "rnn" => ModelConfig::Rnn,
+    "transformer" => ModelConfig::Transformer,
+    "bert" => ModelConfig::Bert,
+    "gan" => ModelConfig::Gan,
+]);
 
 impl ModelConfig {
     /// Checks the values serde cannot (positive widths, dropout in range).

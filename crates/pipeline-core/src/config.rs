@@ -36,6 +36,36 @@ impl fmt::Display for Issue {
     }
 }
 
+/// Implements `Deserialize` for an internally tagged config enum through [`Tagged`], listing
+/// each variant once: its tag value and the constructor of the variant from its struct (a
+/// tuple variant's name, or a closure for a unit variant, e.g. `|_: NoOptions| Schedule::Constant`).
+/// Also defines `TAGS`, the accepted tag values in that order.
+///
+/// ```ignore
+/// pipeline_core::tagged_enum!(DataConfig, "format", ["idx" => DataConfig::Idx, "csv" => DataConfig::Csv]);
+/// ```
+#[macro_export]
+macro_rules! tagged_enum {
+    ($ty:ty, $tag:literal, [$($name:literal => $ctor:expr),+ $(,)?]) => {
+        impl $ty {
+            /// The values its tag accepts.
+            pub const TAGS: &'static [&'static str] = &[$($name),+];
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $ty {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
+                let t = $crate::config::Tagged::read(d, $tag, <$ty>::TAGS)?;
+                $(
+                    if t.variant == $name {
+                        return t.parse().map($ctor);
+                    }
+                )+
+                Err(<D::Error as ::serde::de::Error>::custom("Tagged::read admits only the listed variants"))
+            }
+        }
+    };
+}
+
 /// Marks the key path inside an error message from [`Tagged::parse`], so that the caller can
 /// move it into the key it reports: `"\u{1f}lr\u{1f} invalid type: …"`.
 pub const KEY_MARK: char = '\u{1f}';

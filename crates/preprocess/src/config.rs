@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pipeline_core::config::{Issue, Tagged};
+use pipeline_core::config::Issue;
 use serde::{Deserialize, Serialize};
 
 use crate::split::SplitConfig;
@@ -259,18 +259,12 @@ pub enum TokenizerConfig {
     File(TokenizerFile),
 }
 
-impl<'de> Deserialize<'de> for TokenizerConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let t = Tagged::read(d, "kind", &["wordpiece", "bpe", "vocab", "file"])?;
-        match t.variant.as_str() {
-            "wordpiece" => t.parse().map(TokenizerConfig::Wordpiece),
-            "bpe" => t.parse().map(TokenizerConfig::Bpe),
-            "vocab" => t.parse().map(TokenizerConfig::Vocab),
-            "file" => t.parse().map(TokenizerConfig::File),
-            other => unreachable!("Tagged::read admits only listed variants, got {other}"),
-        }
-    }
-}
+pipeline_core::tagged_enum!(TokenizerConfig, "kind", [
+    "wordpiece" => TokenizerConfig::Wordpiece,
+    "bpe" => TokenizerConfig::Bpe,
+    "vocab" => TokenizerConfig::Vocab,
+    "file" => TokenizerConfig::File,
+]);
 
 /// `kind: wordpiece` / `kind: bpe`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

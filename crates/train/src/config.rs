@@ -1,7 +1,7 @@
 //! The `train:` section.
 
+use pipeline_core::config::Issue;
 pub use pipeline_core::config::NoOptions;
-use pipeline_core::config::{Issue, Tagged};
 use pipeline_core::{Head, Task};
 use serde::{Deserialize, Serialize};
 
@@ -198,19 +198,13 @@ fn default_delta() -> f64 {
     1.0
 }
 
-impl<'de> Deserialize<'de> for LossConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let t = Tagged::read(d, "kind", &["cross_entropy", "bce_with_logits", "mse", "mae", "huber"])?;
-        match t.variant.as_str() {
-            "cross_entropy" => t.parse().map(LossConfig::CrossEntropy),
-            "bce_with_logits" => t.parse().map(LossConfig::BceWithLogits),
-            "mse" => t.parse().map(LossConfig::Mse),
-            "mae" => t.parse().map(LossConfig::Mae),
-            "huber" => t.parse().map(LossConfig::Huber),
-            other => unreachable!("Tagged::read admits only listed variants, got {other}"),
-        }
-    }
-}
+pipeline_core::tagged_enum!(LossConfig, "kind", [
+    "cross_entropy" => LossConfig::CrossEntropy,
+    "bce_with_logits" => LossConfig::BceWithLogits,
+    "mse" => LossConfig::Mse,
+    "mae" => LossConfig::Mae,
+    "huber" => LossConfig::Huber,
+]);
 
 impl LossConfig {
     /// The task's usual loss: cross-entropy for classification, mean squared error otherwise.

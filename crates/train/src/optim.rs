@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Result, Tensor, Var};
-use pipeline_core::config::{Issue, Tagged};
+use pipeline_core::config::Issue;
 use serde::{Deserialize, Serialize};
 
 /// `train.optimizer`, tagged by `kind`. Defaults are PyTorch's.
@@ -37,19 +37,13 @@ impl Default for OptimizerConfig {
     }
 }
 
-impl<'de> Deserialize<'de> for OptimizerConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let t = Tagged::read(d, "kind", &["sgd", "adam", "adamw", "rmsprop", "adagrad"])?;
-        match t.variant.as_str() {
-            "sgd" => t.parse().map(OptimizerConfig::Sgd),
-            "adam" => t.parse().map(OptimizerConfig::Adam),
-            "adamw" => t.parse().map(OptimizerConfig::AdamW),
-            "rmsprop" => t.parse().map(OptimizerConfig::RmsProp),
-            "adagrad" => t.parse().map(OptimizerConfig::Adagrad),
-            other => unreachable!("Tagged::read admits only listed variants, got {other}"),
-        }
-    }
-}
+pipeline_core::tagged_enum!(OptimizerConfig, "kind", [
+    "sgd" => OptimizerConfig::Sgd,
+    "adam" => OptimizerConfig::Adam,
+    "adamw" => OptimizerConfig::AdamW,
+    "rmsprop" => OptimizerConfig::RmsProp,
+    "adagrad" => OptimizerConfig::Adagrad,
+]);
 
 macro_rules! defaults {
     ($($name:ident: $t:ty = $v:expr;)*) => {

@@ -1,7 +1,7 @@
 //! Learning-rate schedules, each matching its PyTorch scheduler.
 
 use pipeline_core::Direction;
-use pipeline_core::config::{Issue, NoOptions, Tagged};
+use pipeline_core::config::{Issue, NoOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::history::{EpochMetrics, Monitor};
@@ -25,21 +25,14 @@ pub enum Schedule {
     ReduceOnPlateau(PlateauConfig),
 }
 
-impl<'de> Deserialize<'de> for Schedule {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let t =
-            Tagged::read(d, "kind", &["constant", "step", "exponential", "cosine", "one_cycle", "reduce_on_plateau"])?;
-        match t.variant.as_str() {
-            "constant" => t.parse::<NoOptions, _>().map(|_| Schedule::Constant),
-            "step" => t.parse().map(Schedule::Step),
-            "exponential" => t.parse().map(Schedule::Exponential),
-            "cosine" => t.parse().map(Schedule::Cosine),
-            "one_cycle" => t.parse().map(Schedule::OneCycle),
-            "reduce_on_plateau" => t.parse().map(Schedule::ReduceOnPlateau),
-            other => unreachable!("Tagged::read admits only listed variants, got {other}"),
-        }
-    }
-}
+pipeline_core::tagged_enum!(Schedule, "kind", [
+    "constant" => |_: NoOptions| Schedule::Constant,
+    "step" => Schedule::Step,
+    "exponential" => Schedule::Exponential,
+    "cosine" => Schedule::Cosine,
+    "one_cycle" => Schedule::OneCycle,
+    "reduce_on_plateau" => Schedule::ReduceOnPlateau,
+]);
 
 /// `kind: step`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

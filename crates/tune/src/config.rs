@@ -13,7 +13,7 @@
 //! ```
 
 use pipeline_core::Direction;
-use pipeline_core::config::{Issue, Tagged};
+use pipeline_core::config::Issue;
 use serde::{Deserialize, Serialize};
 
 use crate::pruner::{AshaPruner, MedianPruner, NoPruner, Pruner};
@@ -123,16 +123,11 @@ impl Default for SamplerConfig {
     }
 }
 
-impl<'de> Deserialize<'de> for SamplerConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let t = Tagged::read(d, "kind", &["grid", "random", "tpe"])?;
-        match t.variant.as_str() {
-            "grid" => t.parse().map(SamplerConfig::Grid),
-            "random" => t.parse().map(SamplerConfig::Random),
-            _ => t.parse().map(SamplerConfig::Tpe),
-        }
-    }
-}
+pipeline_core::tagged_enum!(SamplerConfig, "kind", [
+    "grid" => SamplerConfig::Grid,
+    "random" => SamplerConfig::Random,
+    "tpe" => SamplerConfig::Tpe,
+]);
 
 /// A sampler's seed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -189,16 +184,11 @@ impl Default for PrunerConfig {
     }
 }
 
-impl<'de> Deserialize<'de> for PrunerConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let t = Tagged::read(d, "kind", &["none", "median", "asha"])?;
-        match t.variant.as_str() {
-            "none" => t.parse().map(PrunerConfig::None),
-            "median" => t.parse().map(PrunerConfig::Median),
-            _ => t.parse().map(PrunerConfig::Asha),
-        }
-    }
-}
+pipeline_core::tagged_enum!(PrunerConfig, "kind", [
+    "none" => PrunerConfig::None,
+    "median" => PrunerConfig::Median,
+    "asha" => PrunerConfig::Asha,
+]);
 
 pub use pipeline_core::config::NoOptions;
 
