@@ -1,5 +1,6 @@
-//! Architecture checks that keep the layout true (`cargo xtask test` runs them as unit
-//! tests): no import loop between the modules of a crate.
+//! Architecture checks that keep ARCHITECTURE.md true (`cargo xtask test` runs them as unit
+//! tests): no import loop between the modules of a crate; `unsafe` only in the two places the
+//! document names; no public function with a `String` for an error.
 //!
 //! A module's imports are the `crate::<module>` paths in its file, up to its `#[cfg(test)]`
 //! section (tests may reach anywhere), comments excluded. The crates' modules are flat files,
@@ -40,6 +41,36 @@ pub fn module_graph(root: &Path) -> BTreeMap<String, BTreeMap<String, BTreeSet<S
         graphs.insert(krate.file_name().to_string_lossy().into_owned(), graph);
     }
     graphs
+}
+
+/// Every library source file under `crates/*/src` (relative to `root`) with its code before
+/// the `#[cfg(test)]` section, comment lines removed.
+pub fn code_files(root: &Path) -> Vec<(String, String)> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().and_then(|e| e.to_str()) == Some("rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for krate in std::fs::read_dir(root.join("crates")).into_iter().flatten().flatten() {
+        walk(&krate.path().join("src"), &mut files);
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let body = text.split("\n#[cfg(test)]").next().unwrap_or_default();
+            let body = body.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+            let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned();
+            (rel, body)
+        })
+        .collect()
 }
 
 /// The first segment of every `crate::…` path in `text`, including each entry of
@@ -174,5 +205,44 @@ mod tests {
         let found: BTreeMap<&String, Vec<Vec<String>>> =
             graphs.iter().map(|(k, g)| (k, loops(g))).filter(|(_, l)| !l.is_empty()).collect();
         assert!(found.is_empty(), "import loops inside crates: {found:?}");
+    }
+
+    fn root() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_path_buf()
+    }
+
+    /// ARCHITECTURE.md: the only `unsafe` is the bounds-checked call into `gemm` in the kernels
+    /// and the `set_var` calls of `dlp::device`. A new one is a decision to write down there
+    /// (and here), not to slip in.
+    #[test]
+    fn unsafe_only_where_the_architecture_says() {
+        let files = code_files(&root());
+        assert!(files.len() > 50, "read the sources: {}", files.len());
+        let with_unsafe: Vec<&str> = files
+            .iter()
+            .filter(|(_, body)| body.contains("unsafe {") || body.contains("unsafe fn") || body.contains("unsafe impl"))
+            .map(|(f, _)| f.as_str())
+            .collect();
+        assert_eq!(with_unsafe, ["crates/dlp/src/device.rs", "crates/kernels/src/gemm.rs"]);
+    }
+
+    /// Public functions return typed errors (a crate's `Error` or a `thiserror` type), never a
+    /// bare `String`, so that callers can match on what went wrong.
+    #[test]
+    fn no_public_function_returns_a_string_error() {
+        let found: Vec<String> = code_files(&root())
+            .iter()
+            .flat_map(|(f, body)| {
+                // A signature may span lines: join each `pub fn` up to its body's `{`.
+                body.match_indices("pub fn ")
+                    .map(|(i, _)| {
+                        body[i..].split('{').next().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ")
+                    })
+                    .filter(|sig| sig.split("->").nth(1).is_some_and(|ret| ret.contains(", String>")))
+                    .map(|sig| format!("{f}: {sig}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(found.is_empty(), "public functions with a String error: {found:#?}");
     }
 }

@@ -278,8 +278,7 @@ fn execute(
         },
         _ => Vec::new(),
     };
-    let csv = serve::predictions_csv(&schema.target.task, &preds, Some(&split.test), Some(&actual))
-        .map_err(anyhow::Error::msg)?;
+    let csv = serve::predictions_csv(&schema.target.task, &preds, Some(&split.test), Some(&actual))?;
     write_atomic(&run.predictions(), &csv)?;
     clock.lap("eval");
 

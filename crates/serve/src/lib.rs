@@ -356,6 +356,17 @@ pub fn read_inputs(bundle: &Bundle, input: &Path, format: InputFormat) -> Result
     }
 }
 
+/// Why [`predictions_csv`] could not write.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictionsCsvError {
+    /// Class probabilities for a regression task, or values for a classification one.
+    #[error("predictions do not match the bundle's task")]
+    TaskMismatch,
+    /// The CSV writer failed.
+    #[error("writing the predictions CSV: {0}")]
+    Csv(#[from] csv::Error),
+}
+
 /// Predictions as CSV: `row,[actual,]label,confidence,p_<class>…` for classification,
 /// `row,[actual,]value` for regression. `rows` names each record (default 0, 1, …); `actual`
 /// adds the true target of each.
@@ -364,7 +375,7 @@ pub fn predictions_csv(
     preds: &Predictions,
     rows: Option<&[usize]>,
     actual: Option<&[String]>,
-) -> std::result::Result<Vec<u8>, String> {
+) -> std::result::Result<Vec<u8>, PredictionsCsvError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let id = |i: usize| rows.map_or(i, |r| r[i]).to_string();
     let mut head = vec!["row".to_string()];
@@ -375,7 +386,7 @@ pub fn predictions_csv(
         (Predictions::Classes { probs, classes }, Task::Classification { labels }) => {
             head.extend(["label".to_string(), "confidence".into()]);
             head.extend(labels.iter().map(|l| format!("p_{l}")));
-            w.write_record(&head).map_err(|e| e.to_string())?;
+            w.write_record(&head)?;
             let best = preds.argmax().unwrap_or_default();
             for (i, row) in probs.chunks_exact(*classes).enumerate() {
                 let c = best[i] as usize;
@@ -383,22 +394,22 @@ pub fn predictions_csv(
                 rec.extend(actual.map(|a| a[i].clone()));
                 rec.extend([labels[c].clone(), format!("{:.6}", row[c])]);
                 rec.extend(row.iter().map(|p| format!("{p:.6}")));
-                w.write_record(&rec).map_err(|e| e.to_string())?;
+                w.write_record(&rec)?;
             }
         }
         (Predictions::Values(v), _) => {
             head.push("value".into());
-            w.write_record(&head).map_err(|e| e.to_string())?;
+            w.write_record(&head)?;
             for (i, x) in v.iter().enumerate() {
                 let mut rec = vec![id(i)];
                 rec.extend(actual.map(|a| a[i].clone()));
                 rec.push(x.to_string());
-                w.write_record(&rec).map_err(|e| e.to_string())?;
+                w.write_record(&rec)?;
             }
         }
-        _ => return Err("predictions do not match the bundle's task".into()),
+        _ => return Err(PredictionsCsvError::TaskMismatch),
     }
-    w.into_inner().map_err(|e| e.to_string())
+    w.into_inner().map_err(|e| PredictionsCsvError::Csv(e.into_error().into()))
 }
 
 /// Predicts every record of `input` and writes a CSV ([`predictions_csv`]) to `output`,
