@@ -13,13 +13,13 @@ use serve::drift::{DriftReport, Extractor, Thresholds};
 
 /// Compares the records of `data` with the training reference of the bundle at `bundle`.
 pub fn check(bundle: &Path, data: &Path, format: serve::InputFormat, thresholds: &Thresholds) -> Result<DriftReport> {
-    let b = serve::Bundle::load(bundle, &candle_core::Device::Cpu)?;
+    let b = bundle::Bundle::load(bundle, &candle_core::Device::Cpu)?;
     let Some(reference) = b.reference.clone() else {
         bail!(
             "{}: this bundle has no reference statistics ({}; bundles written before drift monitoring lack it): \
              retrain it with this dlp to check drift",
             bundle.display(),
-            serve::drift::REFERENCE_FILE
+            bundle::reference::REFERENCE_FILE
         );
     };
     if format == serve::InputFormat::ImageFolder {

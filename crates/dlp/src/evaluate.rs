@@ -271,7 +271,7 @@ pub struct Current<'a> {
 /// Scores the bundle of `previous_run` on the current test records and compares.
 pub fn compare(previous_run: &Path, current: &Current<'_>, config: &EvalConfig, seed: u64) -> Result<Comparison> {
     let bundle_dir = previous_run.join("bundle");
-    let bundle = serve::Bundle::load(&bundle_dir, &candle_core::Device::Cpu)
+    let bundle = bundle::Bundle::load(&bundle_dir, &candle_core::Device::Cpu)
         .with_context(|| format!("--compare {}: loading its bundle", previous_run.display()))?;
     if bundle.task() != current.task {
         bail!(

@@ -195,7 +195,7 @@ pub fn sample(
     let mut classified = None;
     let mut captions = None;
     if let Some(path) = classifier {
-        let clf = serve::Bundle::load(path, &device).with_context(|| format!("--classify {}", path.display()))?;
+        let clf = bundle::Bundle::load(path, &device).with_context(|| format!("--classify {}", path.display()))?;
         let Task::Classification { labels } = clf.task().clone() else {
             bail!("--classify {}: not a classifier", path.display());
         };

@@ -517,7 +517,7 @@ fn dispatch(command: Command) -> Result<()> {
         }
         Command::Predict { bundle, input, output, format, chunk, quiet } => {
             let device = candle_core::Device::Cpu;
-            let b = serve::Bundle::load(&bundle, &device)?;
+            let b = bundle::Bundle::load(&bundle, &device)?;
             let format = input_format(format, &input);
             let options = serve::stream::StreamOptions { chunk, progress: !quiet };
             let n = serve::stream::predict_stream(&b, &input, format, &output, &options)
@@ -638,7 +638,7 @@ fn dispatch(command: Command) -> Result<()> {
             }
         }
         Command::Export { bundle, format, output } => {
-            let b = serve::Bundle::load(&bundle, &candle_core::Device::Cpu)?;
+            let b = bundle::Bundle::load(&bundle, &candle_core::Device::Cpu)?;
             match format {
                 ExportFormat::Safetensors => {
                     let n = serve::export::export_safetensors(&b, &output)?;

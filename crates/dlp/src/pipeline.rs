@@ -222,7 +222,7 @@ fn execute(
         clock.lap("train");
         let staged = run.stage_bundle()?;
         let index = crate::generate::bundle_index(config, &train_part.schema().input, timestamp(chrono::Utc::now()));
-        serve::write_bundle(&staged, &index, &config.model.for_bundle()?, &preprocessor, &generator)?;
+        bundle::write_bundle(&staged, &index, &config.model.for_bundle()?, &preprocessor, &generator)?;
         models::save_weights(&discriminator, &staged.root().join("discriminator.safetensors"))?;
         run.publish_bundle(staged)?;
         clock.lap("bundle");
@@ -278,7 +278,7 @@ fn execute(
         },
         _ => Vec::new(),
     };
-    let csv = serve::predictions_csv(&schema.target.task, &preds, Some(&split.test), Some(&actual))?;
+    let csv = bundle::predictions_csv(&schema.target.task, &preds, Some(&split.test), Some(&actual))?;
     write_atomic(&run.predictions(), &csv)?;
     clock.lap("eval");
 
@@ -293,7 +293,7 @@ fn execute(
         seed,
     };
     let model_config = config.model.for_bundle()?;
-    serve::write_bundle(&staged, &index, &model_config, &preprocessor, &exp.params)?;
+    bundle::write_bundle(&staged, &index, &model_config, &preprocessor, &exp.params)?;
     let train_preds = exp.predict(&train_part)?;
     let train_preds = preprocessor.target.decode(train_preds);
     write_monitoring(&staged, config, reference, &train_preds, &schema.target.task)?;
@@ -359,7 +359,7 @@ pub struct Prepared {
     pub test_raw: pipeline_core::raw::RawDataset,
     /// The training records' distributions, for drift monitoring (the model's predictions are
     /// added once it is trained).
-    pub reference: serve::drift::Reference,
+    pub reference: bundle::reference::Reference,
 }
 
 /// The data as read and cleaned, with encoded targets, before any split.
@@ -428,7 +428,7 @@ pub fn fit_parts(config: &PipelineConfig, loaded: &Loaded, split: &preprocess::S
     cleaning.outliers = train_raw.rows() - kept.len();
     let train_raw = if cleaning.outliers > 0 { train_raw.select(&kept) } else { train_raw };
     let train = preprocessor.transform(&train_raw)?;
-    let reference = serve::drift::Reference::fit_inputs(&train_raw.inputs, &reference_options(config))
+    let reference = bundle::reference::Reference::fit_inputs(&train_raw.inputs, &reference_options(config))
         .context("fitting the drift reference statistics")?;
     let validation = preprocessor.transform(&data.select(&split.validation))?;
     let test_raw = data.select(&split.test);
@@ -455,8 +455,8 @@ pub fn fit_parts(config: &PipelineConfig, loaded: &Loaded, split: &preprocess::S
 }
 
 /// How the drift reference is fitted: seeded by the config.
-pub fn reference_options(config: &PipelineConfig) -> serve::drift::ReferenceOptions {
-    serve::drift::ReferenceOptions { seed: config.seed, ..Default::default() }
+pub fn reference_options(config: &PipelineConfig) -> bundle::reference::ReferenceOptions {
+    bundle::reference::ReferenceOptions { seed: config.seed, ..Default::default() }
 }
 
 /// Completes `reference` with `model`'s predictions on the training part and writes it, with
@@ -464,14 +464,14 @@ pub fn reference_options(config: &PipelineConfig) -> serve::drift::ReferenceOpti
 pub fn write_monitoring(
     staged: &pipeline_core::BundleDir,
     config: &PipelineConfig,
-    mut reference: serve::drift::Reference,
+    mut reference: bundle::reference::Reference,
     train_predictions: &Predictions,
     task: &Task,
 ) -> Result<()> {
     reference
         .add_predictions(train_predictions, task, &reference_options(config))
         .context("fitting the drift reference statistics")?;
-    serve::write_reference(staged, &reference)?;
+    bundle::write_reference(staged, &reference)?;
     write_atomic(&staged.root().join(BUNDLE_CONFIG), config.to_yaml().as_bytes())?;
     Ok(())
 }

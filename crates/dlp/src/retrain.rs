@@ -179,7 +179,7 @@ fn describe(task: &pipeline_core::Task) -> String {
 /// says which).
 pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
     let cpu = candle_core::Device::Cpu;
-    let bundle = serve::Bundle::load(&options.bundle, &cpu)?;
+    let bundle = bundle::Bundle::load(&options.bundle, &cpu)?;
     let config_path = options.config.clone().unwrap_or_else(|| options.bundle.join(BUNDLE_CONFIG));
     if !config_path.is_file() {
         bail!(
@@ -240,7 +240,7 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
     let current = if current_dir == options.bundle {
         None
     } else {
-        Some(serve::Bundle::load(&current_dir, &cpu).with_context(|| format!("loading {}", current_dir.display()))?)
+        Some(bundle::Bundle::load(&current_dir, &cpu).with_context(|| format!("loading {}", current_dir.display()))?)
     };
     let current_bundle = current.as_ref().unwrap_or(&bundle);
 
@@ -349,7 +349,7 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
             seed,
         };
         let model_config = config.model.for_bundle()?;
-        serve::write_bundle(&staged, &index, &model_config, &preprocessor, &exp.params)?;
+        bundle::write_bundle(&staged, &index, &model_config, &preprocessor, &exp.params)?;
         let train_predictions = predict(&train)?;
         pipeline::write_monitoring(&staged, &config, reference, &train_predictions, &schema.target.task)?;
         outcome.written = Some(final_dir.clone());
@@ -374,7 +374,7 @@ fn fine_tune_parts(
     config: &PipelineConfig,
     loaded: &pipeline::Loaded,
     split: &preprocess::Split,
-    bundle: &serve::Bundle,
+    bundle: &bundle::Bundle,
 ) -> Result<Prepared> {
     let preprocessor = bundle.preprocess.clone();
     let data = &loaded.data;
@@ -385,7 +385,7 @@ fn fine_tune_parts(
         )
     };
     let train_raw = data.select(&split.train);
-    let reference = serve::drift::Reference::fit_inputs(&train_raw.inputs, &pipeline::reference_options(config))
+    let reference = bundle::reference::Reference::fit_inputs(&train_raw.inputs, &pipeline::reference_options(config))
         .context("fitting the drift reference statistics")?;
     let (train, validation, test) = (part(&split.train)?, part(&split.validation)?, part(&split.test)?);
     let source_rows = |p: &[usize]| p.iter().map(|&i| loaded.kept_rows[i]).collect::<Vec<_>>();

@@ -1,87 +1,17 @@
-//! Bundles: written by `write_bundle`, loaded by `Bundle::load`, used by `predict_file`; and every
-//! way a bundle or an input can be wrong.
+//! Bundles as serving uses them: `predict_file` over IDX and CSV, inputs that do not fit, and a
+//! bundle whose weights give NaN refused by predict, export and the server. (Loading, writing and
+//! broken bundles are tested in `crates/bundle/tests/bundle.rs`.)
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
 
-use std::path::Path;
-
 use candle_core::Device;
-use models::{MlpConfig, ModelConfig, ModelSpec, Params};
-use pipeline_core::raw::{ImageSet, RawInputs, RawSchema};
-use pipeline_core::run::{BUNDLE_FORMAT_VERSION, read_json, write_json};
-use pipeline_core::{BundleDir, BundleIndex, Head, InputSchema, Predictions, Schema, Target, Task, rng};
-use preprocess::{ImageTransform, InputTransform, Preprocessor, TargetEncoder};
+use pipeline_core::Predictions;
+use pipeline_core::raw::{ImageSet, RawInputs};
 use serve::{Bundle, InputFormat, predict_file};
 
-fn labels() -> Vec<String> {
-    vec!["cat".into(), "dog".into(), "fox".into()]
-}
-
-fn spec() -> ModelSpec {
-    ModelSpec { input_shape: vec![1, 2, 3], outputs: 3, vocab: None }
-}
-
-/// A bundle of a small MLP over 2x3 grey images, with random (seeded) weights.
-fn write(dir: &Path) -> BundleDir {
-    let schema = Schema {
-        input: InputSchema::Image { channels: 1, height: 2, width: 3 },
-        target: Target { name: "label".into(), task: Task::Classification { labels: labels() } },
-    };
-    let index = BundleIndex {
-        format_version: BUNDLE_FORMAT_VERSION,
-        name: "tiny".into(),
-        schema,
-        head: Head::Softmax,
-        pipeline_version: "test".into(),
-        created_at: "2026-01-01T00:00:00Z".into(),
-        seed: 1,
-    };
-    let config = ModelConfig::Mlp(MlpConfig { hidden: vec![5], ..Default::default() });
-    let params = Params::new(rng(1, "init"));
-    models::build(&config, &spec(), params.var_builder(&Device::Cpu)).unwrap();
-    let pre = Preprocessor {
-        raw: RawSchema::Image { channels: 1, height: 2, width: 3 },
-        inputs: InputTransform::Images { transform: ImageTransform::Pixel },
-        output: InputSchema::Image { channels: 1, height: 2, width: 3 },
-        target: TargetEncoder::Classes { labels: labels(), label_values: None },
-        target_name: "label".into(),
-    };
-    let b = BundleDir::new(dir.join("bundle"));
-    std::fs::create_dir_all(b.root()).unwrap();
-    serve::write_bundle(&b, &index, &config, &pre, &params).unwrap();
-    b
-}
-
-/// Four 2x3 "images" of byte values.
-fn rows() -> Vec<u8> {
-    (0..24u8).map(|i| i.wrapping_mul(37)).collect()
-}
-
-fn raw() -> Vec<f32> {
-    rows().iter().map(|&v| f32::from(v)).collect()
-}
-
-fn images(pixels: Vec<f32>) -> RawInputs {
-    RawInputs::Images(ImageSet { channels: 1, height: 2, width: 3, pixels })
-}
-
-#[test]
-fn predictions_apply_the_saved_preprocessing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let b = write(tmp.path());
-    let bundle = Bundle::load(b.root(), &Device::Cpu).unwrap();
-    let preds = bundle.predict(&images(raw())).unwrap();
-    assert_eq!(preds.len(), 4);
-
-    // The same model fed the scaled rows by hand gives the same probabilities.
-    let model = models::load_weights(&bundle.model_config, &spec(), &b.weights(), &Device::Cpu).unwrap();
-    let scaled: Vec<f32> = raw().iter().map(|v| v / 255.0).collect();
-    let direct = models::predict(model.as_ref(), &scaled, &[1, 2, 3], Head::Softmax, 256, &Device::Cpu).unwrap();
-    assert_eq!(preds, direct);
-    // Without the scaling the outputs differ: the preprocessing is really applied.
-    let unscaled = models::predict(model.as_ref(), &raw(), &[1, 2, 3], Head::Softmax, 256, &Device::Cpu).unwrap();
-    assert_ne!(preds, unscaled);
-}
+#[path = "../../bundle/tests/tiny/mod.rs"]
+mod tiny;
+use tiny::{images, labels, raw, rows, write};
 
 #[test]
 fn idx_and_csv_inputs_give_the_same_predictions() {
@@ -129,51 +59,6 @@ fn inputs_that_do_not_fit_the_model_are_refused() {
         bundle.predict(&wrong).unwrap_err().to_string(),
         "images are 1x3x2 (channels x height x width), the model takes 1x2x3"
     );
-}
-
-#[test]
-fn broken_bundles_are_refused_with_the_reason() {
-    let tmp = tempfile::tempdir().unwrap();
-    let b = write(tmp.path());
-    let load_err = || Bundle::load(b.root(), &Device::Cpu).err().expect("must fail").to_string();
-
-    // Another format version.
-    let mut index: BundleIndex = read_json(&b.index()).unwrap();
-    index.format_version = 99;
-    write_json(&b.index(), &index).unwrap();
-    assert_eq!(
-        load_err(),
-        format!(
-            "bundle {}: bundle format version 99, this dlp reads version {BUNDLE_FORMAT_VERSION}",
-            b.root().display()
-        )
-    );
-    index.format_version = BUNDLE_FORMAT_VERSION;
-    write_json(&b.index(), &index).unwrap();
-
-    // Preprocessing that produces another shape.
-    let good: Preprocessor = read_json(&b.preprocess()).unwrap();
-    write_json(
-        &b.preprocess(),
-        &Preprocessor { output: InputSchema::Image { channels: 1, height: 1, width: 5 }, ..good.clone() },
-    )
-    .unwrap();
-    let err = load_err();
-    assert!(err.ends_with("preprocess.json produces rows of 5 values, the model takes 6"), "{err}");
-    write_json(&b.preprocess(), &good).unwrap();
-
-    // Truncated weights.
-    let weights = std::fs::read(b.weights()).unwrap();
-    std::fs::write(b.weights(), &weights[..weights.len() / 2]).unwrap();
-    let err = load_err();
-    assert!(err.starts_with(&b.weights().display().to_string()), "{err}");
-    std::fs::write(b.weights(), &weights).unwrap();
-    Bundle::load(b.root(), &Device::Cpu).unwrap();
-
-    // Missing model config.
-    std::fs::remove_file(b.model_config()).unwrap();
-    let err = load_err();
-    assert!(err.contains("model.json: No such file or directory"), "{err}");
 }
 
 #[test]
