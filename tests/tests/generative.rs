@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{dlp, repo};
+use common::{dlp, metrics_without_timings, repo};
 
 fn run(dir: &Path, name: &str, model: &str, train: &str) -> PathBuf {
     let data = repo().join("data/mnist-t10k");
@@ -84,19 +84,7 @@ fn a_gan_run_bundles_a_generator_that_dlp_sample_draws_from() {
     for f in ["bundle/model.safetensors", "bundle/discriminator.safetensors"] {
         assert!(std::fs::read(interrupted.join(f)).unwrap() == std::fs::read(gan.join(f)).unwrap(), "{f} differs");
     }
-    let figures = |run: &Path| -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-        text.lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                let o = v.as_object_mut().unwrap();
-                o.remove("train_seconds");
-                o.remove("samples_per_sec");
-                v
-            })
-            .collect()
-    };
-    assert_eq!(figures(&interrupted), figures(&gan));
+    assert_eq!(metrics_without_timings(&interrupted), metrics_without_timings(&gan));
 
     let samples = image::open(gan.join("samples.png")).unwrap();
     assert!(samples.width() >= 8 * 84, "an 8x8 grid of enlarged 28x28 images");

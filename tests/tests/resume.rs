@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{dlp_command as dlp, ok, repo};
+use common::{dlp_command as dlp, metrics_without_timings, ok, repo};
 
 /// MNIST, a small MLP with dropout, a cosine schedule, and a checkpoint every 20 steps.
 fn config(dir: &Path, lr: f64) -> PathBuf {
@@ -79,20 +79,6 @@ fn run_and_kill(cfg: &Path, runs: &Path) -> PathBuf {
     let run = the_run(runs);
     assert!(!run.join("bundle").exists(), "the run was killed after it finished");
     run
-}
-
-fn metrics_without_timings(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let o = v.as_object_mut().unwrap();
-            o.remove("train_seconds");
-            o.remove("samples_per_sec");
-            v
-        })
-        .collect()
 }
 
 #[test]

@@ -50,9 +50,6 @@ pub enum Transform {
     FeatureNoise(FeatureNoiseConfig),
 }
 
-/// The `kind` names, in the order of [`Transform`].
-pub const KINDS: &[&str] = Transform::TAGS;
-
 pipeline_core::tagged_enum!(Transform, "kind", [
     "hflip" => Transform::Hflip,
     "vflip" => Transform::Vflip,

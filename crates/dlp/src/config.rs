@@ -48,11 +48,6 @@ pub struct PipelineConfig {
     pub tune: Option<tune::TuneConfig>,
 }
 
-/// The `train` keys a GAN run uses. Its step has no loss to choose, no accumulation, clipping,
-/// penalties or learning-rate scales, no best epoch to stop at, and does not augment.
-pub const GAN_TRAIN_KEYS: [&str; 10] =
-    ["epochs", "batch_size", "shuffle", "optimizer", "schedule", "warmup", "checkpoint", "drop_last", "loader", "gan"];
-
 impl PipelineConfig {
     /// The problems of a parsed config (semantic checks of every section).
     pub(crate) fn validate(&self) -> Vec<Issue> {
@@ -86,7 +81,7 @@ impl PipelineConfig {
         issues
     }
 
-    /// A GAN run reads pixel-scaled images and, of `train`, only [`GAN_TRAIN_KEYS`]: any
+    /// A GAN run reads pixel-scaled images and, of `train`, only [`train::gan::TRAIN_KEYS`]: any
     /// other training key set away from its default would be silently ignored.
     fn gan_issues(&self) -> Vec<Issue> {
         let mut issues = Vec::new();
@@ -96,20 +91,7 @@ impl PipelineConfig {
                 "a GAN's generator ends in a sigmoid, so real images must be scaled to [0, 1]: use `pixel`",
             ));
         }
-        let fields = |t: &TrainConfig| match serde_yaml::to_value(t) {
-            Ok(serde_yaml::Value::Mapping(m)) => m,
-            _ => serde_yaml::Mapping::new(),
-        };
-        let defaults = fields(&TrainConfig::default());
-        for (key, value) in fields(&self.train) {
-            let Some(name) = key.as_str() else { continue };
-            if !GAN_TRAIN_KEYS.contains(&name) && defaults.get(&key) != Some(&value) {
-                issues.push(Issue::new(
-                    format!("train.{name}"),
-                    format!("a GAN run does not use it (of `train` it reads only {})", GAN_TRAIN_KEYS.join(", ")),
-                ));
-            }
-        }
+        issues.extend(train::gan::unused_settings(&self.train));
         issues
     }
 

@@ -102,9 +102,6 @@ pub enum ModelConfig {
     Gan(GanConfig),
 }
 
-/// The architecture names `arch` accepts.
-pub const ARCHITECTURES: &[&str] = ModelConfig::TAGS;
-
 pipeline_core::tagged_enum!(ModelConfig, "arch", [
     "mlp" => ModelConfig::Mlp,
     "cnn" => ModelConfig::Cnn,

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor, Var};
 use models::Params;
+use pipeline_core::config::Issue;
 use pipeline_core::{Batch, Ctx, Dataset, Model, Rng, rng};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -36,6 +37,32 @@ pub const BN_RECALIBRATION_BATCHES: usize = 50;
 /// discriminator's mean probability for real and for generated examples. (`train_loss` is the
 /// generator's loss, weighted by batch size like every model's.)
 pub const EPOCH_FIGURES: [&str; 4] = ["d_loss", "g_loss", "d_real", "d_fake"];
+
+/// The `train` keys a GAN run uses. Its step has no loss to choose, no accumulation, clipping,
+/// penalties or learning-rate scales, no best epoch to stop at, and does not augment.
+pub const TRAIN_KEYS: [&str; 10] =
+    ["epochs", "batch_size", "shuffle", "optimizer", "schedule", "warmup", "checkpoint", "drop_last", "loader", "gan"];
+
+/// The `train` settings a GAN run would ignore — any key outside [`TRAIN_KEYS`] set away from
+/// its default — one issue each. [`GanTrainer`] refuses to start with any (a GAN step updates
+/// after every batch, so accumulation would also break the loop's resume position).
+pub fn unused_settings(config: &TrainConfig) -> Vec<Issue> {
+    let fields = |t: &TrainConfig| match serde_json::to_value(t) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let defaults = fields(&TrainConfig::default());
+    fields(config)
+        .into_iter()
+        .filter(|(key, value)| !TRAIN_KEYS.contains(&key.as_str()) && defaults.get(key) != Some(value))
+        .map(|(key, _)| {
+            Issue::new(
+                format!("train.{key}"),
+                format!("a GAN run does not use it (of `train` it reads only {})", TRAIN_KEYS.join(", ")),
+            )
+        })
+        .collect()
+}
 
 /// A generator and a discriminator, with their parameters, trained by the shared loop.
 pub struct GanTrainer<'a> {
@@ -63,7 +90,7 @@ pub struct GanTrainer<'a> {
 impl GanTrainer<'_> {
     /// Trains on the real examples of `data` (its targets are ignored).
     pub fn fit(&self, data: &Dataset, callbacks: &mut [&mut dyn Callback]) -> Result<FitReport> {
-        let mut step = self.step()?;
+        let mut step = GanStep::new(self)?;
         self.as_loop().run(&mut step, data, None, callbacks, None)
     }
 
@@ -74,12 +101,8 @@ impl GanTrainer<'_> {
         data: &Dataset,
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<FitReport> {
-        let mut step = self.step()?;
+        let mut step = GanStep::new(self)?;
         self.as_loop().run(&mut step, data, None, callbacks, Some(checkpoint))
-    }
-
-    fn step(&self) -> Result<GanStep<'_>> {
-        GanStep::new(self)
     }
 
     fn as_loop(&self) -> Loop<'_> {
@@ -119,6 +142,10 @@ pub struct GanStep<'a> {
 impl<'a> GanStep<'a> {
     fn new(t: &GanTrainer<'a>) -> Result<Self> {
         let c = t.config;
+        let unused = unused_settings(c);
+        if !unused.is_empty() {
+            return Err(Error::Config(unused.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")));
+        }
         let gan = c.gan.clone().unwrap_or_default();
         let (g_vars, d_vars) = (t.generator_params.named_vars(), t.discriminator_params.named_vars());
         let g_opt = Optimizer::new(c.optimizer.clone(), g_vars.clone())?;
@@ -427,10 +454,15 @@ mod tests {
         assert!(last["d_fake"] > 0.2 && last["d_real"] < 0.8, "{last:?}");
     }
 
-    /// After weight averaging, the generator's batch-norm running statistics are re-estimated
-    /// for the averaged weights: in inference mode it draws what batch statistics give.
-    #[test]
-    fn averaged_generator_gets_matching_batch_norm_statistics() {
+    /// The DCGAN networks of `models::gan`, small: 4-d noise to 1x8x8 images and back.
+    struct Dcgan {
+        g: models::gan::Generator,
+        gp: Params,
+        d: models::gan::Discriminator,
+        dp: Params,
+    }
+
+    fn dcgan() -> Dcgan {
         let dev = Device::Cpu;
         let spec = ModelSpec { input_shape: vec![1, 8, 8], outputs: 0, vocab: None };
         let cfg =
@@ -438,30 +470,51 @@ mod tests {
         let (gp, dp) = (Params::new(rng(2, "g")), Params::new(rng(2, "d")));
         let g = models::gan::Generator::new(&cfg, &spec, gp.var_builder(&dev)).unwrap();
         let d = models::gan::Discriminator::new(&cfg, &spec, dp.var_builder(&dev)).unwrap();
+        Dcgan { g, gp, d, dp }
+    }
+
+    impl Dcgan {
+        fn trainer<'a>(&'a self, config: &'a TrainConfig, dir: Option<&'a std::path::Path>) -> GanTrainer<'a> {
+            GanTrainer {
+                generator: &self.g,
+                generator_params: &self.gp,
+                discriminator: &self.d,
+                discriminator_params: &self.dp,
+                latent_dim: 4,
+                config,
+                seed: 3,
+                device: &Device::Cpu,
+                checkpoint_dir: dir,
+            }
+        }
+    }
+
+    /// `n` random 1x8x8 images with values in [0, 1).
+    fn images8(n: usize) -> Dataset {
         let mut r = rng(0, "data");
-        let xs: Vec<f32> = (0..128 * 64).map(|_| rand::Rng::random::<f32>(&mut r)).collect();
+        let xs: Vec<f32> = (0..n * 64).map(|_| rand::Rng::random::<f32>(&mut r)).collect();
         let schema = Schema {
             input: InputSchema::Image { channels: 1, height: 8, width: 8 },
             target: Target { name: "none".into(), task: Task::Generation },
         };
-        let data = Dataset::new(schema, xs, Targets::Values(vec![0.0; 128])).unwrap();
+        Dataset::new(schema, xs, Targets::Values(vec![0.0; n])).unwrap()
+    }
+
+    /// After weight averaging, the generator's batch-norm running statistics are re-estimated
+    /// for the averaged weights: in inference mode it draws what batch statistics give.
+    #[test]
+    fn averaged_generator_gets_matching_batch_norm_statistics() {
+        let dev = Device::Cpu;
+        let net = dcgan();
+        let data = images8(128);
         // A large learning rate moves the weights far, so statistics of the last weights would
         // not fit the averaged ones.
         let mut config = config(5, 0.9);
         if let OptimizerConfig::Adam(a) = &mut config.optimizer {
             a.lr = 0.05;
         }
-        let trainer = GanTrainer {
-            generator: &g,
-            generator_params: &gp,
-            discriminator: &d,
-            discriminator_params: &dp,
-            latent_dim: 4,
-            config: &config,
-            seed: 3,
-            device: &dev,
-            checkpoint_dir: None,
-        };
+        let trainer = net.trainer(&config, None);
+        let g = &net.g;
         trainer.fit(&data, &mut []).unwrap();
         let z = noise(1024, 4, &mut rng(9, "sample"), &dev).unwrap();
         let inferred = g.forward(&z, &mut Ctx::infer()).unwrap();
@@ -501,42 +554,21 @@ mod tests {
     #[test]
     fn a_resumed_gan_run_ends_with_the_same_weights() {
         let dev = Device::Cpu;
-        let spec = ModelSpec { input_shape: vec![1, 8, 8], outputs: 0, vocab: None };
-        let cfg =
-            models::GanConfig { latent_dim: 4, generator: vec![8, 4], discriminator: vec![4], ..Default::default() };
-        let mut r = rng(0, "data");
-        let xs: Vec<f32> = (0..40 * 64).map(|_| rand::Rng::random::<f32>(&mut r)).collect();
-        let schema = Schema {
-            input: InputSchema::Image { channels: 1, height: 8, width: 8 },
-            target: Target { name: "none".into(), task: Task::Generation },
-        };
-        let data = Dataset::new(schema, xs, Targets::Values(vec![0.0; 40])).unwrap();
+        let data = images8(40);
         let mut config = config(3, 0.9);
         config.batch_size = 16; // 3 batches per epoch, the last one short
         config.checkpoint = CheckpointConfig { every_epochs: 1, every_steps: 2, keep: 100 };
         // Trains from fresh networks (with or without a checkpoint to resume); returns both
         // networks' weights, the epochs' figures and the checkpoints written.
         let train = |dir: &std::path::Path, resume: Option<&std::path::Path>| {
-            let (gp, dp) = (Params::new(rng(2, "g")), Params::new(rng(2, "d")));
-            let g = models::gan::Generator::new(&cfg, &spec, gp.var_builder(&dev)).unwrap();
-            let d = models::gan::Discriminator::new(&cfg, &spec, dp.var_builder(&dev)).unwrap();
-            let trainer = GanTrainer {
-                generator: &g,
-                generator_params: &gp,
-                discriminator: &d,
-                discriminator_params: &dp,
-                latent_dim: 4,
-                config: &config,
-                seed: 3,
-                device: &dev,
-                checkpoint_dir: Some(dir),
-            };
+            let net = dcgan();
+            let trainer = net.trainer(&config, Some(dir));
             let report = match resume {
                 None => trainer.fit(&data, &mut []).unwrap(),
                 Some(p) => trainer.resume(crate::checkpoint::read(p, &dev).unwrap(), &data, &mut []).unwrap(),
             };
-            let mut vars = gp.named_vars();
-            vars.extend(dp.named_vars());
+            let mut vars = net.gp.named_vars();
+            vars.extend(net.dp.named_vars());
             let w: Vec<Vec<f32>> =
                 vars.iter().map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect();
             let figures: Vec<_> = report.history.iter().map(|e| (e.train_loss, e.extra.clone())).collect();
@@ -557,5 +589,16 @@ mod tests {
             assert!(w == weights, "resuming from {} changed the weights", ck.display());
             assert_eq!(f, figures, "resuming from {}", ck.display());
         }
+    }
+
+    /// The trainer refuses settings its step would ignore, naming them.
+    #[test]
+    fn settings_a_gan_would_ignore_are_refused() {
+        let net = dcgan();
+        let config = TrainConfig { accumulate: 2, clip_norm: Some(1.0), ..config(1, 0.0) };
+        let err = net.trainer(&config, None).fit(&images8(8), &mut []).expect_err("must fail").to_string();
+        assert!(err.starts_with("train.accumulate: a GAN run does not use it"), "{err}");
+        assert!(err.contains("; train.clip_norm: "), "{err}");
+        assert!(unused_settings(&self::config(1, 0.0)).is_empty());
     }
 }

@@ -30,3 +30,19 @@ pub fn ok(out: Output) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// A run's `metrics.jsonl`, one value per epoch, without the wall-time fields (which differ
+/// between two runs that train identically).
+pub fn metrics_without_timings(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("train_seconds");
+            o.remove("samples_per_sec");
+            v
+        })
+        .collect()
+}
