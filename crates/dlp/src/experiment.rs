@@ -28,6 +28,7 @@ pub struct Experiment {
     pub device: Device,
     train: TrainConfig,
     seed: u64,
+    solver: Option<train::linear::Solver>,
 }
 
 /// Rows per forward pass when predicting a whole part.
@@ -41,7 +42,17 @@ impl Experiment {
         let params = Params::new(rng(config.seed, "init"));
         let (model, _) =
             models::build_for_training(&config.model, &spec, &params, device).context("building the model")?;
-        Ok(Self { head, spec, params, model, device: device.clone(), train: config.train.clone(), seed: config.seed })
+        let solver = train::linear::Solver::for_model(&config.model);
+        Ok(Self {
+            head,
+            spec,
+            params,
+            model,
+            device: device.clone(),
+            train: config.train.clone(),
+            seed: config.seed,
+            solver,
+        })
     }
 
     /// The fit loop for this model, with the config's `train:` section and seed, writing
@@ -54,6 +65,7 @@ impl Experiment {
             seed: self.seed,
             device: &self.device,
             checkpoint_dir,
+            solver: self.solver.clone(),
         }
     }
 
@@ -87,6 +99,11 @@ pub fn model_spec(config: &PipelineConfig, schema: &Schema, config_path: &Path) 
     let head = Trainer::head(&config.train, &schema.target.task)?;
     let spec = ModelSpec::new(&schema.input, head.outputs(&schema.target.task));
     let mut issues = config.model.check(&spec);
+    if let Some(solver) = train::linear::Solver::for_model(&config.model)
+        && let Err((key, message)) = solver.check(&config.train, &schema.target.task)
+    {
+        issues.push(pipeline_core::config::Issue::new(key, message));
+    }
     issues.extend(augment::config::check(&config.train.augment, "train.augment", &schema.input));
     if !issues.is_empty() {
         return Err(crate::config::located(config_path, issues).into());

@@ -21,6 +21,7 @@ pub mod cnn;
 pub mod gan;
 mod init;
 pub mod layers;
+pub mod linear;
 pub mod mlp;
 pub mod rnn;
 pub mod sequence;
@@ -39,6 +40,7 @@ pub use cnn::{CnnConfig, ConvBlock, LeNet5Config, PoolKind, ResNetConfig};
 pub use gan::GanConfig;
 pub use init::{InitScheme, Params};
 pub use layers::Activation;
+pub use linear::{LogisticConfig, RidgeConfig};
 pub use mlp::{MlpConfig, Norm};
 pub use sequence::{RnnConfig, SeqPooling, TransformerConfig};
 pub use summary::{LayerInfo, Summarize, Summary, summarize};
@@ -84,6 +86,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ModelConfig {
     /// A multi-layer perceptron.
     Mlp(MlpConfig),
+    /// Logistic (softmax) regression, solved exactly by `train`.
+    Logistic(LogisticConfig),
+    /// Ridge regression, solved exactly by `train`.
+    Ridge(RidgeConfig),
     /// A stack of convolution blocks and a fully connected head.
     Cnn(CnnConfig),
     /// LeNet-5.
@@ -104,6 +110,8 @@ pub enum ModelConfig {
 
 pipeline_core::tagged_enum!(ModelConfig, "arch", [
     "mlp" => ModelConfig::Mlp,
+    "logistic" => ModelConfig::Logistic,
+    "ridge" => ModelConfig::Ridge,
     "cnn" => ModelConfig::Cnn,
     "lenet5" => ModelConfig::LeNet5,
     "resnet" => ModelConfig::ResNet,
@@ -118,6 +126,8 @@ impl ModelConfig {
     pub fn validate(&self) -> Vec<Issue> {
         match self {
             ModelConfig::Mlp(c) => c.validate("model"),
+            ModelConfig::Logistic(c) => c.validate("model"),
+            ModelConfig::Ridge(c) => c.validate("model"),
             ModelConfig::Cnn(c) => c.validate("model"),
             ModelConfig::LeNet5(c) => c.to_cnn().validate("model"),
             ModelConfig::ResNet(c) => c.validate("model"),
@@ -132,7 +142,7 @@ impl ModelConfig {
     /// kernel larger than its input, a head count that does not divide the width, ….
     pub fn check(&self, spec: &ModelSpec) -> Vec<Issue> {
         match self {
-            ModelConfig::Mlp(_) => Vec::new(),
+            ModelConfig::Mlp(_) | ModelConfig::Logistic(_) | ModelConfig::Ridge(_) => Vec::new(),
             ModelConfig::Cnn(c) => c.check("model", spec),
             ModelConfig::LeNet5(c) => c.to_cnn().check("model", spec),
             ModelConfig::ResNet(c) => c.check("model", spec),
@@ -205,6 +215,7 @@ impl ModelSpec {
 pub fn build(config: &ModelConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<Box<dyn Network>> {
     Ok(match config {
         ModelConfig::Mlp(c) => Box::new(mlp::Mlp::new(c, spec, vb)?),
+        ModelConfig::Logistic(_) | ModelConfig::Ridge(_) => Box::new(mlp::Mlp::new(&linear::as_mlp(), spec, vb)?),
         ModelConfig::Cnn(c) => Box::new(cnn::Cnn::new(c, spec, vb)?),
         ModelConfig::LeNet5(c) => Box::new(cnn::Cnn::new(&c.to_cnn(), spec, vb)?),
         ModelConfig::ResNet(c) => Box::new(cnn::ResNet::new(c, spec, vb)?),

@@ -45,6 +45,7 @@ fn minilm_embeddings_match_the_reference_bert() {
         tokenizer: TokenizerConfig::Vocab(VocabFile { path: dir.join("vocab.txt"), lowercase: true }),
         max_length: t,
         output: TextOutput::Sequence,
+        sublinear_tf: false,
     };
     let tok = TextTransform::fit("text", &[], &text).unwrap();
     let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();

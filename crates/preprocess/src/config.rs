@@ -224,6 +224,13 @@ pub struct TextConfig {
     /// What the model sees.
     #[serde(default)]
     pub output: TextOutput,
+    /// TF-IDF: replace each count `tf` by `1 + ln(tf)` (scikit-learn's `sublinear_tf`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sublinear_tf: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_max_length() -> usize {
@@ -257,6 +264,10 @@ pub enum TokenizerConfig {
     Vocab(VocabFile),
     /// Load a `tokenizer.json` saved by the `tokenizers` library (Rust or Python).
     File(TokenizerFile),
+    /// Word or character n-grams, scikit-learn's `CountVectorizer` / `TfidfVectorizer`
+    /// analyzers: the vocabulary is every n-gram of the training texts within the document
+    /// frequency bounds.
+    Ngrams(NgramTokenizer),
 }
 
 pipeline_core::tagged_enum!(TokenizerConfig, "kind", [
@@ -264,7 +275,91 @@ pipeline_core::tagged_enum!(TokenizerConfig, "kind", [
     "bpe" => TokenizerConfig::Bpe,
     "vocab" => TokenizerConfig::Vocab,
     "file" => TokenizerConfig::File,
+    "ngrams" => TokenizerConfig::Ngrams,
 ]);
+
+/// What an n-gram is made of (scikit-learn's `analyzer`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Analyzer {
+    /// Words: runs of two or more letters, digits or underscores (`(?u)\b\w\w+\b`), joined
+    /// by one space.
+    #[default]
+    Word,
+    /// Characters of the text, whitespace runs collapsed to one space.
+    Char,
+    /// Characters inside word boundaries: each whitespace-separated word padded with a space on
+    /// both sides.
+    CharWb,
+}
+
+/// A document-frequency bound: a count of training texts (an integer) or a fraction of them
+/// (a number with a decimal point), as scikit-learn's `min_df` / `max_df`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DocFrequency {
+    /// At least / at most this many texts.
+    Count(u64),
+    /// At least / at most this fraction of the texts, in `[0, 1]`.
+    Fraction(f64),
+}
+
+impl DocFrequency {
+    /// The bound in texts, for `n` training texts.
+    pub fn texts(self, n: usize) -> f64 {
+        match self {
+            DocFrequency::Count(c) => c as f64,
+            DocFrequency::Fraction(f) => f * n as f64,
+        }
+    }
+}
+
+/// `kind: ngrams`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NgramTokenizer {
+    /// Words or characters.
+    #[serde(default)]
+    pub analyzer: Analyzer,
+    /// The smallest and largest n (`[1, 2]`: single words and pairs of adjacent words).
+    #[serde(default = "default_ngram_range")]
+    pub ngram_range: [usize; 2],
+    /// Lower-case the text first.
+    #[serde(default = "yes")]
+    pub lowercase: bool,
+    /// Keep n-grams that occur in at least this many (or this fraction of) training texts.
+    #[serde(default = "default_min_df")]
+    pub min_df: DocFrequency,
+    /// Drop n-grams that occur in more than this many (or this fraction of) training texts.
+    #[serde(default = "default_max_df")]
+    pub max_df: DocFrequency,
+    /// Keep only the this many n-grams most frequent over the training texts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_features: Option<usize>,
+}
+
+fn default_ngram_range() -> [usize; 2] {
+    [1, 1]
+}
+fn default_min_df() -> DocFrequency {
+    DocFrequency::Count(1)
+}
+fn default_max_df() -> DocFrequency {
+    DocFrequency::Fraction(1.0)
+}
+
+impl Default for NgramTokenizer {
+    fn default() -> Self {
+        Self {
+            analyzer: Analyzer::default(),
+            ngram_range: default_ngram_range(),
+            lowercase: true,
+            min_df: default_min_df(),
+            max_df: default_max_df(),
+            max_features: None,
+        }
+    }
+}
 
 /// `kind: wordpiece` / `kind: bpe`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -310,6 +405,40 @@ pub struct TokenizerFile {
     pub path: PathBuf,
 }
 
+impl NgramTokenizer {
+    fn validate(&self, key: &str, output: TextOutput) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        let [lo, hi] = self.ngram_range;
+        if lo == 0 || hi < lo {
+            issues.push(Issue::new(
+                format!("{key}.ngram_range"),
+                format!("must be [min, max] with 1 <= min <= max, got [{lo}, {hi}]"),
+            ));
+        }
+        for (name, b) in [("min_df", self.min_df), ("max_df", self.max_df)] {
+            if let DocFrequency::Fraction(f) = b
+                && !(0.0..=1.0).contains(&f)
+            {
+                issues.push(Issue::new(
+                    format!("{key}.{name}"),
+                    format!("a fraction of the texts must be in [0, 1], got {f} (an integer is a count of texts)"),
+                ));
+            }
+        }
+        if self.max_features == Some(0) {
+            issues.push(Issue::new(format!("{key}.max_features"), "must be at least 1, got 0"));
+        }
+        if output == TextOutput::Sequence {
+            issues.push(Issue::new(
+                "preprocess.text.output",
+                "n-grams are counted, not sequenced: use output tfidf or bag_of_words (or a wordpiece / bpe \
+                 tokenizer for sequences)",
+            ));
+        }
+        issues
+    }
+}
+
 impl PreprocessConfig {
     /// Checks the values serde cannot.
     pub fn validate(&self) -> Vec<Issue> {
@@ -336,6 +465,7 @@ impl PreprocessConfig {
                         format!("must be at least 10, got {}", c.vocab_size),
                     ))
                 }
+                TokenizerConfig::Ngrams(c) => issues.extend(c.validate("preprocess.text.tokenizer", t.output)),
                 TokenizerConfig::Vocab(VocabFile { path, .. }) | TokenizerConfig::File(TokenizerFile { path })
                     if !path.is_file() =>
                 {

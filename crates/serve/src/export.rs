@@ -348,13 +348,14 @@ pub fn onnx_model(bundle: &Bundle) -> Result<Vec<u8>> {
     }
     let logits = match &bundle.model_config {
         ModelConfig::Mlp(c) => g.mlp(c, &x)?,
+        ModelConfig::Logistic(_) | ModelConfig::Ridge(_) => g.mlp(&MlpConfig::default(), &x)?,
         ModelConfig::Cnn(c) => g.cnn(c, &x)?,
         ModelConfig::LeNet5(c) => g.cnn(&c.to_cnn(), &x)?,
         ModelConfig::ResNet(c) => g.resnet(c, &x)?,
         other => {
             let arch = serde_json::to_value(other).ok().and_then(|v| v["arch"].as_str().map(String::from));
             return Err(export_err(format!(
-                "ONNX export supports mlp, cnn, lenet5 and resnet models, not {}",
+                "ONNX export supports mlp, logistic, ridge, cnn, lenet5 and resnet models, not {}",
                 arch.unwrap_or_default()
             )));
         }

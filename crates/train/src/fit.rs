@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::checkpoint::{self, Best, Checkpoint, Partial, TrainState};
 use crate::config::TrainConfig;
 use crate::history::{EpochMetrics, Monitor};
+use crate::linear::Solver;
 use crate::schedule::Scheduler;
 use crate::step::{Step, Supervised};
 use crate::{Error, Result};
@@ -80,6 +81,9 @@ pub struct Trainer<'a> {
     pub device: &'a Device,
     /// Where checkpoints go (`None`: none are written).
     pub checkpoint_dir: Option<&'a Path>,
+    /// For the linear architectures: the exact solve that replaces the epochs of gradient steps
+    /// ([`Solver::for_model`]).
+    pub solver: Option<Solver>,
 }
 
 impl Trainer<'_> {
@@ -90,6 +94,9 @@ impl Trainer<'_> {
         validation: Option<&Dataset>,
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<FitReport> {
+        if let Some(solver) = &self.solver {
+            return solver.fit(self.params, self.config, train, validation, callbacks);
+        }
         let mut step = self.step(train)?;
         self.as_loop().run(&mut step, train, validation, callbacks, None)
     }
@@ -103,6 +110,10 @@ impl Trainer<'_> {
         validation: Option<&Dataset>,
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<FitReport> {
+        if let Some(solver) = &self.solver {
+            // One solve, nothing to continue: the same data gives the same weights.
+            return solver.fit(self.params, self.config, train, validation, callbacks);
+        }
         let mut step = self.step(train)?;
         self.as_loop().run(&mut step, train, validation, callbacks, Some(checkpoint))
     }
@@ -480,7 +491,15 @@ mod tests {
     }
 
     fn trainer<'a>(s: &'a Setup, config: &'a TrainConfig, seed: u64, dir: Option<&'a Path>) -> Trainer<'a> {
-        Trainer { model: s.model.as_ref(), params: &s.params, config, seed, device: &Device::Cpu, checkpoint_dir: dir }
+        Trainer {
+            model: s.model.as_ref(),
+            params: &s.params,
+            config,
+            seed,
+            device: &Device::Cpu,
+            checkpoint_dir: dir,
+            solver: None,
+        }
     }
 
     fn train_once(seed: u64, epochs: usize, cb: &mut [&mut dyn Callback]) -> (FitReport, Vec<Vec<f32>>) {

@@ -15,7 +15,9 @@
 //! - [`Step`]: what one batch does, driven by the one loop ([`Loop`]): [`Supervised`] for every
 //!   classifier and regressor, [`gan::GanStep`] (in [`gan`]) the two-optimizer step of a
 //!   generative adversarial network, which so gets checkpoints and exact resume too;
-//! - [`baseline`]: the trivial and linear models every report compares against.
+//! - [`baseline`]: the trivial and linear models every report compares against;
+//! - [`linear`]: the exact solves of the linear architectures (`arch: logistic | ridge`), which
+//!   [`Trainer`] runs instead of the loop.
 //!
 //! Training batches come from [`augment::Loader`]: the seeded per-epoch shuffle, `drop_last`,
 //! the configured augmentation (`train.augment`) and background workers that prepare batches
@@ -34,6 +36,7 @@ mod config;
 mod fit;
 pub mod gan;
 mod history;
+pub mod linear;
 mod log;
 pub mod loss;
 pub mod optim;
