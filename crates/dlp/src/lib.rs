@@ -34,6 +34,7 @@
 //! What it must not do: hold pipeline logic. It only parses, wires and prints; the library is
 //! split so the end-to-end tests can run the same `main`.
 
+pub mod auto;
 pub mod config;
 pub mod cv;
 pub mod device;
@@ -41,6 +42,7 @@ pub mod drift;
 pub mod evaluate;
 pub mod experiment;
 pub mod generate;
+pub mod init;
 pub mod inspect;
 mod locate;
 pub mod pipeline;
@@ -115,6 +117,50 @@ enum Command {
         /// Continue the study in this directory: finished trials are kept, interrupted ones re-run.
         #[arg(long, value_name = "STUDY_DIR")]
         resume: Option<PathBuf>,
+    },
+    /// Search model families and their key hyperparameters by cross-validation on the training
+    /// part (TPE, ASHA pruning over folds), then fit the best and write its full test report.
+    Auto {
+        /// A pipeline config (YAML), or a data file / folder (its config is the one `dlp init`
+        /// writes).
+        source: PathBuf,
+        /// How long to search (`10m`, `90s`) or how many trials in all (`40`).
+        #[arg(long, default_value = "10m")]
+        budget: auto::Budget,
+        /// Folds of the cross-validation each trial is scored by.
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// The target column, when `source` is a data file.
+        #[arg(long)]
+        target: Option<String>,
+        /// Where the study directory is created.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+    },
+    /// Write a commented, valid pipeline config for a data file or folder: format, column
+    /// kinds, task and class balance inferred from the data, preprocessing, a model family and
+    /// training settings chosen for the data's kind and size.
+    Init {
+        /// The data: a delimited file (CSV / TSV / whitespace, gzip or plain), a
+        /// `label<TAB>text` file, an IDX image file, or a folder of class sub-folders.
+        #[arg(long)]
+        data: PathBuf,
+        /// The target column (name or 0-based index); default: a column named like a target,
+        /// else the last.
+        #[arg(long)]
+        target: Option<String>,
+        /// Targets in a file of their own (one per line), or an IDX file's labels.
+        #[arg(long)]
+        target_file: Option<PathBuf>,
+        /// `classification` or `regression`; default: decided from the target.
+        #[arg(long)]
+        task: Option<String>,
+        /// The pipeline's name; default: the data file's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Where the config is written.
+        #[arg(long, default_value = "config.yaml")]
+        out: PathBuf,
     },
     /// Summarize the data of a pipeline before any training: per-column statistics, class
     /// balance, duplicates, the features most associated with the target, histograms.
@@ -483,6 +529,19 @@ fn dispatch(command: Command) -> Result<()> {
                 let why = summary.trials.iter().find_map(|t| t.error.as_deref()).unwrap_or("every trial was pruned");
                 anyhow::bail!("no trial completed ({why})");
             }
+        }
+        Command::Auto { source, budget, folds, target, runs_dir } => {
+            let summary = auto::auto(&source, target, budget, folds, &runs_dir)?;
+            for line in summary.lines() {
+                writeln!(out, "{line}")?;
+            }
+        }
+        Command::Init { data, target, target_file, task, name, out: path } => {
+            let outcome = init::init(&init::InitOptions { data, target, target_file, task, name, out: path })?;
+            for d in &outcome.decisions {
+                writeln!(out, "{d}")?;
+            }
+            writeln!(out, "wrote {} (check it with `dlp check`, run it with `dlp run`)", outcome.path.display())?;
         }
         Command::Inspect { config: path, runs_dir } => {
             let config = config::load(&path)?;
