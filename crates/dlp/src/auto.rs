@@ -463,3 +463,29 @@ pub fn auto(
     )?;
     Ok(AutoSummary { dir, metric, families: results, winner, run })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_are_minutes_seconds_or_trials() {
+        assert_eq!("10m".parse::<Budget>(), Ok(Budget::Time(Duration::from_secs(600))));
+        assert_eq!("2.5min".parse::<Budget>(), Ok(Budget::Time(Duration::from_secs(150))));
+        assert_eq!("90s".parse::<Budget>(), Ok(Budget::Time(Duration::from_secs(90))));
+        assert_eq!("40".parse::<Budget>(), Ok(Budget::Trials(40)));
+        for bad in ["0", "-3m", "soon", "m", ""] {
+            assert!(bad.parse::<Budget>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_family_section_and_space_parses() {
+        for f in [LOGISTIC, MLP_CLASSES, RIDGE, MLP_VALUES, TEXT_LOGISTIC, TEXT_MLP, IMAGE_MLP, IMAGE_LENET] {
+            yaml(f.model).unwrap();
+            yaml(f.train).unwrap();
+            let space: tune::Space = serde_yaml::from_str(f.space).unwrap();
+            assert!(!space.is_empty(), "{}", f.name);
+        }
+    }
+}

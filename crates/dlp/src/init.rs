@@ -23,7 +23,8 @@ use pipeline_core::run::write_atomic;
 #[derive(Debug, Clone)]
 pub struct InitOptions {
     /// The data: a delimited file (CSV, TSV, whitespace; gzip or plain), a `label<TAB>text`
-    /// file, an IDX file of images, or a folder of class sub-folders of images or texts.
+    /// file, an IDX file of images, or a folder of class sub-folders of images or texts; local,
+    /// or an `hf://datasets/…` path in the hub cache.
     pub data: PathBuf,
     /// The target column (name or 0-based index); absent, a column named like a target
     /// (`target`, `label`, `class`, `y`, …), else the last.
@@ -171,8 +172,7 @@ fn sniff(path: &Path) -> Result<Sniffed> {
     let n = (rows.len() - 1) as f64;
     let first = &rows[0];
     // scikit-learn's bundled CSVs: `n_samples,n_features,names…` then the rows.
-    let sklearn = (first.len() == columns
-        && first.len() >= 3
+    let sklearn = (first.len() >= 2
         && first[0].trim().parse::<usize>().is_ok_and(|s| s == total - 1)
         && first[1].trim().parse::<usize>().is_ok_and(|d| d + 1 == columns)
         && numeric.iter().all(|&b| b))
@@ -182,11 +182,11 @@ fn sniff(path: &Path) -> Result<Sniffed> {
             if numeric[c] {
                 !is_number(first[c])
             } else {
-                // A low-cardinality column whose first value is not among its values.
+                // A column of repeated values (categories) whose first value is not among them.
                 let mut values: Vec<&str> = rows[1..].iter().map(|r| r[c].trim()).collect();
                 values.sort_unstable();
                 values.dedup();
-                values.len() <= 50 && !values.contains(&first[c].trim())
+                values.len() <= 50 && values.len() * 2 < rows.len() && !values.contains(&first[c].trim())
             }
         });
     if delimiter == Delim::Tab && columns == 2 && sklearn.is_none() {
@@ -200,6 +200,9 @@ fn sniff(path: &Path) -> Result<Sniffed> {
 
 /// `path` relative to `dir` when they share an ancestor, else absolute.
 fn relative(dir: &Path, path: &Path) -> String {
+    if data_ingest::hub::parse(path).is_some() {
+        return path.display().to_string(); // `hf://…`: resolved through the hub cache at run time
+    }
     let (Ok(dir), Ok(path)) = (std::path::absolute(dir), std::path::absolute(path)) else {
         return path.display().to_string();
     };
@@ -264,7 +267,9 @@ pub fn init(options: &InitOptions) -> Result<InitOutcome> {
                 let _ = writeln!(data, "  names: [{}]", names.join(", "));
                 let _ = writeln!(data, "  target: target");
                 let labels: Vec<String> = labels.iter().map(|l| yaml_str(l)).collect();
-                let _ = writeln!(data, "  label_names: [{}]", labels.join(", "));
+                if !labels.is_empty() {
+                    let _ = writeln!(data, "  label_names: [{}]", labels.join(", "));
+                }
                 decisions.push(format!("scikit-learn count header: {features} features, classes {labels:?}"));
             } else {
                 let _ = writeln!(data, "  header: {}", t.header);
@@ -417,7 +422,7 @@ impl InitOptions {
 fn compose(name: &str, data: &str, summary: &Summary, kind: &str, classification: bool, rows: usize) -> String {
     let mut y = String::new();
     let _ = writeln!(y, "# Written by `dlp init` from the data ({rows} records of {kind}); edit freely.");
-    let _ = writeln!(y, "# Every key is documented in docs/config.md; `dlp check` validates the file.");
+    let _ = writeln!(y, "# Every key is documented in docs/configuration.md; `dlp check` validates the file.");
     let _ = writeln!(y, "name: {}", yaml_str(name));
     let _ = writeln!(y, "seed: 42                  # every random choice (split, init, shuffling) derives from it\n");
     y.push_str(data);
@@ -542,4 +547,60 @@ fn compose(name: &str, data: &str, summary: &Summary, kind: &str, classification
         "\neval:\n  baselines: true           # the report compares with the class prior / mean and a linear model\n",
     );
     y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sniffed(text: &str) -> Sniffed {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.txt");
+        std::fs::write(&p, text).unwrap();
+        sniff(&p).unwrap()
+    }
+
+    #[test]
+    fn sniffs_delimiters_and_headers() {
+        let t = |s: &str| match sniffed(s) {
+            Sniffed::Table(t) => t,
+            other => panic!("{other:?}"),
+        };
+        let a = t("x,y,label\n1,2,a\n3,4,b\n5,6,a\n");
+        assert_eq!((a.delimiter, a.header, a.columns), (Delim::Comma, true, 3));
+        let b = t("1 2 3\n4 5 6\n7 8 9\n");
+        assert_eq!((b.delimiter, b.header), (Delim::Whitespace, false));
+        let c = t("a;b\n1;x\n2;y\n");
+        assert_eq!((c.delimiter, c.header), (Delim::Semicolon, true));
+        // scikit-learn's count header: 3 records, 2 features, class names.
+        let d = t("3,2,setosa,versicolor\n1.0,2.0,0\n1.5,2.5,1\n0.5,0.1,0\n");
+        assert_eq!(d.sklearn, Some((2, vec!["setosa".into(), "versicolor".into()])));
+        assert!(!d.header);
+        // Not one: the count does not match the records.
+        let e = t("9,2,a,b\n1.0,2.0,0\n1.5,2.5,1\n");
+        assert_eq!(e.sklearn, None);
+    }
+
+    #[test]
+    fn sniffs_label_and_text_lines() {
+        let s = sniffed(
+            "label\ttext\nham\tsee you at the station later tonight ok\nspam\tWIN a free prize now, call 0800 today\n\
+             ham\tare we still on for dinner later\nspam\turgent you have won a cash prize\n",
+        );
+        assert_eq!(s, Sniffed::TextLines { header: true, label_first: true });
+        let s = sniffed(
+            "see you at the station later tonight\tham\nwin a free prize now call today\tspam\n\
+             are we still on for dinner later\tham\nurgent you have won a cash prize\tspam\n",
+        );
+        assert_eq!(s, Sniffed::TextLines { header: false, label_first: false });
+    }
+
+    #[test]
+    fn paths_are_written_relative_to_the_config() {
+        assert_eq!(relative(Path::new("/a/b/configs"), Path::new("/a/b/data/x.csv")), "../data/x.csv");
+        assert_eq!(relative(Path::new("/a/b"), Path::new("/a/b/x.csv")), "x.csv");
+        assert_eq!(relative(Path::new("/tmp/c"), Path::new("/work/x.csv")), "/work/x.csv");
+        let hub = "hf://datasets/owner/name/train.csv";
+        assert_eq!(relative(Path::new("/tmp/c"), Path::new(hub)), hub);
+    }
 }

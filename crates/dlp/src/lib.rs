@@ -10,6 +10,10 @@
 //! - `dlp tune <config.yaml>`: a hyperparameter study of the config's `tune:` section;
 //!   `dlp tune --resume <study-dir>` continues a killed one, `dlp tune status <study-dir>` prints
 //!   its trials ([`tuning`]);
+//! - `dlp init --data <file> --out config.yaml`: a commented, checked config written from the
+//!   data ([`init`]);
+//! - `dlp auto <config|data> --budget 10m`: model families searched by cross-validation on the
+//!   training part, the best fitted and reported ([`auto`]);
 //! - `dlp inspect <config.yaml>`: summarize the data before any training ([`inspect`]);
 //! - `dlp model summary <config.yaml>`: layers, output shapes and parameter counts;
 //! - `dlp sample <bundle> --out grid.png [--classify <bundle>]`: images from a GAN's generator

@@ -6,7 +6,8 @@
 //! serves from a safetensors file ([`load_weights`]). [`predict`] runs a model over rows in
 //! batches at inference.
 //!
-//! Architectures: the [`Mlp`](mlp::Mlp), the configurable [`Cnn`](cnn::Cnn) with its LeNet-5
+//! Architectures: the [`Mlp`](mlp::Mlp), the linear models ([`linear`]: logistic and ridge
+//! regression, an MLP without hidden layers that `train` solves exactly), the configurable [`Cnn`](cnn::Cnn) with its LeNet-5
 //! preset, a small [`ResNet`](cnn::ResNet), recurrent networks and transformer encoders over
 //! sequences ([`sequence`], built from [`rnn`] and [`attention`]), and pre-trained BERT encoders
 //! for transfer learning ([`bert`]), and a DCGAN-style generator / discriminator ([`gan`]).
