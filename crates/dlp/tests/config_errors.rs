@@ -122,8 +122,8 @@ fn unknown_architecture() {
     Case::new().expect(
         "  arch: mlp",
         "  arch: mpl",
-        "11:3: model.arch: unknown variant `mpl`, expected one of `mlp`, `cnn`, `lenet5`, `resnet`, `rnn`, \
-         `transformer`, `bert`, `gan`",
+        "11:3: model.arch: unknown variant `mpl`, expected one of `mlp`, `logistic`, `ridge`, `cnn`, `lenet5`, \
+         `resnet`, `rnn`, `transformer`, `bert`, `gan`",
     );
 }
 
