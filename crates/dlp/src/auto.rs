@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use pipeline_core::run::{write_atomic, write_json};
-use pipeline_core::{Direction, InputSchema, Predictions, RunDir, Targets, rng};
+use pipeline_core::{Direction, Predictions, RunDir, Targets, rng};
 use preprocess::Split;
 use serde::Serialize;
 use serde_yaml::Value as Yaml;
@@ -133,9 +133,9 @@ const IMAGE_LENET: Family = Family {
     space: "{train.optimizer.lr: {loguniform: [0.0003, 0.003]}}",
 };
 
-fn families(input: &InputSchema, text: bool, classification: bool) -> Vec<Family> {
-    match (input, classification) {
-        (InputSchema::Image { .. }, _) => vec![IMAGE_MLP, IMAGE_LENET],
+fn families(images: bool, text: bool, classification: bool) -> Vec<Family> {
+    match (images, classification) {
+        (true, _) => vec![IMAGE_MLP, IMAGE_LENET],
         _ if text && classification => vec![TEXT_LOGISTIC, TEXT_MLP],
         (_, true) => vec![LOGISTIC, MLP_CLASSES],
         (_, false) => vec![RIDGE, MLP_VALUES],
@@ -218,31 +218,19 @@ fn cv_score(
         let exp = Experiment::build(cfg, p.train.schema(), device, config_path)?;
         exp.trainer(None).fit(&p.train, None, &mut [])?;
         let preds = p.preprocessor.target.decode(exp.predict(&p.test)?);
-        let score = match (&preds, p.test.targets()) {
-            (Predictions::Classes { probs, classes }, Targets::Classes(y)) => {
-                let right = probs
-                    .chunks_exact(*classes)
-                    .zip(y)
-                    .filter(|(row, t)| {
-                        let best = row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
-                        best == **t as usize
-                    })
-                    .count();
-                right as f64 / y.len().max(1) as f64
+        let score = match p.test.targets() {
+            Targets::Classes(y) => {
+                let predicted = preds.argmax().context("class predictions for a classification task")?;
+                eval::metrics::accuracy(y, &predicted)?
             }
-            (Predictions::Values(v), Targets::Values(_)) => {
-                let Predictions::Values(truth) =
-                    p.preprocessor.target.decode(Predictions::Values(match p.test.targets() {
-                        Targets::Values(t) => t.clone(),
-                        Targets::Classes(_) => Vec::new(),
-                    }))
+            Targets::Values(v) => {
+                let (Predictions::Values(truth), Predictions::Values(predicted)) =
+                    (p.preprocessor.target.decode(Predictions::Values(v.clone())), &preds)
                 else {
-                    bail!("regression targets decoded to classes");
+                    bail!("the predictions do not match the task");
                 };
-                let se: f64 = v.iter().zip(&truth).map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2)).sum();
-                (se / truth.len().max(1) as f64).sqrt()
+                eval::RegressionReport::compute(&truth, predicted)?.rmse
             }
-            _ => bail!("the predictions do not match the task"),
         };
         scores.push(score);
         if let Some(t) = trial {
@@ -304,11 +292,8 @@ pub fn auto(
             .into_iter()
             .map(|(tr, te)| (tr.iter().map(|&i| pool[i]).collect(), te.iter().map(|&i| pool[i]).collect()))
             .collect();
-    // The input schema decides the families: prepare one fold to see it.
-    let probe =
-        fit_parts(&config, &loaded, &Split { train: folds[0].0.clone(), validation: Vec::new(), test: Vec::new() })?;
-    let families = families(&probe.train.schema().input, config.preprocess.text.is_some(), classification);
-    drop(probe);
+    let images = matches!(loaded.data.inputs, pipeline_core::raw::RawInputs::Images(_));
+    let families = families(images, config.preprocess.text.is_some(), classification);
 
     let mut base = base_value(&config);
     if let Yaml::Mapping(m) = &mut base {
@@ -316,7 +301,7 @@ pub fn auto(
     }
     let start = Instant::now();
     let mut results = Vec::new();
-    let mut winners: Vec<(f64, Yaml, tune::Params)> = Vec::new();
+    let mut winners: Vec<(f64, &'static str, Yaml, tune::Params)> = Vec::new();
     for (i, family) in families.iter().enumerate() {
         let mut fam = base.clone();
         if let Yaml::Mapping(m) = &mut fam {
@@ -386,7 +371,7 @@ pub fn auto(
             (m.mean, m.std)
         });
         if let (Some(b), Some((mean, _))) = (best, best_scores) {
-            winners.push((mean, fam.clone(), b.params.clone()));
+            winners.push((mean, family.name, fam.clone(), b.params.clone()));
         }
         results.push(FamilyResult {
             family: family.name.into(),
@@ -397,15 +382,11 @@ pub fn auto(
         });
     }
     let better = |a: f64, b: f64| if direction == Direction::Maximize { a > b } else { a < b };
-    let (wi, (_, fam, params)) = winners
+    let (_, winner, fam, params) = winners
         .iter()
-        .enumerate()
-        .fold(None::<(usize, &(f64, Yaml, tune::Params))>, |acc, (i, w)| match acc {
-            Some((_, b)) if !better(w.0, b.0) => acc,
-            _ => Some((i, w)),
-        })
+        .reduce(|best, w| if better(w.0, best.0) { w } else { best })
         .context("no trial of any family completed: raise the budget")?;
-    let winner = results.iter().filter(|r| r.best.is_some()).nth(wi).map(|r| r.family.clone()).unwrap_or_default();
+    let winner = winner.to_string();
     let best_cfg = trial_config(fam, params).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
     let best_path = dir.join("best.yaml");
     let header = format!(
@@ -448,12 +429,11 @@ pub fn auto(
             r.family, r.trials.0, r.trials.1, r.trials.2, r.seconds
         );
     }
-    if let Some(e) = &run.evaluation {
+    if run.evaluation.is_some() {
         let _ = writeln!(md, "\nTest report of the final fit:\n");
         for l in run.lines() {
             let _ = writeln!(md, "- {l}");
         }
-        let _ = e;
     }
     write_atomic(&dir.join("auto.md"), md.as_bytes())?;
     write_json(

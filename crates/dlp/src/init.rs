@@ -323,17 +323,16 @@ pub fn init(options: &InitOptions) -> Result<InitOutcome> {
     }
 
     // Read the data with this section, as `dlp inspect` does.
-    let read = |data: &str| -> Result<(DataConfig, Summary)> {
+    let read = |data: &str| -> Result<Summary> {
         let mut config: DataConfig = serde_yaml::from_str::<serde_yaml::Value>(data)
             .ok()
             .and_then(|v| serde_yaml::from_value(v["data"].clone()).ok())
             .context("the data section init wrote does not parse (a bug)")?;
         config.resolve_paths(&std::path::absolute(&out_dir)?);
         let ingested = data_ingest::load(&config).context("reading the data")?;
-        let summary = summarize(&ingested.data, &config.target_spec());
-        Ok((config, summary))
+        Ok(summarize(&ingested.data, &config.target_spec()))
     };
-    let (_, mut summary) = read(&data.replace("    # TARGET", ""))?;
+    let mut summary = read(&data.replace("    # TARGET", ""))?;
     // A header names the columns: prefer a target-like name to the last column.
     if let Sniffed::Table(t) = &sniffed
         && t.header
@@ -348,7 +347,7 @@ pub fn init(options: &InitOptions) -> Result<InitOutcome> {
     {
         let last = format!("  target: {}    # TARGET", t.columns - 1);
         data = data.replace(&last, &format!("  target: {}", yaml_str(&name)));
-        summary = read(&data)?.1;
+        summary = read(&data)?;
     }
     data = data.replace("    # TARGET", "");
     // A numeric column of two values is a flag (sex, yes / no as 0 / 1): one-hot encoded.
@@ -365,7 +364,10 @@ pub fn init(options: &InitOptions) -> Result<InitOutcome> {
             &format!("  kinds: {{{}}}    # two values each: flags, one-hot encoded\n", flags.join(", ")),
         );
         decisions.push(format!("{} two-valued numeric column(s) read as categories", flags.len()));
-        summary = read(&data)?.1;
+        // The summary as the new kinds would give it: only the kind changes, no need to read again.
+        for c in summary.columns.iter_mut().filter(|c| c.kind == FeatureKind::Numeric && c.distinct == 2) {
+            c.kind = FeatureKind::Categorical;
+        }
     }
     let target = summary.target.clone().context("the data has no target column")?;
     let classification = match options.task.as_deref() {
