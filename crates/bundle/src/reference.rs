@@ -1,7 +1,8 @@
 //! The training data's reference statistics that a bundle carries (`reference.json`): for each
 //! monitored feature, its distribution ([`eval::drift`]) — numeric and boolean columns as they
 //! are, categorical columns by category, text columns as words per text and out-of-vocabulary
-//! rate, images as mean and standard deviation of intensity, and the model's own predictions.
+//! rate, images as mean and standard deviation of intensity, audio clips as duration, loudness
+//! and spectral centroid, and the model's own predictions.
 //! [`Extractor`] turns records into the same features. Fitted at training time (`dlp run`),
 //! compared against live data by `serve::drift`.
 
@@ -62,6 +63,12 @@ pub enum Source {
     MeanIntensity,
     /// Standard deviation of an image's pixel values.
     StdIntensity,
+    /// A clip's duration as recorded, in seconds.
+    Duration,
+    /// A clip's loudness: RMS level in dB relative to full scale.
+    Loudness,
+    /// A clip's mean spectral centroid in Hz.
+    SpectralCentroid,
     /// The model's prediction: the class label, or the value.
     Prediction,
 }
@@ -120,8 +127,26 @@ fn text_column<'a>(inputs: &'a RawInputs, column: &str) -> Option<&'a [Option<St
             Values::Strings(v) => Some(v),
             Values::Numbers(_) => None,
         },
-        RawInputs::Images(_) => None,
+        RawInputs::Images(_) | RawInputs::Audio(_) => None,
     }
+}
+
+/// Duration, loudness and spectral centroid of each clip.
+fn audio_features(inputs: &RawInputs) -> Vec<[f64; 3]> {
+    let RawInputs::Audio(a) = inputs else { return Vec::new() };
+    (0..a.rows())
+        .map(|i| {
+            let clip = a.clip(i);
+            // Loudness over the recorded part only: padding is silence the source never had.
+            let recorded =
+                ((f64::from(a.durations[i]) * f64::from(a.sample_rate)).round() as usize).clamp(1, clip.len());
+            [
+                f64::from(a.durations[i]),
+                data_ingest::summary::rms_dbfs(&clip[..recorded]),
+                preprocess::audio::spectral_centroid(clip, a.sample_rate),
+            ]
+        })
+        .collect()
 }
 
 /// Mean and standard deviation of each image's pixels.
@@ -230,6 +255,20 @@ impl Reference {
                 let stds: Vec<f64> = moments.iter().map(|m| m.1).collect();
                 features.extend(numeric("mean_intensity".into(), Source::MeanIntensity, &means));
                 features.extend(numeric("std_intensity".into(), Source::StdIntensity, &stds));
+            }
+            RawInputs::Audio(_) => {
+                let f = audio_features(inputs);
+                for (j, (name, source)) in [
+                    ("duration_s", Source::Duration),
+                    ("loudness_dbfs", Source::Loudness),
+                    ("spectral_centroid_hz", Source::SpectralCentroid),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let v: Vec<f64> = f.iter().map(|x| x[j]).collect();
+                    features.extend(numeric(name.into(), source, &v));
+                }
             }
         }
         Ok(Self { rows: inputs.rows() as u64, features })
@@ -340,6 +379,8 @@ impl Extractor {
         let rows = inputs.rows();
         let labels = predicted_labels(predictions, task);
         let moments = image_moments(inputs);
+        let clips = audio_features(inputs);
+        let clip = |j: usize| (clips.len() == rows).then(|| clips.iter().map(|x| x[j]).collect());
         self.reference
             .features
             .iter()
@@ -351,8 +392,11 @@ impl Extractor {
                             Some(Values::Numbers(v)) => Some(v.clone()),
                             _ => None,
                         },
-                        RawInputs::Images(_) => None,
+                        RawInputs::Images(_) | RawInputs::Audio(_) => None,
                     },
+                    Source::Duration => clip(0),
+                    Source::Loudness => clip(1),
+                    Source::SpectralCentroid => clip(2),
                     Source::Tokens { column } => {
                         text_column(inputs, column).map(|v| v.iter().map(|t| token_count(t.as_deref())).collect())
                     }

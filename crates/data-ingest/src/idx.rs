@@ -257,7 +257,7 @@ pub fn raw_dataset(inputs: &IdxArray, labels: &IdxArray) -> Result<RawDataset> {
         kind: FeatureKind::Numeric,
         values: Values::Numbers(labels.values.iter().map(|&v| f64::from(v)).collect()),
     };
-    Ok(RawDataset { inputs: raw_inputs(inputs)?, target: Some(target) })
+    Ok(RawDataset { inputs: raw_inputs(inputs)?, target: Some(target), parts: None })
 }
 
 /// Encodes `values` as an uncompressed `u8` IDX file with the given dimensions (for tests and

@@ -12,7 +12,10 @@
 //! - `idx`: the IDX files of MNIST ([`idx`]);
 //! - `image_folder`: one sub-folder per class of PNG / JPEG / BMP images ([`images`]);
 //! - `text_lines` and `text_folder`: `label<TAB>text` lines, or one file per document in one
-//!   folder per class ([`text`]).
+//!   folder per class ([`text`]);
+//! - `audio_folder` and `audio_list`: recordings (WAV, FLAC, Ogg Vorbis, MP3) in one folder per
+//!   class, or listed in a CSV with their labels and optionally an official split; mono,
+//!   resampled to one rate, padded or cropped to one duration ([`audio`]).
 //!
 //! Any path may be `hf://datasets/<owner>/<name>/<file>`: it is taken from the local model-hub
 //! cache, or downloaded when a network is there ([`hub`]). [`summary`] computes the exploratory
@@ -23,6 +26,7 @@
 //! data. What it must not do: transform values (imputation, scaling, encoding and splitting
 //! belong to `preprocess`).
 
+pub mod audio;
 mod error;
 pub mod features;
 pub mod hub;
@@ -38,7 +42,7 @@ use std::path::{Path, PathBuf};
 
 use pipeline_core::FeatureKind;
 use pipeline_core::config::Issue;
-use pipeline_core::raw::{RawDataset, RawInputs, TargetSpec, TaskHint};
+use pipeline_core::raw::{Column, RawDataset, RawInputs, TargetSpec, TaskHint};
 use pipeline_core::run::InputFile;
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +63,10 @@ pub enum DataConfig {
     TextFolder(FolderConfig),
     /// One image per file, in one folder per class.
     ImageFolder(ImageFolderConfig),
+    /// One recording per file, in one folder per class.
+    AudioFolder(AudioFolderConfig),
+    /// Recordings listed in a CSV with their labels (and parts).
+    AudioList(AudioListConfig),
 }
 
 pipeline_core::tagged_enum!(DataConfig, "format", [
@@ -67,6 +75,8 @@ pipeline_core::tagged_enum!(DataConfig, "format", [
     "text_lines" => DataConfig::TextLines,
     "text_folder" => DataConfig::TextFolder,
     "image_folder" => DataConfig::ImageFolder,
+    "audio_folder" => DataConfig::AudioFolder,
+    "audio_list" => DataConfig::AudioList,
 ]);
 
 /// `format: idx`.
@@ -194,6 +204,114 @@ pub struct ImageFolderConfig {
     pub on_bad_record: OnBadRecord,
 }
 
+fn sixteen_k() -> u32 {
+    16_000
+}
+fn path_column() -> String {
+    "path".into()
+}
+fn label_column() -> String {
+    "label".into()
+}
+
+/// How recordings are made alike (the keys shared by `audio_folder` and `audio_list`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct AudioOptions {
+    sample_rate: u32,
+    duration: Option<f64>,
+    align: audio::Align,
+}
+
+impl AudioOptions {
+    /// The reading format.
+    fn format(&self) -> audio::AudioFormat {
+        audio::AudioFormat {
+            sample_rate: self.sample_rate,
+            samples: self.duration.map(|d| (d * f64::from(self.sample_rate)).round().max(1.0) as usize),
+            align: self.align,
+        }
+    }
+
+    fn validate(&self) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        if !(1_000..=384_000).contains(&self.sample_rate) {
+            issues.push(Issue::new("data.sample_rate", format!("must be 1000-384000 Hz, got {}", self.sample_rate)));
+        }
+        if let Some(d) = self.duration
+            && !(d.is_finite() && d > 0.0 && d <= 600.0)
+        {
+            issues.push(Issue::new("data.duration", format!("must be seconds in (0, 600], got {d}")));
+        }
+        issues
+    }
+}
+
+/// `format: audio_folder`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioFolderConfig {
+    /// The folder holding one sub-folder per class.
+    pub path: PathBuf,
+    /// The rate every recording is resampled to, in Hz.
+    #[serde(default = "sixteen_k")]
+    pub sample_rate: u32,
+    /// Seconds every clip is padded (with silence) or cropped to; absent: the longest recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    /// Where clips are cropped and the padding goes: `start` (keep the start, pad the end) or
+    /// `center`.
+    #[serde(default)]
+    pub align: audio::Align,
+    /// Stop at a recording that does not decode (`fail`) or drop and report it (`skip`).
+    #[serde(default)]
+    pub on_bad_record: OnBadRecord,
+}
+
+impl AudioFolderConfig {
+    /// How its recordings are read.
+    pub fn format(&self) -> audio::AudioFormat {
+        AudioOptions { sample_rate: self.sample_rate, duration: self.duration, align: self.align }.format()
+    }
+}
+
+impl AudioListConfig {
+    /// How its recordings are read.
+    pub fn format(&self) -> audio::AudioFormat {
+        AudioOptions { sample_rate: self.sample_rate, duration: self.duration, align: self.align }.format()
+    }
+}
+
+/// `format: audio_list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioListConfig {
+    /// The CSV (with a header) listing the recordings; their paths are relative to its folder.
+    pub path: PathBuf,
+    /// The column of recording paths.
+    #[serde(default = "path_column")]
+    pub file_column: String,
+    /// The column of labels.
+    #[serde(default = "label_column")]
+    pub target: String,
+    /// A column naming each recording's part (`train`, `validation`, `test`): an official split,
+    /// used with `preprocess.split.from_data: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_column: Option<String>,
+    /// The rate every recording is resampled to, in Hz.
+    #[serde(default = "sixteen_k")]
+    pub sample_rate: u32,
+    /// Seconds every clip is padded (with silence) or cropped to; absent: the longest recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    /// Where clips are cropped and the padding goes: `start` (keep the start, pad the end) or
+    /// `center`.
+    #[serde(default)]
+    pub align: audio::Align,
+    /// Stop at a bad line or recording (`fail`) or drop and report it (`skip`).
+    #[serde(default)]
+    pub on_bad_record: OnBadRecord,
+}
+
 /// `a/b/../c` → `a/c`, lexically (without touching the file system, so that a missing file can
 /// still be named in an error), keeping leading `..` of relative paths.
 fn normalize(path: &Path) -> PathBuf {
@@ -226,6 +344,8 @@ impl DataConfig {
             DataConfig::TextLines(c) => vec![("data.path", &mut c.path)],
             DataConfig::TextFolder(c) => vec![("data.path", &mut c.path)],
             DataConfig::ImageFolder(c) => vec![("data.path", &mut c.path)],
+            DataConfig::AudioFolder(c) => vec![("data.path", &mut c.path)],
+            DataConfig::AudioList(c) => vec![("data.path", &mut c.path)],
         }
     }
 
@@ -248,8 +368,11 @@ impl DataConfig {
                 Some(Err(e)) => issues.push(Issue::new(key, e.to_string())),
                 Some(Ok(_)) => {}
                 None => {
-                    let folder =
-                        key == "data.path" && matches!(self, DataConfig::TextFolder(_) | DataConfig::ImageFolder(_));
+                    let folder = key == "data.path"
+                        && matches!(
+                            self,
+                            DataConfig::TextFolder(_) | DataConfig::ImageFolder(_) | DataConfig::AudioFolder(_)
+                        );
                     if folder && !p.is_dir() {
                         issues.push(Issue::new(key, format!("folder not found: {}", p.display())));
                     } else if !folder && !p.is_file() {
@@ -288,6 +411,10 @@ impl DataConfig {
                     issues.push(Issue::new("data.size", format!("must be two positive sizes, got [{h}, {w}]")));
                 }
             }
+            DataConfig::AudioFolder(c) => issues
+                .extend(AudioOptions { sample_rate: c.sample_rate, duration: c.duration, align: c.align }.validate()),
+            DataConfig::AudioList(c) => issues
+                .extend(AudioOptions { sample_rate: c.sample_rate, duration: c.duration, align: c.align }.validate()),
             DataConfig::TextLines(c) if c.separator.is_empty() => {
                 issues.push(Issue::new("data.separator", "must not be empty"));
             }
@@ -416,7 +543,7 @@ pub fn load(config: &DataConfig) -> Result<Ingested> {
                 main.report.merge(ReadReport { records: 0, ..t.report });
             }
             Ok(Ingested {
-                data: RawDataset { inputs: RawInputs::Table(main.table), target: main.target },
+                data: RawDataset { inputs: RawInputs::Table(main.table), target: main.target, parts: None },
                 inputs,
                 report: main.report,
             })
@@ -424,7 +551,7 @@ pub fn load(config: &DataConfig) -> Result<Ingested> {
         DataConfig::TextLines(c) => {
             let r = text::read_lines(&c.path, "data.path", &c.separator, c.header, c.label_first, c.on_bad_record)?;
             Ok(Ingested {
-                data: RawDataset { inputs: RawInputs::Table(r.table), target: Some(r.target) },
+                data: RawDataset { inputs: RawInputs::Table(r.table), target: Some(r.target), parts: None },
                 inputs: vec![r.input],
                 report: r.report,
             })
@@ -432,7 +559,7 @@ pub fn load(config: &DataConfig) -> Result<Ingested> {
         DataConfig::TextFolder(c) => {
             let r = text::read_folder(&c.path, "data.path", c.on_bad_record)?;
             Ok(Ingested {
-                data: RawDataset { inputs: RawInputs::Table(r.table), target: Some(r.target) },
+                data: RawDataset { inputs: RawInputs::Table(r.table), target: Some(r.target), parts: None },
                 inputs: vec![r.input],
                 report: r.report,
             })
@@ -441,8 +568,27 @@ pub fn load(config: &DataConfig) -> Result<Ingested> {
             let r =
                 images::read_folder(&c.path, "data.path", c.channels, c.size.map(|[h, w]| (h, w)), c.on_bad_record)?;
             Ok(Ingested {
-                data: RawDataset { inputs: RawInputs::Images(r.images), target: Some(r.target) },
+                data: RawDataset { inputs: RawInputs::Images(r.images), target: Some(r.target), parts: None },
                 inputs: vec![r.input],
+                report: r.report,
+            })
+        }
+        DataConfig::AudioFolder(c) => {
+            let r = audio::read_folder(&c.path, "data.path", &c.format(), c.on_bad_record)?;
+            Ok(Ingested {
+                data: RawDataset { inputs: RawInputs::Audio(r.audio), target: Some(r.target), parts: None },
+                inputs: r.inputs,
+                report: r.report,
+            })
+        }
+        DataConfig::AudioList(c) => {
+            let columns =
+                audio::ListColumns { file: &c.file_column, label: &c.target, split: c.split_column.as_deref() };
+            let r = audio::read_list(&c.path, "data.path", &columns, &c.format(), c.on_bad_record)?;
+            let target = Column { name: c.target.clone(), ..r.target };
+            Ok(Ingested {
+                data: RawDataset { inputs: RawInputs::Audio(r.audio), target: Some(target), parts: r.parts },
+                inputs: r.inputs,
                 report: r.report,
             })
         }

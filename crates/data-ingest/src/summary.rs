@@ -78,6 +78,10 @@ pub struct Summary {
     /// For images: channels, height, width, and per-channel mean and standard deviation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageSummary>,
+    /// For audio: the rate and clip length (the clips' `duration_s` and `rms_dbfs` are summarised
+    /// as columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioSummary>,
     /// The target column.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<ColumnSummary>,
@@ -100,6 +104,21 @@ pub struct ImageSummary {
     pub channel_mean: Vec<f64>,
     /// Population standard deviation per channel.
     pub channel_std: Vec<f64>,
+}
+
+/// Audio clip layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioSummary {
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Samples per clip after padding / cropping.
+    pub samples: usize,
+}
+
+/// Root-mean-square level of `samples` in dB relative to full scale (-120 for silence).
+pub fn rms_dbfs(samples: &[f32]) -> f64 {
+    let ms = samples.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / samples.len().max(1) as f64;
+    (10.0 * ms.log10()).max(-120.0)
 }
 
 /// A feature's association with the target.
@@ -247,7 +266,20 @@ pub fn summarize(data: &RawDataset, spec: &TargetSpec) -> Summary {
     let rows = data.rows();
     let mut columns = Vec::new();
     let mut image = None;
+    let mut audio = None;
     match &data.inputs {
+        RawInputs::Audio(a) => {
+            audio = Some(AudioSummary { sample_rate: a.sample_rate, samples: a.samples });
+            let numbers = |name: &str, v: Vec<f64>| Column {
+                name: name.into(),
+                kind: FeatureKind::Numeric,
+                values: Values::Numbers(v),
+            };
+            columns = vec![
+                column_summary(&numbers("duration_s", a.durations.iter().map(|&d| f64::from(d)).collect())),
+                column_summary(&numbers("rms_dbfs", (0..a.rows()).map(|i| rms_dbfs(a.clip(i))).collect())),
+            ];
+        }
         RawInputs::Table(t) => columns = t.columns.iter().map(column_summary).collect(),
         RawInputs::Images(imgs) => {
             let plane = imgs.height * imgs.width;
@@ -310,6 +342,14 @@ pub fn summarize(data: &RawDataset, spec: &TargetSpec) -> Summary {
                 let w = imgs.width_values();
                 vec![Some(imgs.pixels[i * w..(i + 1) * w].iter().map(|p| (*p as u8) as char).collect())]
             }
+            RawInputs::Audio(a) => {
+                // FNV-1a over the samples' bits: a key per clip without a string per sample.
+                let h = a
+                    .clip(i)
+                    .iter()
+                    .fold(0xcbf2_9ce4_8422_2325u64, |h, x| (h ^ u64::from(x.to_bits())).wrapping_mul(0x0100_0000_01b3));
+                vec![Some(format!("{h:016x}"))]
+            }
         };
         key.push(data.target.as_ref().and_then(|t| t.values.text(i)));
         if !seen.insert(key) {
@@ -338,7 +378,7 @@ pub fn summarize(data: &RawDataset, spec: &TargetSpec) -> Summary {
         associations.sort_by(|a, b| b.value.abs().total_cmp(&a.value.abs()));
         associations.truncate(10);
     }
-    Summary { rows, columns, image, target, duplicate_rows, associations }
+    Summary { rows, columns, image, audio, target, duplicate_rows, associations }
 }
 
 /// Numbers that look like a regression target rather than class ids: any non-integer, or
@@ -388,7 +428,11 @@ mod tests {
             kind: FeatureKind::Categorical,
             values: Values::Strings(["lo", "lo", "hi", "hi", "lo"].iter().map(|s| Some(s.to_string())).collect()),
         };
-        let data = RawDataset { inputs: RawInputs::Table(Table { columns: vec![x, noise, cat] }), target: Some(y) };
+        let data = RawDataset {
+            inputs: RawInputs::Table(Table { columns: vec![x, noise, cat] }),
+            target: Some(y),
+            parts: None,
+        };
         let s = summarize(&data, &TargetSpec::default());
         assert_eq!(s.rows, 5);
         assert_eq!(s.duplicate_rows, 1);

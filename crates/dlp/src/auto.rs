@@ -284,7 +284,12 @@ pub fn auto(
     let classification = loaded.targets.classes().is_some();
     let (metric, direction) =
         if classification { ("accuracy", Direction::Maximize) } else { ("rmse", Direction::Minimize) };
-    let outer = preprocess::split(&loaded.targets, &config.preprocess.split, &mut rng(config.seed, "split"))?;
+    let outer = preprocess::split_records(
+        &loaded.targets,
+        loaded.data.parts.as_deref(),
+        &config.preprocess.split,
+        &mut rng(config.seed, "split"),
+    )?;
     let pool: Vec<usize> = outer.train.iter().chain(&outer.validation).copied().collect();
     let stratified = config.preprocess.split.stratify && classification;
     let folds: Vec<(Vec<usize>, Vec<usize>)> =

@@ -118,8 +118,13 @@ pub fn cross_validate(config_path: &Path, config: &PipelineConfig, folds: usize,
     let mut per_fold = Vec::with_capacity(folds);
     for (f, (train_idx, test_idx)) in assignments.into_iter().enumerate() {
         let (train, validation) = if share > 0.0 {
-            let inner =
-                SplitConfig { train: 1.0 - share, validation: share, test: 0.0, stratify: split_config.stratify };
+            let inner = SplitConfig {
+                train: 1.0 - share,
+                validation: share,
+                test: 0.0,
+                stratify: split_config.stratify,
+                from_data: false,
+            };
             let sub = preprocess::split(
                 &loaded.targets.select(&train_idx),
                 &inner,

@@ -508,7 +508,7 @@ pub fn confident_errors(
     wrong.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let text_column = match &test_raw.inputs {
         RawInputs::Table(t) => t.columns.iter().find(|c| c.kind == FeatureKind::Text),
-        RawInputs::Images(_) => None,
+        RawInputs::Images(_) | RawInputs::Audio(_) => None,
     };
     wrong
         .into_iter()
@@ -620,6 +620,27 @@ pub fn plots(
                     .collect();
                 let title = "Most confident errors (true → predicted, confidence)";
                 eval::plot::image_grid_png(title, &tiles, 8, &dir.join("errors.png"))?;
+                add(title, "errors.png");
+            }
+            if let RawInputs::Audio(clips) = &test_raw.inputs
+                && !errors.is_empty()
+            {
+                let tiles: Vec<Tile> = errors
+                    .iter()
+                    .map(|(i, e)| {
+                        let (pixels, height, width) =
+                            preprocess::audio::spectrogram_picture(clips.clip(*i), clips.sample_rate);
+                        Tile {
+                            channels: 1,
+                            height,
+                            width,
+                            pixels,
+                            caption: format!("{} → {} ({:.2})", e.actual, e.predicted, e.confidence),
+                        }
+                    })
+                    .collect();
+                let title = "Most confident errors: log-mel spectrograms (true → predicted, confidence)";
+                eval::plot::image_grid_png(title, &tiles, 6, &dir.join("errors.png"))?;
                 add(title, "errors.png");
             }
         }

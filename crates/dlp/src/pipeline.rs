@@ -488,7 +488,12 @@ pub fn prepare(
 ) -> Result<Prepared> {
     let loaded = load(config, expect)?;
     clock.lap("ingest");
-    let split = preprocess::split(&loaded.targets, &config.preprocess.split, &mut rng(config.seed, "split"))?;
+    let split = preprocess::split_records(
+        &loaded.targets,
+        loaded.data.parts.as_deref(),
+        &config.preprocess.split,
+        &mut rng(config.seed, "split"),
+    )?;
     let prepared = fit_parts(config, &loaded, &split)?;
     clock.lap("preprocess");
     Ok(prepared)

@@ -248,7 +248,12 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
     let device = config.device.open()?;
     let seed = config.seed;
     let loaded = pipeline::load(&config, None)?;
-    let split = preprocess::split(&loaded.targets, &config.preprocess.split, &mut rng(seed, "split"))?;
+    let split = preprocess::split_records(
+        &loaded.targets,
+        loaded.data.parts.as_deref(),
+        &config.preprocess.split,
+        &mut rng(seed, "split"),
+    )?;
     let prepared = match options.mode {
         Mode::FromScratch => pipeline::fit_parts(&config, &loaded, &split)?,
         Mode::FineTune => fine_tune_parts(&config, &loaded, &split, &bundle)?,

@@ -1,7 +1,8 @@
 //! Raw data: records as a source holds them, before any preprocessing.
 //!
-//! `data-ingest` produces a [`RawDataset`]: the inputs (a [`Table`] of typed columns, or an
-//! [`ImageSet`]) and, for training data, the target column. `preprocess` fits its transforms on
+//! `data-ingest` produces a [`RawDataset`]: the inputs (a [`Table`] of typed columns, an
+//! [`ImageSet`] or an [`AudioSet`]), for training data the target column, and where the source
+//! says so the part ([`Part`]) each record belongs to. `preprocess` fits its transforms on
 //! raw training data and turns raw data into a dense [`Dataset`](crate::Dataset). A model bundle
 //! records the [`RawSchema`] it expects, so that serving can read new records the same way.
 
@@ -141,6 +142,60 @@ impl ImageSet {
     }
 }
 
+/// Where a clip is cut when it is longer than the configured duration, and where the silence
+/// goes when it is shorter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Align {
+    /// Keep the start; pad at the end.
+    #[default]
+    Start,
+    /// Keep the middle; pad both sides equally.
+    Center,
+}
+
+/// Mono audio clips of one sample rate and length, samples as `f32` in `[-1, 1]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioSet {
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Samples per clip (every clip padded or cropped to it).
+    pub samples: usize,
+    /// How the clips were padded or cropped.
+    pub align: Align,
+    /// `rows × samples` values.
+    pub values: Vec<f32>,
+    /// Each clip's duration in seconds as recorded, before padding or cropping.
+    pub durations: Vec<f32>,
+}
+
+impl AudioSet {
+    /// The number of clips.
+    pub fn rows(&self) -> usize {
+        self.durations.len()
+    }
+
+    /// Clip `i`'s samples.
+    pub fn clip(&self, i: usize) -> &[f32] {
+        &self.values[i * self.samples..(i + 1) * self.samples]
+    }
+
+    /// The clips at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> AudioSet {
+        let mut values = Vec::with_capacity(indices.len() * self.samples);
+        for &i in indices {
+            values.extend_from_slice(self.clip(i));
+        }
+        AudioSet {
+            sample_rate: self.sample_rate,
+            samples: self.samples,
+            align: self.align,
+            values,
+            durations: indices.iter().map(|&i| self.durations[i]).collect(),
+        }
+    }
+}
+
 /// The inputs of raw records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -149,6 +204,8 @@ pub enum RawInputs {
     Table(Table),
     /// Images.
     Images(ImageSet),
+    /// Audio clips.
+    Audio(AudioSet),
 }
 
 impl RawInputs {
@@ -157,6 +214,7 @@ impl RawInputs {
         match self {
             RawInputs::Table(t) => t.rows(),
             RawInputs::Images(i) => i.rows(),
+            RawInputs::Audio(a) => a.rows(),
         }
     }
 
@@ -165,6 +223,7 @@ impl RawInputs {
         match self {
             RawInputs::Table(t) => RawInputs::Table(t.select(indices)),
             RawInputs::Images(i) => RawInputs::Images(i.select(indices)),
+            RawInputs::Audio(a) => RawInputs::Audio(a.select(indices)),
         }
     }
 
@@ -173,6 +232,31 @@ impl RawInputs {
         match self {
             RawInputs::Table(t) => RawSchema::Table { columns: t.columns.iter().map(Column::feature).collect() },
             RawInputs::Images(i) => RawSchema::Image { channels: i.channels, height: i.height, width: i.width },
+            RawInputs::Audio(a) => RawSchema::Audio { sample_rate: a.sample_rate, samples: a.samples, align: a.align },
+        }
+    }
+}
+
+/// The part of the data a record belongs to, where the source fixes it (an official split).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// Training.
+    Train,
+    /// Validation.
+    Validation,
+    /// The held-out test part.
+    Test,
+}
+
+impl Part {
+    /// Reads `train`, `training`, `validation`, `valid`, `val`, `dev`, `test` (any case).
+    pub fn parse(s: &str) -> Option<Part> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "train" | "training" => Some(Part::Train),
+            "validation" | "valid" | "val" | "dev" => Some(Part::Validation),
+            "test" => Some(Part::Test),
+            _ => None,
         }
     }
 }
@@ -184,6 +268,8 @@ pub struct RawDataset {
     pub inputs: RawInputs,
     /// The target column, one value per record.
     pub target: Option<Column>,
+    /// Each record's part, where the source fixes the split (`preprocess.split.from_data`).
+    pub parts: Option<Vec<Part>>,
 }
 
 impl RawDataset {
@@ -201,6 +287,7 @@ impl RawDataset {
                 kind: t.kind,
                 values: t.values.select(indices),
             }),
+            parts: self.parts.as_ref().map(|p| indices.iter().map(|&i| p[i]).collect()),
         }
     }
 }
@@ -246,14 +333,24 @@ pub enum RawSchema {
         /// Width in pixels.
         width: usize,
     },
+    /// Mono audio clips: decoded, resampled to `sample_rate`, padded or cropped to `samples`.
+    Audio {
+        /// Samples per second.
+        sample_rate: u32,
+        /// Samples per clip.
+        samples: usize,
+        /// How clips are padded or cropped to `samples`.
+        #[serde(default)]
+        align: Align,
+    },
 }
 
 impl RawSchema {
-    /// The names of the input columns (empty for images).
+    /// The names of the input columns (empty for images and audio).
     pub fn column_names(&self) -> Vec<String> {
         match self {
             RawSchema::Table { columns } => columns.iter().map(|c| c.name.clone()).collect(),
-            RawSchema::Image { .. } => Vec::new(),
+            RawSchema::Image { .. } | RawSchema::Audio { .. } => Vec::new(),
         }
     }
 

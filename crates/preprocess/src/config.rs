@@ -33,6 +33,9 @@ pub struct PreprocessConfig {
     /// Tokenization and vectorization of text columns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<TextConfig>,
+    /// The features of audio clips (log-mel by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<crate::audio::AudioConfig>,
     /// For regression: train on standardized targets (training mean and standard deviation),
     /// mapping predictions back. Makes one learning rate fit targets of any magnitude.
     #[serde(default = "yes")]
@@ -49,6 +52,7 @@ impl Default for PreprocessConfig {
             scale: Scale::default(),
             categorical: CategoricalConfig::default(),
             text: None,
+            audio: None,
             scale_target: true,
         }
     }
@@ -65,7 +69,7 @@ pub enum Scale {
     Pixel,
     /// Subtract the training mean, divide by the training standard deviation (population; a
     /// constant is divided by 1) — per column for tables (scikit-learn's `StandardScaler`), per
-    /// channel for images.
+    /// channel for images, per band (mel band or coefficient) for audio features.
     Standard,
     /// Map the training minimum to 0 and maximum to 1, per column (`MinMaxScaler`).
     MinMax,
@@ -443,6 +447,9 @@ impl PreprocessConfig {
     /// Checks the values serde cannot.
     pub fn validate(&self) -> Vec<Issue> {
         let mut issues = self.split.validate("preprocess.split");
+        if let Some(a) = &self.audio {
+            issues.extend(a.validate("preprocess.audio"));
+        }
         if let Some(o) = &self.outliers
             && !(o.threshold().is_finite() && o.threshold() > 0.0)
         {

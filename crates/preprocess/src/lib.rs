@@ -11,7 +11,9 @@
 //! 3. [`Preprocessor::fit`] on the training part: imputation fills, outlier bounds (z-score or
 //!    IQR, clip or drop), scaling (standard, min-max, pixel), category encodings (one-hot or
 //!    ordinal, with a policy for unseen categories), tokenizers trained with the `tokenizers`
-//!    crate (or loaded) and TF-IDF weights, per-channel image normalisation;
+//!    crate (or loaded) and TF-IDF weights, per-channel image normalisation, audio features
+//!    ([`audio`]: log-mel spectrograms and MFCCs as librosa computes them) with per-band
+//!    normalisation;
 //! 4. [`Preprocessor::transform`] turns any part into a [`Dataset`];
 //!    [`Preprocessor::transform_inputs`] turns new records into model inputs at serving time.
 //!
@@ -20,6 +22,7 @@
 //!
 //! What it must not do: know about models.
 
+pub mod audio;
 pub mod config;
 mod split;
 pub mod tabular;
@@ -33,7 +36,7 @@ use pipeline_core::{Dataset, FeatureKind, InputSchema, Schema, Target};
 use serde::{Deserialize, Serialize};
 
 pub use config::{PreprocessConfig, Scale};
-pub use split::{Split, SplitConfig, kfold, split};
+pub use split::{Split, SplitConfig, kfold, split, split_records};
 pub use tabular::ColumnTransform;
 pub use target::TargetEncoder;
 
@@ -136,6 +139,14 @@ pub fn clean(data: &RawDataset, config: &PreprocessConfig) -> (RawDataset, Vec<u
                         let w = im.width_values();
                         vec![Some(im.pixels[i * w..(i + 1) * w].iter().map(|p| char::from(*p as u8)).collect())]
                     }
+                    RawInputs::Audio(a) => vec![Some(
+                        a.clip(i)
+                            .iter()
+                            .fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
+                                (h ^ u64::from(x.to_bits())).wrapping_mul(0x0100_0000_01b3)
+                            })
+                            .to_string(),
+                    )],
                 }
                 .into_iter()
                 .chain(std::iter::once(data.target.as_ref().and_then(|t| t.values.text(i))))
@@ -182,6 +193,17 @@ pub enum InputTransform {
         /// The pixel transform.
         transform: ImageTransform,
     },
+    /// Audio clips to features.
+    Audio {
+        /// The features (as configured, with defaults filled).
+        features: audio::AudioConfig,
+        /// The clips' sample rate.
+        sample_rate: u32,
+        /// Per-band training mean of the features (empty: not normalised).
+        mean: Vec<f32>,
+        /// Per-band training standard deviation (1 where it is 0).
+        std: Vec<f32>,
+    },
 }
 
 /// Everything fitted: serialized into the bundle as `preprocess.json`.
@@ -212,6 +234,53 @@ impl Preprocessor {
         };
         let all: Vec<usize> = (0..train.rows()).collect();
         match &train.inputs {
+            RawInputs::Audio(clips) => {
+                let features = config.audio.clone().unwrap_or_default();
+                let extractor = audio::Extractor::new(&features, clips.sample_rate).map_err(Error::Schema)?;
+                let (bands, frames) = (features.bands(), features.frames(clips.samples));
+                let (mean, std) = match config.scale {
+                    Scale::None => (Vec::new(), Vec::new()),
+                    Scale::Standard => {
+                        let (mut sum, mut sq) = (vec![0f64; bands], vec![0f64; bands]);
+                        for i in 0..clips.rows() {
+                            let f = extractor.features(clips.clip(i));
+                            for b in 0..bands {
+                                for &v in &f[b * frames..(b + 1) * frames] {
+                                    sum[b] += v;
+                                    sq[b] += v * v;
+                                }
+                            }
+                        }
+                        let n = (clips.rows() * frames).max(1) as f64;
+                        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+                        let std = sq
+                            .iter()
+                            .zip(&mean)
+                            .map(|(s, m)| {
+                                let sd = (s / n - m * m).max(0.0).sqrt();
+                                if sd > 1e-12 { sd as f32 } else { 1.0 }
+                            })
+                            .collect();
+                        (mean.into_iter().map(|m| m as f32).collect(), std)
+                    }
+                    Scale::Pixel | Scale::MinMax => {
+                        return Err(Error::Schema(
+                            "preprocess.scale: audio features are scaled with standard (per band) or none".into(),
+                        ));
+                    }
+                };
+                let output = InputSchema::Image { channels: 1, height: bands, width: frames };
+                Ok((
+                    Self {
+                        raw: train.inputs.schema(),
+                        inputs: InputTransform::Audio { features, sample_rate: clips.sample_rate, mean, std },
+                        output,
+                        target,
+                        target_name,
+                    },
+                    all,
+                ))
+            }
             RawInputs::Images(imgs) => {
                 let transform = match config.scale {
                     Scale::None => ImageTransform::None,
@@ -317,7 +386,7 @@ impl Preprocessor {
             (InputTransform::Images { transform }, RawInputs::Images(imgs)) => {
                 let expected = match &self.raw {
                     RawSchema::Image { channels, height, width } => (*channels, *height, *width),
-                    RawSchema::Table { .. } => unreachable!("an image transform has an image schema"),
+                    _ => unreachable!("an image transform has an image schema"),
                 };
                 if (imgs.channels, imgs.height, imgs.width) != expected {
                     return Err(Error::Schema(format!(
@@ -339,6 +408,33 @@ impl Preprocessor {
                     }
                 }
                 Ok(v)
+            }
+            (InputTransform::Audio { features, sample_rate, mean, std }, RawInputs::Audio(clips)) => {
+                let expected = match &self.raw {
+                    RawSchema::Audio { samples, .. } => *samples,
+                    _ => unreachable!("an audio transform has an audio schema"),
+                };
+                if (clips.sample_rate, clips.samples) != (*sample_rate, expected) {
+                    return Err(Error::Schema(format!(
+                        "clips are {} samples at {} Hz, the model takes {expected} samples at {sample_rate} Hz",
+                        clips.samples, clips.sample_rate
+                    )));
+                }
+                let extractor = audio::Extractor::new(features, *sample_rate).map_err(Error::Schema)?;
+                let frames = features.frames(expected);
+                let mut out = Vec::with_capacity(clips.rows() * width);
+                for i in 0..clips.rows() {
+                    let f = extractor.features(clips.clip(i));
+                    if mean.is_empty() {
+                        out.extend(f.iter().map(|&v| v as f32));
+                    } else {
+                        out.extend(f.iter().enumerate().map(|(j, &v)| {
+                            let b = j / frames;
+                            (v as f32 - mean[b]) / std[b]
+                        }));
+                    }
+                }
+                Ok(out)
             }
             (InputTransform::Table { columns }, RawInputs::Table(t)) => {
                 let rows = t.rows();
@@ -468,6 +564,7 @@ mod tests {
                 FeatureKind::Categorical,
                 &[Some("no"), Some("yes"), Some("yes"), None, Some("no"), Some("no")],
             )),
+            parts: None,
         }
     }
 
@@ -551,6 +648,7 @@ mod tests {
                 kind: FeatureKind::Numeric,
                 values: Values::Numbers(vec![0.0, 1.0]),
             }),
+            parts: None,
         };
         let target = TargetEncoder::fit(data.target.as_ref().unwrap(), &TargetSpec::default()).unwrap();
         let cfg = PreprocessConfig { scale: Scale::Standard, ..Default::default() };

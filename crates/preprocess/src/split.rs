@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use pipeline_core::config::Issue;
+use pipeline_core::raw::Part;
 use pipeline_core::{Rng, Targets};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,12 @@ pub struct SplitConfig {
     /// Keep each class's proportion in every part (classification only).
     #[serde(default = "default_true")]
     pub stratify: bool,
+    /// Take the parts the data names (an official split, e.g. `data.split_column` of an
+    /// `audio_list`): its test records are the test part; its validation records the validation
+    /// part, or, when it marks none, the `validation` fraction of its training records (drawn as
+    /// above). `train` and `test` are then not used.
+    #[serde(default)]
+    pub from_data: bool,
 }
 
 fn default_train() -> f64 {
@@ -45,7 +52,13 @@ fn default_true() -> bool {
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        Self { train: default_train(), validation: default_validation(), test: default_test(), stratify: true }
+        Self {
+            train: default_train(),
+            validation: default_validation(),
+            test: default_test(),
+            stratify: true,
+            from_data: false,
+        }
     }
 }
 
@@ -132,6 +145,39 @@ pub fn split(targets: &Targets, config: &SplitConfig, rng: &mut Rng) -> Result<S
     Ok(out)
 }
 
+/// Splits as the data's `parts` say when `config.from_data` (see [`SplitConfig::from_data`]),
+/// else as [`split`] does. Fails when `from_data` is asked of data without parts, or a part
+/// would be empty.
+pub fn split_records(targets: &Targets, parts: Option<&[Part]>, config: &SplitConfig, rng: &mut Rng) -> Result<Split> {
+    if !config.from_data {
+        return split(targets, config, rng);
+    }
+    let Some(parts) = parts else {
+        return Err(Error::Schema(
+            "preprocess.split.from_data: the data names no parts (give data.split_column, or set from_data: false)"
+                .into(),
+        ));
+    };
+    let of = |p: Part| (0..parts.len()).filter(|&i| parts[i] == p).collect::<Vec<_>>();
+    let (train, mut validation, test) = (of(Part::Train), of(Part::Validation), of(Part::Test));
+    let mut train = train;
+    if validation.is_empty() && config.validation > 0.0 {
+        // Hold out the validation fraction of the training records, as `split` would.
+        let sub = targets.select(&train);
+        let inner = SplitConfig { train: 1.0 - config.validation, test: 0.0, from_data: false, ..config.clone() };
+        let s = split(&sub, &inner, rng)?;
+        validation = s.validation.iter().map(|&i| train[i]).collect();
+        train = s.train.iter().map(|&i| train[i]).collect();
+        validation.sort_unstable();
+    }
+    for (part, v) in [("train", &train), ("test", &test)] {
+        if v.is_empty() {
+            return Err(Error::EmptySplit { part, examples: parts.len() });
+        }
+    }
+    Ok(Split { train, validation, test })
+}
+
 /// `k` folds for cross-validation, seeded: `(train, test)` index lists, each index in exactly
 /// one test fold. Stratified (classes, `stratify`): each class is shuffled and dealt round-robin
 /// over the folds, continuing where the previous class stopped, so every fold keeps the class
@@ -179,7 +225,28 @@ mod tests {
     use super::*;
 
     fn cfg(train: f64, validation: f64, test: f64) -> SplitConfig {
-        SplitConfig { train, validation, test, stratify: true }
+        SplitConfig { train, validation, test, stratify: true, from_data: false }
+    }
+
+    #[test]
+    fn parts_from_the_data_are_kept_and_validation_is_drawn_from_train() {
+        use Part::{Test, Train};
+        let t = Targets::Classes(vec![0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
+        let parts = [Test, Test, Train, Train, Train, Train, Train, Train, Train, Train];
+        let c = SplitConfig { validation: 0.25, from_data: true, ..cfg(0.8, 0.1, 0.1) };
+        let s = split_records(&t, Some(&parts), &c, &mut rng(1, "split")).unwrap();
+        assert_eq!(s.test, vec![0, 1]);
+        assert_eq!((s.train.len(), s.validation.len()), (6, 2));
+        assert!(s.validation.iter().all(|i| (2..10).contains(i)));
+        // Stratified: one of each class in validation.
+        assert_eq!(s.validation.iter().map(|&i| i % 2).sum::<usize>(), 1);
+        let err = split_records(&t, None, &c, &mut rng(1, "split")).unwrap_err().to_string();
+        assert!(err.contains("preprocess.split.from_data: the data names no parts"), "{err}");
+        let no_test = [Train; 10];
+        assert!(split_records(&t, Some(&no_test), &c, &mut rng(1, "split")).is_err());
+        // Without from_data the parts are ignored.
+        let plain = split_records(&t, Some(&parts), &cfg(0.6, 0.2, 0.2), &mut rng(1, "split")).unwrap();
+        assert_eq!(plain, split(&t, &cfg(0.6, 0.2, 0.2), &mut rng(1, "split")).unwrap());
     }
 
     #[test]

@@ -47,8 +47,11 @@ pub enum InputFormat {
     Csv,
     /// One text per line, for models with a single text input.
     Text,
-    /// A folder of PNG / JPEG / BMP images (searched recursively), for image models.
+    /// A folder of PNG / JPEG / BMP images, or of WAV / FLAC / Ogg / MP3 recordings (searched
+    /// recursively), for image and audio models.
     ImageFolder,
+    /// One recording (WAV / FLAC / Ogg / MP3), for audio models.
+    Audio,
 }
 
 impl InputFormat {
@@ -62,6 +65,8 @@ impl InputFormat {
         let name = name.strip_suffix(".gz").unwrap_or(&name);
         if name.ends_with(".csv") || name.ends_with(".tsv") {
             Self::Csv
+        } else if data_ingest::audio::EXTENSIONS.iter().any(|e| name.ends_with(&format!(".{e}"))) {
+            Self::Audio
         } else if name.ends_with(".txt") {
             Self::Text
         } else {
@@ -139,6 +144,11 @@ pub fn read_inputs(bundle: &Bundle, input: &Path, format: InputFormat) -> Result
         (RawSchema::Image { .. }, InputFormat::Text) => {
             Err(shape_err("text input does not fit an image model: give an IDX or CSV file of pixels".into()))
         }
+        (RawSchema::Audio { .. }, _) | (_, InputFormat::Audio) => Err(shape_err(
+            "audio models read recordings a chunk at a time: use stream::predict_stream with a recording or a \
+             folder of them"
+                .into(),
+        )),
         (_, InputFormat::ImageFolder) => {
             Err(shape_err("image folders are read a chunk at a time: use stream::predict_stream".into()))
         }

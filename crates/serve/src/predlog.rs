@@ -217,6 +217,12 @@ fn lines(obs: &Observation<'_>, id: &str) -> Vec<String> {
                     let hex: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
                     line["inputs_sha256"] = Value::String(hex);
                 }
+                RawInputs::Audio(a) => {
+                    let bytes: Vec<u8> = a.clip(i).iter().flat_map(|x| x.to_le_bytes()).collect();
+                    let hex: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+                    line["inputs_sha256"] = Value::String(hex);
+                    line["duration_s"] = number(f64::from(a.durations[i]));
+                }
             }
             match (obs.predictions, labels, &best) {
                 (Predictions::Classes { probs, classes }, Some(labels), Some(best)) => {

@@ -6,6 +6,10 @@
 //!
 //! - image models: one tensor `pixels`, shape `[n, channels, height, width]` (or
 //!   `[n, channels·height·width]`), 8-bit values 0–255 in any numeric datatype;
+//! - audio models: one tensor `waveform`, shape `[n, samples]` (the bundle's clip length at its
+//!   sample rate), mono samples in `[-1, 1]`; the `predict` body takes recordings instead:
+//!   `{"audio": "<base64 WAV / FLAC / Ogg / MP3>"}`, decoded, resampled and padded or cropped as
+//!   in training;
 //! - table models: one tensor per input column, named as the column, shape `[n]` or `[n, 1]`:
 //!   numeric columns `FP32` / `FP64` / integer types, boolean columns `BOOL`, categorical and
 //!   text columns `BYTES` (strings); `null` is a missing value, imputed as in training.
@@ -14,7 +18,7 @@
 //! `[n, classes]`) for classification, `value` (`FP32`, `[n]`) for regression.
 
 use base64::Engine as _;
-use pipeline_core::raw::{Column, ImageSet, RawInputs, RawSchema, Table, Values};
+use pipeline_core::raw::{AudioSet, Column, ImageSet, RawInputs, RawSchema, Table, Values};
 use pipeline_core::{Feature, FeatureKind, Predictions, Task};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -63,6 +67,9 @@ pub fn input_specs(raw: &RawSchema) -> Vec<TensorSpec> {
             datatype: "FP32".into(),
             shape: vec![-1, *channels as i64, *height as i64, *width as i64],
         }],
+        RawSchema::Audio { samples, .. } => {
+            vec![TensorSpec { name: "waveform".into(), datatype: "FP32".into(), shape: vec![-1, *samples as i64] }]
+        }
         RawSchema::Table { columns } => columns
             .iter()
             .map(|c| TensorSpec {
@@ -273,6 +280,61 @@ fn names(columns: &[Feature]) -> String {
 /// Reads the inputs of a V2 request in the layout `raw` (see the module docs).
 pub fn infer_inputs(req: &InferRequest, raw: &RawSchema) -> Result<RawInputs> {
     match raw {
+        RawSchema::Audio { sample_rate, samples, align } => {
+            let input = match &req.inputs[..] {
+                [one] if one.name == "waveform" => one,
+                [one] => {
+                    return Err(RequestError::bad(format!(
+                        "inputs[0].name: unknown input `{}`: this audio model reads one input, `waveform`",
+                        one.name
+                    )));
+                }
+                other => {
+                    return Err(RequestError::bad(format!(
+                        "inputs: {} tensors given, this audio model reads one, `waveform`",
+                        other.len()
+                    )));
+                }
+            };
+            let (shape, data) = tensor_elements(input, "inputs[0]")?;
+            if !input.datatype.starts_with("FP") {
+                return Err(RequestError::bad(format!(
+                    "inputs[0].datatype: `waveform` holds samples in [-1, 1] (FP32 or FP64), got {}",
+                    input.datatype
+                )));
+            }
+            let n = match shape[..] {
+                [n, s] if s == *samples && n > 0 => n,
+                _ => {
+                    return Err(RequestError::bad(format!(
+                        "inputs[0].shape: {:?} does not fit this model, which takes [n, {samples}] with n ≥ 1 \
+                         ({samples} samples at {sample_rate} Hz; send recordings of other lengths or rates to \
+                         the predict endpoint as {{\"audio\": \"<base64 WAV>\"}})",
+                        input.shape
+                    )));
+                }
+            };
+            let values = data
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let at = || format!("inputs[0].data[{i}]");
+                    let x = number(v, &input.datatype, at)?;
+                    if x.abs() > 1.0 {
+                        return Err(RequestError::bad(format!("{}: {x} is not an audio sample in [-1, 1]", at())));
+                    }
+                    Ok(x as f32)
+                })
+                .collect::<Result<Vec<f32>>>()?;
+            let duration = *samples as f32 / *sample_rate as f32;
+            Ok(RawInputs::Audio(AudioSet {
+                sample_rate: *sample_rate,
+                samples: *samples,
+                align: *align,
+                values,
+                durations: vec![duration; n],
+            }))
+        }
         RawSchema::Image { channels, height, width } => {
             let (c, h, w) = (*channels, *height, *width);
             let input = match &req.inputs[..] {
@@ -493,15 +555,20 @@ pub struct PredictRequest {
 
 /// Decodes a base64 image (optionally a `data:image/…;base64,` URL) into `channels × height ×
 /// width` pixels, resized to the model's size as training resized image folders.
-fn decode_image(text: &str, raw: (usize, usize, usize), at: &str) -> Result<Vec<f32>> {
-    let (c, h, w) = raw;
+/// The bytes of a base64 field (a `data:` URL prefix allowed).
+fn base64_payload(text: &str, at: &str) -> Result<Vec<u8>> {
     let b64 = match text.strip_prefix("data:") {
         Some(rest) => rest.split_once(',').map(|(_, d)| d).unwrap_or(rest),
         None => text,
     };
-    let bytes = base64::engine::general_purpose::STANDARD
+    base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
-        .map_err(|e| RequestError::bad(format!("{at}: not valid base64: {e}")))?;
+        .map_err(|e| RequestError::bad(format!("{at}: not valid base64: {e}")))
+}
+
+fn decode_image(text: &str, raw: (usize, usize, usize), at: &str) -> Result<Vec<f32>> {
+    let (c, h, w) = raw;
+    let bytes = base64_payload(text, at)?;
     let (pixels, _, _) = data_ingest::images::decode(&bytes, c, Some((h, w)))
         .map_err(|e| RequestError::bad(format!("{at}: {e} (PNG, JPEG or BMP expected)")))?;
     Ok(pixels)
@@ -561,6 +628,55 @@ pub fn predict_inputs(req: &PredictRequest, raw: &RawSchema) -> Result<RawInputs
         return Err(RequestError::bad("instances: empty: give at least one record"));
     }
     match raw {
+        RawSchema::Audio { sample_rate, samples, align } => {
+            let mut values = Vec::with_capacity(req.instances.len() * samples);
+            let mut durations = Vec::with_capacity(req.instances.len());
+            for (i, inst) in req.instances.iter().enumerate() {
+                let at = format!("instances[{i}]");
+                let text = match inst {
+                    Value::Object(o) => {
+                        if let Some(k) = o.keys().find(|k| *k != "audio") {
+                            return Err(RequestError::bad(format!(
+                                "{at}: unknown field `{k}`: an audio record is {{\"audio\": \"<base64 WAV, FLAC, Ogg or MP3>\"}}"
+                            )));
+                        }
+                        match o.get("audio") {
+                            Some(Value::String(s)) => s,
+                            Some(other) => {
+                                return Err(RequestError::bad(format!(
+                                    "{at}.audio: expected a base64 string, got {}",
+                                    kind_of(other)
+                                )));
+                            }
+                            None => {
+                                return Err(RequestError::bad(format!(
+                                    "{at}: missing field `audio` (a base64 WAV, FLAC, Ogg or MP3 file)"
+                                )));
+                            }
+                        }
+                    }
+                    other => {
+                        return Err(RequestError::bad(format!(
+                            "{at}: expected {{\"audio\": \"<base64 WAV, FLAC, Ogg or MP3>\"}}, got {}",
+                            kind_of(other)
+                        )));
+                    }
+                };
+                let bytes = base64_payload(text, &format!("{at}.audio"))?;
+                let (clip, duration) =
+                    data_ingest::audio::clip_from_bytes(&bytes, None, *sample_rate, *samples, *align)
+                        .map_err(|e| RequestError::bad(format!("{at}.audio: {e}")))?;
+                values.extend(clip);
+                durations.push(duration);
+            }
+            Ok(RawInputs::Audio(AudioSet {
+                sample_rate: *sample_rate,
+                samples: *samples,
+                align: *align,
+                values,
+                durations,
+            }))
+        }
         RawSchema::Image { channels, height, width } => {
             let mut pixels = Vec::with_capacity(req.instances.len() * channels * height * width);
             for (i, inst) in req.instances.iter().enumerate() {

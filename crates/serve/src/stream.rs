@@ -201,6 +201,12 @@ impl CsvChunks {
             ));
         }
         let (wanted, image): (Vec<(String, FeatureKind)>, _) = match raw {
+            RawSchema::Audio { .. } => {
+                return Err(shape_err(
+                    path,
+                    "an audio model reads recordings: give a WAV / FLAC / Ogg / MP3 file or a folder of them",
+                ));
+            }
             RawSchema::Table { columns } => (columns.iter().map(|c| (c.name.clone(), c.kind)).collect(), None),
             RawSchema::Image { channels, height, width } => (
                 (0..channels * height * width).map(|i| (format!("pixel_{i}"), FeatureKind::Numeric)).collect(),
@@ -365,7 +371,51 @@ struct ImageChunks {
     image: (usize, usize, usize),
 }
 
-fn list_images(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Every recording below a folder (or one file), decoded as the bundle's clips are.
+struct AudioChunks {
+    root: PathBuf,
+    files: Vec<PathBuf>,
+    next: usize,
+    format: (u32, usize, pipeline_core::raw::Align),
+}
+
+impl Chunks for AudioChunks {
+    fn next(&mut self, n: usize) -> Result<Option<(RawInputs, Vec<String>)>> {
+        if self.next >= self.files.len() {
+            return Ok(None);
+        }
+        let (sample_rate, samples, align) = self.format;
+        let files = &self.files[self.next..(self.next + n).min(self.files.len())];
+        self.next += files.len();
+        let mut values = Vec::with_capacity(files.len() * samples);
+        let (mut durations, mut names) = (Vec::new(), Vec::new());
+        for f in files {
+            let bytes = std::fs::read(f).map_err(|e| io_err(f, &e))?;
+            let ext = f.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            let (clip, duration) =
+                data_ingest::audio::clip_from_bytes(&bytes, ext.as_deref(), sample_rate, samples, align)
+                    .map_err(|e| shape_err(f, e.to_string()))?;
+            values.extend(clip);
+            durations.push(duration);
+            let name = if self.root == *f {
+                f.file_name().map(PathBuf::from).unwrap_or_default()
+            } else {
+                f.strip_prefix(&self.root).unwrap_or(f).to_path_buf()
+            };
+            names.push(name.to_string_lossy().into_owned());
+        }
+        Ok(Some((
+            RawInputs::Audio(pipeline_core::raw::AudioSet { sample_rate, samples, align, values, durations }),
+            names,
+        )))
+    }
+
+    fn total(&self) -> Option<u64> {
+        Some(self.files.len() as u64)
+    }
+}
+
+fn list_files(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()
         .map(|e| e.path())
@@ -374,16 +424,20 @@ fn list_images(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            list_images(&p, out)?;
+            list_files(&p, extensions, out)?;
         } else if p
             .extension()
             .and_then(|e| e.to_str())
-            .is_some_and(|e| data_ingest::images::EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            .is_some_and(|e| extensions.contains(&e.to_ascii_lowercase().as_str()))
         {
             out.push(p);
         }
     }
     Ok(())
+}
+
+fn list_images(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    list_files(dir, &data_ingest::images::EXTENSIONS, out)
 }
 
 impl Chunks for ImageChunks {
@@ -430,6 +484,21 @@ fn open(bundle: &Bundle, input: &Path, format: InputFormat) -> Result<Box<dyn Ch
         (InputFormat::Text, _) => {
             return Err(shape_err(input, "text lines fit models with a single text column only"));
         }
+        (InputFormat::ImageFolder | InputFormat::Audio, RawSchema::Audio { sample_rate, samples, align }) => {
+            let mut files = Vec::new();
+            if format == InputFormat::Audio {
+                files.push(input.to_path_buf());
+            } else {
+                list_files(input, &data_ingest::audio::EXTENSIONS, &mut files).map_err(|e| io_err(input, &e))?;
+            }
+            if files.is_empty() {
+                return Err(shape_err(input, "no WAV, FLAC, Ogg or MP3 files in this folder"));
+            }
+            Box::new(AudioChunks { root: input.into(), files, next: 0, format: (*sample_rate, *samples, *align) })
+        }
+        (InputFormat::Audio, _) => {
+            return Err(shape_err(input, "a recording fits audio models only"));
+        }
         (InputFormat::ImageFolder, RawSchema::Image { channels, height, width }) => {
             let mut files = Vec::new();
             list_images(input, &mut files).map_err(|e| io_err(input, &e))?;
@@ -439,7 +508,10 @@ fn open(bundle: &Bundle, input: &Path, format: InputFormat) -> Result<Box<dyn Ch
             Box::new(ImageChunks { root: input.into(), files, next: 0, image: (*channels, *height, *width) })
         }
         (InputFormat::ImageFolder, _) => {
-            return Err(shape_err(input, "an image folder fits image models only; this model reads named columns"));
+            return Err(shape_err(
+                input,
+                "a folder (of images or recordings) fits image and audio models only; this model reads named columns",
+            ));
         }
     })
 }

@@ -30,7 +30,7 @@ fn image_pre(c: usize, scale: Scale) -> Preprocessor {
         kind: FeatureKind::Categorical,
         values: Values::Strings(["a", "b", "c", "a", "b", "c"].iter().map(|s| Some(s.to_string())).collect()),
     };
-    let data = RawDataset { inputs: RawInputs::Images(images(c, 6)), target: Some(target.clone()) };
+    let data = RawDataset { inputs: RawInputs::Images(images(c, 6)), target: Some(target.clone()), parts: None };
     let enc = TargetEncoder::fit(&target, &TargetSpec::default()).unwrap();
     Preprocessor::fit(&PreprocessConfig { scale, ..Default::default() }, &data, enc).unwrap().0
 }
@@ -57,7 +57,8 @@ fn table_pre(regression: bool) -> Preprocessor {
         }
     };
     let spec = TargetSpec { task: if regression { TaskHint::Regression } else { TaskHint::Auto }, label_names: None };
-    let data = RawDataset { inputs: RawInputs::Table(Table { columns: cols }), target: Some(target.clone()) };
+    let data =
+        RawDataset { inputs: RawInputs::Table(Table { columns: cols }), target: Some(target.clone()), parts: None };
     let enc = TargetEncoder::fit(&target, &spec).unwrap();
     let config = PreprocessConfig { scale: Scale::Standard, scale_target: regression, ..Default::default() };
     Preprocessor::fit(&config, &data, enc).unwrap().0

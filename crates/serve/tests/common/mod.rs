@@ -94,7 +94,7 @@ pub fn image_bundle(dir: &Path, seed: u64) {
         kind: FeatureKind::Categorical,
         values: Values::Strings(labels().into_iter().map(Some).collect()),
     };
-    let data = RawDataset { inputs: RawInputs::Images(images), target: Some(target.clone()) };
+    let data = RawDataset { inputs: RawInputs::Images(images), target: Some(target.clone()), parts: None };
     let encoder = TargetEncoder::fit(&target, &TargetSpec::default()).unwrap();
     let config = PreprocessConfig { scale: preprocess::Scale::Pixel, ..Default::default() };
     let (pre, _) = Preprocessor::fit(&config, &data, encoder).unwrap();
@@ -129,7 +129,7 @@ pub fn table_bundle(dir: &Path, seed: u64) {
         ],
     };
     let target = yes_no();
-    let data = RawDataset { inputs: RawInputs::Table(table), target: Some(target.clone()) };
+    let data = RawDataset { inputs: RawInputs::Table(table), target: Some(target.clone()), parts: None };
     let encoder = TargetEncoder::fit(&target, &TargetSpec::default()).unwrap();
     let (pre, _) = Preprocessor::fit(&PreprocessConfig::default(), &data, encoder).unwrap();
     assert!(matches!(pre.schema().target.task, Task::Classification { .. }));
@@ -145,7 +145,7 @@ pub fn narrow_bundle(dir: &Path, seed: u64) {
         columns: vec![Column { name: "x".into(), kind: FeatureKind::Numeric, values: Values::Numbers(x) }],
     };
     let target = yes_no();
-    let data = RawDataset { inputs: RawInputs::Table(table), target: Some(target.clone()) };
+    let data = RawDataset { inputs: RawInputs::Table(table), target: Some(target.clone()), parts: None };
     let encoder = TargetEncoder::fit(&target, &TargetSpec::default()).unwrap();
     let config = PreprocessConfig { scale: preprocess::Scale::Standard, ..Default::default() };
     let (pre, _) = Preprocessor::fit(&config, &data, encoder).unwrap();
