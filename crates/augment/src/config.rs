@@ -48,6 +48,12 @@ pub enum Transform {
     TokenSwap(TokenOp),
     /// Add Gaussian noise to the features of table rows (all, or the listed `columns`).
     FeatureNoise(FeatureNoiseConfig),
+    /// SpecAugment time masks: whole frames (columns) of a spectrogram set to `value`.
+    TimeMask(Mask),
+    /// SpecAugment frequency masks: whole bands (rows) of a spectrogram set to `value`.
+    FreqMask(Mask),
+    /// Shift a spectrogram by whole frames, up to `max_frames` either way.
+    TimeShift(TimeShift),
 }
 
 pipeline_core::tagged_enum!(Transform, "kind", [
@@ -64,6 +70,9 @@ pipeline_core::tagged_enum!(Transform, "kind", [
     "token_dropout" => Transform::TokenDropout,
     "token_swap" => Transform::TokenSwap,
     "feature_noise" => Transform::FeatureNoise,
+    "time_mask" => Transform::TimeMask,
+    "freq_mask" => Transform::FreqMask,
+    "time_shift" => Transform::TimeShift,
 ]);
 
 /// What kind of examples a transform works on.
@@ -113,6 +122,9 @@ impl Transform {
             Transform::TokenDropout(_) => "token_dropout",
             Transform::TokenSwap(_) => "token_swap",
             Transform::FeatureNoise(_) => "feature_noise",
+            Transform::TimeMask(_) => "time_mask",
+            Transform::FreqMask(_) => "freq_mask",
+            Transform::TimeShift(_) => "time_shift",
         }
     }
 
@@ -129,6 +141,8 @@ impl Transform {
             Transform::Brightness(j) | Transform::Contrast(j) => j.p,
             Transform::Cutout(c) => c.p,
             Transform::TokenDropout(t) | Transform::TokenSwap(t) => t.p,
+            Transform::TimeMask(m) | Transform::FreqMask(m) => m.p,
+            Transform::TimeShift(t) => t.p,
         }
     }
 
@@ -171,7 +185,11 @@ impl Transform {
                 "fraction",
                 format!("must be in [0, 1) (the largest shift as a fraction of the size), got {}", t.fraction),
             ),
-            Transform::Crop(_) => {}
+            Transform::Crop(_) | Transform::TimeShift(_) => {}
+            Transform::TimeMask(m) | Transform::FreqMask(m) => {
+                check(m.count >= 1, "count", "must be at least 1".into());
+                check(m.value.is_finite(), "value", format!("must be a finite number, got {}", m.value));
+            }
             Transform::Noise(Noise { std, .. }) | Transform::FeatureNoise(FeatureNoiseConfig { std, .. }) => {
                 check(*std >= 0.0 && std.is_finite(), "std", format!("must be at least 0, got {std}"));
             }
@@ -383,6 +401,42 @@ fn cutout_scale() -> [f64; 2] {
 }
 fn cutout_ratio() -> [f64; 2] {
     [0.3, 3.3]
+}
+
+/// `time_mask` / `freq_mask` (SpecAugment; torchaudio's `TimeMasking` / `FrequencyMasking`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mask {
+    /// Probability of masking an example.
+    #[serde(default = "one")]
+    pub p: f64,
+    /// The widest mask, in frames (time) or bands (frequency); widths are drawn from
+    /// `0..=max_width`.
+    pub max_width: usize,
+    /// Masks per example.
+    #[serde(default = "one_usize")]
+    pub count: usize,
+    /// The masked value (0: the training mean of standardised features).
+    #[serde(default)]
+    pub value: f32,
+}
+
+fn one_usize() -> usize {
+    1
+}
+
+/// `time_shift`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeShift {
+    /// Probability of shifting.
+    #[serde(default = "one")]
+    pub p: f64,
+    /// The largest shift in frames, drawn uniformly from `-max_frames..=max_frames`.
+    pub max_frames: usize,
+    /// The value of frames shifted in.
+    #[serde(default)]
+    pub fill: f32,
 }
 
 /// `token_dropout` / `token_swap`.

@@ -7,6 +7,8 @@
 //!   width` images;
 //! - [`text`]: token dropout and adjacent-token swaps on padded token-id sequences;
 //! - [`tabular`]: Gaussian feature noise on table rows;
+//! - [`audio`]: SpecAugment time and frequency masks and time shifts of spectrograms, and the
+//!   waveform transforms of `train.augment_audio` (noise at an SNR, gain, shift, speed, pitch);
 //! - [`Augmenter`]: the configured chain, with one random stream per (seed, epoch, example):
 //!   the draw for an example never depends on the batch it lands in or on the number of
 //!   threads, and each epoch draws anew;
@@ -18,6 +20,7 @@
 //! What it must not do: run at evaluation or serving time. The training loop asks the loader for
 //! training batches only; validation, test and serving read datasets directly.
 
+pub mod audio;
 pub mod config;
 pub mod images;
 pub mod loader;
@@ -111,6 +114,9 @@ impl Augmenter {
                 Transform::Cutout(c) => Box::new(c.clone()),
                 Transform::TokenDropout(o) => Box::new(text::TokenDropout(o.clone())),
                 Transform::TokenSwap(o) => Box::new(text::TokenSwap(o.clone())),
+                Transform::TimeMask(m) => Box::new(audio::SpecMask { axis: audio::Axis::Time, mask: m.clone() }),
+                Transform::FreqMask(m) => Box::new(audio::SpecMask { axis: audio::Axis::Frequency, mask: m.clone() }),
+                Transform::TimeShift(t) => Box::new(t.clone()),
                 Transform::FeatureNoise(n) => {
                     let numeric = match input {
                         InputSchema::Tabular { features } => {

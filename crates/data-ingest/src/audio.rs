@@ -117,8 +117,33 @@ pub fn decode(bytes: &[u8], extension: Option<&str>) -> std::result::Result<Deco
         }
     }
     // PCM headers declare the exact length: fewer samples means the file was cut short.
-    // (Compressed formats declare estimates, so only WAV is held to it.)
-    let pcm = extension.is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "wav" | "wave"));
+    // (Compressed formats declare estimates, so only PCM is held to it.)
+    let pcm = {
+        use symphonia::core::codecs as c;
+        [
+            c::CODEC_TYPE_PCM_S32LE,
+            c::CODEC_TYPE_PCM_S32BE,
+            c::CODEC_TYPE_PCM_S24LE,
+            c::CODEC_TYPE_PCM_S24BE,
+            c::CODEC_TYPE_PCM_S16LE,
+            c::CODEC_TYPE_PCM_S16BE,
+            c::CODEC_TYPE_PCM_S8,
+            c::CODEC_TYPE_PCM_U32LE,
+            c::CODEC_TYPE_PCM_U32BE,
+            c::CODEC_TYPE_PCM_U24LE,
+            c::CODEC_TYPE_PCM_U24BE,
+            c::CODEC_TYPE_PCM_U16LE,
+            c::CODEC_TYPE_PCM_U16BE,
+            c::CODEC_TYPE_PCM_U8,
+            c::CODEC_TYPE_PCM_F32LE,
+            c::CODEC_TYPE_PCM_F32BE,
+            c::CODEC_TYPE_PCM_F64LE,
+            c::CODEC_TYPE_PCM_F64BE,
+            c::CODEC_TYPE_PCM_ALAW,
+            c::CODEC_TYPE_PCM_MULAW,
+        ]
+        .contains(&params.codec)
+    };
     if let Some(declared) = params.n_frames.filter(|&n| pcm && (mono.len() as u64) < n) {
         return Err(DecodeError::Truncated { declared, found: mono.len() as u64 });
     }
@@ -152,12 +177,11 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> std::result::Result<Vec<
     let mut resampler = SincFixedIn::<f64>::new(ratio, 1.0, params, chunk, 1).map_err(|e| fail(&e))?;
     // rubato aligns its output with the input to within a sample; its filter's tail is
     // flushed by feeding zeros.
-    let delay = 0;
-    let mut out: Vec<f64> = Vec::with_capacity(out_len + delay + chunk);
+    let mut out: Vec<f64> = Vec::with_capacity(out_len + chunk);
     let input: Vec<f64> = samples.iter().map(|&x| f64::from(x)).collect();
     let mut pos = 0;
     // Feed whole chunks, then zeros until the delayed tail is out.
-    while out.len() < out_len + delay {
+    while out.len() < out_len {
         let next = resampler.input_frames_next();
         let mut block = vec![0f64; next];
         let take = next.min(input.len().saturating_sub(pos));
@@ -166,7 +190,7 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> std::result::Result<Vec<
         let produced = resampler.process(&[block], None).map_err(|e| fail(&e))?;
         out.extend_from_slice(&produced[0]);
     }
-    Ok(out[delay..delay + out_len].iter().map(|&x| x as f32).collect())
+    Ok(out[..out_len].iter().map(|&x| x as f32).collect())
 }
 
 /// Pads with silence or crops `samples` to `n`, as `align` says.

@@ -7,9 +7,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use eval::plot::{Chart, Series};
 use models::ModelSpec;
+use pipeline_core::raw::{RawDataset, RawInputs};
 use pipeline_core::run::{Host, Manifest, PhaseTiming, read_json, write_atomic, write_json};
 use pipeline_core::{BundleIndex, Predictions, RunDir, Targets, Task, rng};
 use preprocess::{Preprocessor, TargetEncoder};
+use rayon::prelude::*;
 use train::{Checkpoint, EpochMetrics, MetricsLog, Progress};
 
 use crate::config::PipelineConfig;
@@ -356,7 +358,7 @@ pub struct Prepared {
     pub test: pipeline_core::Dataset,
     /// The test records as read, before preprocessing (for comparing with another bundle and
     /// showing wrong examples).
-    pub test_raw: pipeline_core::raw::RawDataset,
+    pub test_raw: RawDataset,
     /// The training records' distributions, for drift monitoring (the model's predictions are
     /// added once it is trained).
     pub reference: bundle::reference::Reference,
@@ -371,7 +373,7 @@ pub struct Loaded {
     /// What cleaning removed (outliers are counted per split, later).
     pub cleaning: preprocess::CleanReport,
     /// The cleaned records.
-    pub data: pipeline_core::raw::RawDataset,
+    pub data: RawDataset,
     /// For each cleaned record, its position in the source.
     pub kept_rows: Vec<usize>,
     /// The fitted target encoding.
@@ -427,7 +429,7 @@ pub fn fit_parts(config: &PipelineConfig, loaded: &Loaded, split: &preprocess::S
     let (preprocessor, kept) = Preprocessor::fit(&config.preprocess, &train_raw, loaded.encoder.clone())?;
     cleaning.outliers = train_raw.rows() - kept.len();
     let train_raw = if cleaning.outliers > 0 { train_raw.select(&kept) } else { train_raw };
-    let train = preprocessor.transform(&train_raw)?;
+    let train = preprocessor.transform(with_audio_copies(config, &train_raw)?.as_ref())?;
     let reference = bundle::reference::Reference::fit_inputs(&train_raw.inputs, &reference_options(config))
         .context("fitting the drift reference statistics")?;
     let validation = preprocessor.transform(&data.select(&split.validation))?;
@@ -452,6 +454,33 @@ pub fn fit_parts(config: &PipelineConfig, loaded: &Loaded, split: &preprocess::S
         test_raw,
         reference,
     })
+}
+
+/// The training records with `train.augment_audio`'s copies appended (after the originals, in
+/// copy order): augmented recordings are features' input, so they are made before the
+/// preprocessing transforms them, and never fitted on.
+fn with_audio_copies<'a>(config: &PipelineConfig, train: &'a RawDataset) -> Result<std::borrow::Cow<'a, RawDataset>> {
+    use std::borrow::Cow;
+    let Some(aug) = &config.train.augment_audio else { return Ok(Cow::Borrowed(train)) };
+    let RawInputs::Audio(clips) = &train.inputs else {
+        bail!("train.augment_audio: augments recordings, but the data is not audio (use train.augment)")
+    };
+    let n = clips.rows();
+    let mut out = clips.clone();
+    for copy in 1..=aug.copies {
+        let made: Vec<Vec<f32>> = (0..n)
+            .into_par_iter()
+            .map(|i| aug.augmented(clips.clip(i), clips.sample_rate, config.seed, copy, i))
+            .collect();
+        for c in made {
+            out.values.extend(c);
+        }
+        out.durations.extend_from_slice(&clips.durations);
+    }
+    let all: Vec<usize> = (0..n).cycle().take(n * (aug.copies + 1)).collect();
+    let mut expanded = train.select(&all);
+    expanded.inputs = RawInputs::Audio(out);
+    Ok(Cow::Owned(expanded))
 }
 
 /// How the drift reference is fitted: seeded by the config.

@@ -19,6 +19,7 @@
 pub mod attention;
 pub mod bert;
 pub mod cnn;
+pub mod cnn1d;
 pub mod gan;
 mod init;
 pub mod layers;
@@ -93,6 +94,8 @@ pub enum ModelConfig {
     Ridge(RidgeConfig),
     /// A stack of convolution blocks and a fully connected head.
     Cnn(CnnConfig),
+    /// Convolutions along time over `bands × frames` feature maps, averaged into a head.
+    Cnn1d(cnn1d::Cnn1dConfig),
     /// LeNet-5.
     #[serde(rename = "lenet5")]
     LeNet5(LeNet5Config),
@@ -114,6 +117,7 @@ pipeline_core::tagged_enum!(ModelConfig, "arch", [
     "logistic" => ModelConfig::Logistic,
     "ridge" => ModelConfig::Ridge,
     "cnn" => ModelConfig::Cnn,
+    "cnn1d" => ModelConfig::Cnn1d,
     "lenet5" => ModelConfig::LeNet5,
     "resnet" => ModelConfig::ResNet,
     "rnn" => ModelConfig::Rnn,
@@ -130,6 +134,7 @@ impl ModelConfig {
             ModelConfig::Logistic(c) => c.validate("model"),
             ModelConfig::Ridge(c) => c.validate("model"),
             ModelConfig::Cnn(c) => c.validate("model"),
+            ModelConfig::Cnn1d(c) => c.validate("model"),
             ModelConfig::LeNet5(c) => c.to_cnn().validate("model"),
             ModelConfig::ResNet(c) => c.validate("model"),
             ModelConfig::Rnn(c) => c.validate("model"),
@@ -145,6 +150,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Mlp(_) | ModelConfig::Logistic(_) | ModelConfig::Ridge(_) => Vec::new(),
             ModelConfig::Cnn(c) => c.check("model", spec),
+            ModelConfig::Cnn1d(c) => c.check("model", spec),
             ModelConfig::LeNet5(c) => c.to_cnn().check("model", spec),
             ModelConfig::ResNet(c) => c.check("model", spec),
             ModelConfig::Rnn(c) => c.check("model", spec),
@@ -218,6 +224,7 @@ pub fn build(config: &ModelConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<B
         ModelConfig::Mlp(c) => Box::new(mlp::Mlp::new(c, spec, vb)?),
         ModelConfig::Logistic(_) | ModelConfig::Ridge(_) => Box::new(mlp::Mlp::new(&linear::as_mlp(), spec, vb)?),
         ModelConfig::Cnn(c) => Box::new(cnn::Cnn::new(c, spec, vb)?),
+        ModelConfig::Cnn1d(c) => Box::new(cnn1d::Cnn1d::new(c, spec, vb)?),
         ModelConfig::LeNet5(c) => Box::new(cnn::Cnn::new(&c.to_cnn(), spec, vb)?),
         ModelConfig::ResNet(c) => Box::new(cnn::ResNet::new(c, spec, vb)?),
         ModelConfig::Rnn(c) => Box::new(sequence::RnnModel::new(c, spec, vb)?),

@@ -325,6 +325,11 @@ pub fn onnx_model(bundle: &Bundle) -> Result<Vec<u8>> {
         (InputSchema::Tabular { features }, _) => {
             ("features", vec![None, Some(features.len())], "rows after the bundle's preprocessing")
         }
+        (InputSchema::Image { channels, height, width }, preprocess::InputTransform::Audio { .. }) => (
+            "features",
+            vec![None, Some(*channels), Some(*height), Some(*width)],
+            "audio features after the bundle's preprocessing (1 x bands x frames, standardised)",
+        ),
         (other, _) => {
             return Err(export_err(format!("ONNX export takes image or table models, this one reads {other:?}")));
         }

@@ -548,13 +548,12 @@ pub fn infer_outputs(
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
-    /// The records: objects of named fields (table models), strings (single-text models), or
-    /// `{"image": "<base64 PNG / JPEG>"}` (image models).
+    /// The records: objects of named fields (table models), strings (single-text models),
+    /// `{"image": "<base64 PNG / JPEG>"}` (image models), or `{"audio": "<base64 WAV / FLAC /
+    /// Ogg / MP3>"}` (audio models).
     pub instances: Vec<Value>,
 }
 
-/// Decodes a base64 image (optionally a `data:image/…;base64,` URL) into `channels × height ×
-/// width` pixels, resized to the model's size as training resized image folders.
 /// The bytes of a base64 field (a `data:` URL prefix allowed).
 fn base64_payload(text: &str, at: &str) -> Result<Vec<u8>> {
     let b64 = match text.strip_prefix("data:") {
@@ -566,6 +565,8 @@ fn base64_payload(text: &str, at: &str) -> Result<Vec<u8>> {
         .map_err(|e| RequestError::bad(format!("{at}: not valid base64: {e}")))
 }
 
+/// Decodes a base64 image (optionally a `data:image/…;base64,` URL) into `channels × height ×
+/// width` pixels, resized to the model's size as training resized image folders.
 fn decode_image(text: &str, raw: (usize, usize, usize), at: &str) -> Result<Vec<f32>> {
     let (c, h, w) = raw;
     let bytes = base64_payload(text, at)?;

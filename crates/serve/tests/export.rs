@@ -74,6 +74,7 @@ fn check(dir: &Path, raw: &RawInputs, py: &str) {
     let (feed, dims): (Vec<f32>, Vec<usize>) = match raw {
         RawInputs::Images(im) => (im.pixels.clone(), vec![im.rows(), im.channels, im.height, im.width]),
         RawInputs::Table(t) => (rows.clone(), vec![t.rows(), b.input_width()]),
+        RawInputs::Audio(_) => unreachable!("the ONNX tests export image and table models"),
     };
     let input = dir.join("x.f32");
     std::fs::write(&input, feed.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();

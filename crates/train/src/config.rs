@@ -64,6 +64,10 @@ pub struct TrainConfig {
     /// (crate `augment`; never applied to validation, test or serving).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub augment: Vec<augment::Transform>,
+    /// Augmented copies of the training recordings (audio data only), made before their features
+    /// are computed: noise at an SNR, gain, shift, speed, pitch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment_audio: Option<augment::audio::WaveAugment>,
     /// How training batches are prepared: background workers and their queue.
     #[serde(default)]
     pub loader: augment::LoaderConfig,
@@ -141,6 +145,7 @@ impl Default for TrainConfig {
             lr_scale: Default::default(),
             drop_last: false,
             augment: Vec::new(),
+            augment_audio: None,
             loader: augment::LoaderConfig::default(),
             gan: None,
         }
@@ -380,6 +385,9 @@ impl TrainConfig {
             positive(&mut issues, &format!("train.lr_scale.{prefix}"), f);
         }
         issues.extend(augment::config::validate(&self.augment, "train.augment"));
+        if let Some(a) = &self.augment_audio {
+            issues.extend(a.validate("train.augment_audio"));
+        }
         issues.extend(self.loader.validate("train.loader"));
         non_negative(&mut issues, "train.penalty.l1", self.penalty.l1);
         non_negative(&mut issues, "train.penalty.l2", self.penalty.l2);
