@@ -14,6 +14,22 @@ const SEPARATOR: u32 = 6;
 /// versions (epochs 1 to `draws`), each pixel drawn as a `zoom × zoom` square. Values are mapped
 /// to grey levels by the original image's range, so brightness and contrast changes show.
 pub fn grid_png(data: &Dataset, rows: &[usize], augmenter: &Augmenter, draws: usize, zoom: u32) -> Result<Vec<u8>> {
+    grid_png_from(data, rows, &|i, _| i, augmenter, draws, zoom, false)
+}
+
+/// [`grid_png`] where draw `d` (1-based) of row `i` starts from dataset row `source(i, d)`
+/// instead of row `i` — the augmented copies of a recording (`train.augment_audio`) are rows
+/// of their own — and, with `flip`, row 0 of each example drawn at the bottom (spectrograms:
+/// low frequencies down).
+pub fn grid_png_from(
+    data: &Dataset,
+    rows: &[usize],
+    source: &dyn Fn(usize, usize) -> usize,
+    augmenter: &Augmenter,
+    draws: usize,
+    zoom: u32,
+    flip: bool,
+) -> Result<Vec<u8>> {
     let InputSchema::Image { channels, height, width } = data.schema().input else {
         return Err(Error::Config("a preview needs image inputs".into()));
     };
@@ -28,16 +44,17 @@ pub fn grid_png(data: &Dataset, rows: &[usize], augmenter: &Augmenter, draws: us
         let (lo, hi) = original.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         let span = if hi > lo { hi - lo } else { 1.0 };
         for c in 0..cols {
-            let mut x = original.to_vec();
+            let mut x = if c > 0 { data.row(source(i, c as usize)).to_vec() } else { original.to_vec() };
             if c > 0 {
-                augmenter.apply(&mut x, c as usize, i);
+                augmenter.apply(&mut x, c as usize, source(i, c as usize));
             }
             let left = c * (cw + GAP) + if c > 0 { SEPARATOR - GAP } else { 0 };
             let top = r as u32 * (ch + GAP);
             for y in 0..height {
                 for xx in 0..width {
                     let level = |ch: usize| {
-                        let v = x[(ch.min(channels - 1) * height + y) * width + xx];
+                        let row = if flip { height - 1 - y } else { y };
+                        let v = x[(ch.min(channels - 1) * height + row) * width + xx];
                         (((v - lo) / span).clamp(0.0, 1.0) * 255.0).round() as u8
                     };
                     let px = if channels >= 3 { Rgb([level(0), level(1), level(2)]) } else { Rgb([level(0); 3]) };

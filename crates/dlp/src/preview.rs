@@ -1,5 +1,6 @@
-//! `dlp augment-preview`: a PNG grid of training images beside their augmented versions, so a
-//! user can see what the model will see before training.
+//! `dlp augment-preview`: a PNG grid of training images (or audio features: spectrograms, low
+//! frequencies at the bottom) beside their augmented versions, so a user can see what the model
+//! will see before training.
 
 use std::path::Path;
 
@@ -30,7 +31,7 @@ pub fn augment_preview(
     out: &Path,
     options: PreviewOptions,
 ) -> Result<usize> {
-    if config.train.augment.is_empty() {
+    if config.train.augment.is_empty() && config.train.augment_audio.is_none() {
         bail!("{}: train.augment is empty, so training sees the images as they are", config_path.display());
     }
     let prepared = prepare(config, None, &mut Clock::start())?;
@@ -45,8 +46,14 @@ pub fn augment_preview(
     }
     // The seed of training, so the grid shows exactly what epochs 1, 2, … will draw.
     let augmenter = Augmenter::new(&config.train.augment, "train.augment", input, config.seed)?;
+    let audio = matches!(prepared.test_raw.inputs, pipeline_core::raw::RawInputs::Audio(_));
+    // With train.augment_audio the training set is the originals then each copy of them; draw
+    // d of a recording shows its copy ((d - 1) mod copies) + 1.
+    let copies = if audio { config.train.augment_audio.as_ref().map_or(0, |a| a.copies) } else { 0 };
+    let originals = train.len() / (copies + 1);
     let rows = augment::preview::one_per_class(train, options.rows);
-    let png = augment::preview::grid_png(train, &rows, &augmenter, options.draws, options.zoom)?;
+    let source = move |i: usize, d: usize| if copies == 0 { i } else { i + originals * ((d - 1) % copies + 1) };
+    let png = augment::preview::grid_png_from(train, &rows, &source, &augmenter, options.draws, options.zoom, audio)?;
     write_atomic(out, &png).with_context(|| format!("writing {}", out.display()))?;
     Ok(rows.len())
 }

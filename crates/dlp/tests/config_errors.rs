@@ -75,7 +75,7 @@ fn unknown_key() {
         "  epochz: 2",
         "14:3: train.epochz: unknown field `epochz`, expected one of `epochs`, `batch_size`, `shuffle`, \
          `optimizer`, `schedule`, `warmup`, `loss`, `penalty`, `clip_norm`, `clip_value`, `accumulate`, \
-         `early_stopping`, `checkpoint`, `lr_scale`, `drop_last`, `augment`, `loader`, `gan`",
+         `early_stopping`, `checkpoint`, `lr_scale`, `drop_last`, `augment`, `augment_audio`, `loader`, `gan`",
     );
 }
 
@@ -122,8 +122,8 @@ fn unknown_architecture() {
     Case::new().expect(
         "  arch: mlp",
         "  arch: mpl",
-        "11:3: model.arch: unknown variant `mpl`, expected one of `mlp`, `logistic`, `ridge`, `cnn`, `lenet5`, \
-         `resnet`, `rnn`, `transformer`, `bert`, `gan`",
+        "11:3: model.arch: unknown variant `mpl`, expected one of `mlp`, `logistic`, `ridge`, `cnn`, `cnn1d`, \
+         `lenet5`, `resnet`, `rnn`, `transformer`, `bert`, `gan`",
     );
 }
 
