@@ -85,7 +85,7 @@ pub fn decode(bytes: &[u8], extension: Option<&str>) -> std::result::Result<Deco
     }
     let probed = symphonia::default::get_probe()
         .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
-        .map_err(|e| format(&e))?;
+        .map_err(|e| DecodeError::Format(format!("not a readable WAV, FLAC, Ogg or MP3 file ({e})")))?;
     let mut reader = probed.format;
     let track = reader.default_track().ok_or_else(|| DecodeError::Format("no audio track".into()))?;
     let params = track.codec_params.clone();
