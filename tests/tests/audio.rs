@@ -188,6 +188,14 @@ fn audio_runs_predicts_and_serves() {
     let by_file = probabilities(&std::fs::read_to_string(&one).unwrap());
     assert_eq!(by_file[0].2, by_folder[1].2);
 
+    // dlp drift reads the folder and compares the recordings' audio features with training.
+    let drift = dlp(&["drift", bundle.to_str().unwrap(), "--data", folder.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&drift.stdout);
+    assert!(matches!(drift.status.code(), Some(0 | 3)), "{table}{}", String::from_utf8_lossy(&drift.stderr));
+    for feature in ["duration_s", "loudness_dbfs", "spectral_centroid_hz", "prediction"] {
+        assert!(table.lines().any(|l| l.starts_with(feature) && l.contains(" 4 ")), "{feature}: {table}");
+    }
+
     // dlp serve: base64 WAV records and V2 waveform tensors give the same probabilities.
     let mut child = common::dlp_command()
         .args(["serve", bundle.to_str().unwrap(), "--addr", "127.0.0.1:0"])

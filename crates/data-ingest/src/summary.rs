@@ -121,6 +121,19 @@ pub fn rms_dbfs(samples: &[f32]) -> f64 {
     (10.0 * ms.log10()).max(-120.0)
 }
 
+/// The recorded part of clip `i` (without the padding added to reach the set's length).
+pub fn recorded(a: &pipeline_core::raw::AudioSet, i: usize) -> &[f32] {
+    let clip = a.clip(i);
+    let n = ((f64::from(a.durations[i]) * f64::from(a.sample_rate)).round() as usize).clamp(1, clip.len().max(1));
+    match a.align {
+        pipeline_core::raw::Align::Start => &clip[..n.min(clip.len())],
+        pipeline_core::raw::Align::Center => {
+            let start = (clip.len() - n.min(clip.len())) / 2;
+            &clip[start..start + n.min(clip.len())]
+        }
+    }
+}
+
 /// A feature's association with the target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Association {
@@ -277,7 +290,7 @@ pub fn summarize(data: &RawDataset, spec: &TargetSpec) -> Summary {
             };
             columns = vec![
                 column_summary(&numbers("duration_s", a.durations.iter().map(|&d| f64::from(d)).collect())),
-                column_summary(&numbers("rms_dbfs", (0..a.rows()).map(|i| rms_dbfs(a.clip(i))).collect())),
+                column_summary(&numbers("rms_dbfs", (0..a.rows()).map(|i| rms_dbfs(recorded(a, i))).collect())),
             ];
         }
         RawInputs::Table(t) => columns = t.columns.iter().map(column_summary).collect(),

@@ -22,7 +22,8 @@ pub fn check(bundle: &Path, data: &Path, format: serve::InputFormat, thresholds:
             bundle::reference::REFERENCE_FILE
         );
     };
-    if format == serve::InputFormat::ImageFolder {
+    let audio = matches!(b.preprocess.raw, pipeline_core::raw::RawSchema::Audio { .. });
+    if format == serve::InputFormat::ImageFolder && !audio {
         bail!(
             "{}: dlp drift reads images from an IDX file or a CSV of pixel columns, not from a folder",
             data.display()

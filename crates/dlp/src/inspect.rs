@@ -72,6 +72,13 @@ fn text_table(rows: &[Vec<String>]) -> String {
 
 fn markdown(s: &Summary, name: &str, rows: &[Vec<String>]) -> String {
     let mut md = format!("# Data summary: {name}\n\n{} records.\n\n", s.rows);
+    if let Some(a) = &s.audio {
+        let _ = writeln!(
+            md,
+            "Audio clips of {} samples at {} Hz; `duration_s` is each recording's own length, `rms_dbfs` its level.\n",
+            a.samples, a.sample_rate
+        );
+    }
     if let Some(img) = &s.image {
         let _ = writeln!(
             md,
@@ -145,6 +152,14 @@ pub fn inspect(config: &PipelineConfig, runs_dir: &Path) -> Result<InspectOutput
             img.height,
             img.width,
             img.channel_mean.iter().map(|m| (m * 100.0).round() / 100.0).collect::<Vec<_>>()
+        );
+    }
+    if let Some(a) = &s.audio {
+        table += &format!(
+            "audio clips of {} samples at {} Hz ({:.3} s; duration_s is each recording's own length)\n",
+            a.samples,
+            a.sample_rate,
+            a.samples as f64 / f64::from(a.sample_rate)
         );
     }
     if !rows.is_empty() {

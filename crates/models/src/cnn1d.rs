@@ -146,6 +146,28 @@ impl Cnn1d {
     }
 }
 
+/// `conv` over `[n, c, t]` with `same` padding, as a `1 × k` 2-D convolution of the padded input
+/// (candle's `conv1d` backward on the CPU did not train in this configuration; its `conv2d`
+/// does). The weights keep PyTorch's `Conv1d` layout `[out, in, k]`.
+fn conv_time(conv: &Conv1d, xs: &Tensor) -> Result<Tensor> {
+    let w = conv.weight();
+    let (c_out, c_in, k) = w.dims3()?;
+    let pad = k / 2;
+    let (n, c, t) = xs.dims3()?;
+    let x = xs.pad_with_zeros(D::Minus1, pad, pad)?.reshape((n, c, 1, t + 2 * pad))?;
+    let y = x.conv2d(&w.reshape((c_out, c_in, 1, k))?, 0, 1, 1, 1)?.squeeze(2)?;
+    match conv.bias() {
+        Some(b) => y.broadcast_add(&b.reshape((1, c_out, 1))?),
+        None => Ok(y),
+    }
+}
+
+/// Kept for reference checks: the same convolution through candle's `conv1d`.
+#[cfg(test)]
+fn conv_time_reference(conv: &Conv1d, xs: &Tensor) -> Result<Tensor> {
+    candle_nn::Module::forward(conv, xs)
+}
+
 impl Model for Cnn1d {
     fn forward(&self, xs: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         let mut xs = match xs.dims() {
@@ -153,7 +175,7 @@ impl Model for Cnn1d {
             _ => xs.clone(),
         };
         for b in &self.blocks {
-            xs = b.conv.forward_t(&xs, ctx.is_train())?;
+            xs = conv_time(&b.conv, &xs)?;
             if let Some(bn) = &b.bn {
                 xs = bn.forward_t(&xs, ctx.is_train())?;
             }
@@ -200,6 +222,43 @@ mod tests {
     use candle_nn::VarMap;
 
     use super::*;
+
+    #[test]
+    fn the_time_convolution_equals_conv1d_forward_and_has_gradients() {
+        let map = VarMap::new();
+        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+        let conv = candle_nn::conv1d(3, 4, 5, Conv1dConfig { padding: 2, ..Default::default() }, vb).unwrap();
+        let xs = Tensor::randn(0f32, 1., (2, 3, 11), &Device::Cpu).unwrap();
+        let a = conv_time(&conv, &xs).unwrap();
+        let b = conv_time_reference(&conv, &xs).unwrap();
+        let diff = (a - &b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-5, "{diff}");
+        // The weight gradient of sum(y²) against central finite differences (f64 for precision).
+        let conv64 = Conv1d::new(
+            conv.weight().to_dtype(DType::F64).unwrap(),
+            conv.bias().map(|b| b.to_dtype(DType::F64).unwrap()),
+            *conv.config(),
+        );
+        let x64 = xs.to_dtype(DType::F64).unwrap();
+        let w = candle_core::Var::from_tensor(conv64.weight()).unwrap();
+        let loss = |w: &Tensor| {
+            let c = Conv1d::new(w.clone(), conv64.bias().cloned(), *conv64.config());
+            conv_time(&c, &x64).unwrap().sqr().unwrap().sum_all().unwrap()
+        };
+        let grads = loss(w.as_tensor()).backward().unwrap();
+        let g = grads.get(w.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let base = w.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        for i in [0, 7, 23, 59] {
+            let at = |d: f64| {
+                let mut v = base.clone();
+                v[i] += d;
+                let t = Tensor::from_vec(v, w.dims(), &Device::Cpu).unwrap();
+                loss(&t).to_scalar::<f64>().unwrap()
+            };
+            let numeric = (at(1e-5) - at(-1e-5)) / 2e-5;
+            assert!((g[i] - numeric).abs() < 1e-5 * numeric.abs().max(1.0), "w[{i}]: {} vs {numeric}", g[i]);
+        }
+    }
 
     #[test]
     fn convolves_along_time_and_pools_to_classes() {

@@ -144,11 +144,13 @@ pub fn read_inputs(bundle: &Bundle, input: &Path, format: InputFormat) -> Result
         (RawSchema::Image { .. }, InputFormat::Text) => {
             Err(shape_err("text input does not fit an image model: give an IDX or CSV file of pixels".into()))
         }
-        (RawSchema::Audio { .. }, _) | (_, InputFormat::Audio) => Err(shape_err(
-            "audio models read recordings a chunk at a time: use stream::predict_stream with a recording or a \
-             folder of them"
-                .into(),
+        (RawSchema::Audio { .. }, InputFormat::Audio | InputFormat::ImageFolder) => {
+            stream::read_recordings(bundle, input, format)
+        }
+        (RawSchema::Audio { .. }, _) => Err(shape_err(
+            "an audio model reads recordings: give a WAV / FLAC / Ogg / MP3 file or a folder of them".into(),
         )),
+        (_, InputFormat::Audio) => Err(shape_err("a recording fits audio models only".into())),
         (_, InputFormat::ImageFolder) => {
             Err(shape_err("image folders are read a chunk at a time: use stream::predict_stream".into()))
         }

@@ -465,6 +465,22 @@ impl Chunks for ImageChunks {
     }
 }
 
+/// Every recording of `input` (one file, or a folder searched recursively) read at once, in
+/// path order, as the bundle's clips (for `dlp drift`; `dlp predict` streams them).
+pub fn read_recordings(bundle: &Bundle, input: &Path, format: InputFormat) -> Result<RawInputs> {
+    let RawSchema::Audio { sample_rate, samples, align } = bundle.preprocess.raw else {
+        return Err(shape_err(input, "recordings fit audio models only"));
+    };
+    let mut chunks = open(bundle, input, format)?;
+    let mut all =
+        pipeline_core::raw::AudioSet { sample_rate, samples, align, values: Vec::new(), durations: Vec::new() };
+    while let Some((RawInputs::Audio(a), _)) = chunks.next(256)? {
+        all.values.extend(a.values);
+        all.durations.extend(a.durations);
+    }
+    Ok(RawInputs::Audio(all))
+}
+
 fn open(bundle: &Bundle, input: &Path, format: InputFormat) -> Result<Box<dyn Chunks>> {
     let raw = &bundle.preprocess.raw;
     Ok(match (format, raw) {
