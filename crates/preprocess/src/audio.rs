@@ -222,6 +222,19 @@ fn window(n_fft: usize, win: usize) -> Vec<f64> {
     w
 }
 
+/// Why features cannot be computed at a sample rate.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AudioError {
+    /// The filters reach past the Nyquist frequency.
+    #[error("preprocess.audio.fmax: {fmax} Hz is above half the sample rate ({nyquist} Hz)")]
+    FmaxAboveNyquist {
+        /// The configured `fmax`.
+        fmax: f64,
+        /// Half the sample rate.
+        nyquist: f64,
+    },
+}
+
 /// A feature extractor for one sample rate: the plan, window and filters made once.
 #[derive(Clone)]
 pub struct Extractor {
@@ -241,11 +254,11 @@ impl std::fmt::Debug for Extractor {
 impl Extractor {
     /// For clips at `sample_rate`. `config` must have passed [`AudioConfig::validate`]; `fmax`
     /// above the Nyquist frequency is an error.
-    pub fn new(config: &AudioConfig, sample_rate: u32) -> Result<Self, String> {
+    pub fn new(config: &AudioConfig, sample_rate: u32) -> Result<Self, AudioError> {
         let sr = f64::from(sample_rate);
         let fmax = config.fmax.unwrap_or(sr / 2.0);
         if fmax > sr / 2.0 + 1e-9 {
-            return Err(format!("preprocess.audio.fmax: {fmax} Hz is above half the sample rate ({} Hz)", sr / 2.0));
+            return Err(AudioError::FmaxAboveNyquist { fmax, nyquist: sr / 2.0 });
         }
         let fft = RealFftPlanner::<f64>::new().plan_fft_forward(config.n_fft);
         let n = config.n_mels;
@@ -592,6 +605,6 @@ mod tests {
             ]
         );
         let err = Extractor::new(&AudioConfig { fmax: Some(5000.0), ..Default::default() }, 8000).unwrap_err();
-        assert_eq!(err, "preprocess.audio.fmax: 5000 Hz is above half the sample rate (4000 Hz)");
+        assert_eq!(err.to_string(), "preprocess.audio.fmax: 5000 Hz is above half the sample rate (4000 Hz)");
     }
 }

@@ -236,7 +236,8 @@ impl Preprocessor {
         match &train.inputs {
             RawInputs::Audio(clips) => {
                 let features = config.audio.clone().unwrap_or_default();
-                let extractor = audio::Extractor::new(&features, clips.sample_rate).map_err(Error::Schema)?;
+                let extractor =
+                    audio::Extractor::new(&features, clips.sample_rate).map_err(|e| Error::Schema(e.to_string()))?;
                 let (bands, frames) = (features.bands(), features.frames(clips.samples));
                 let (mean, std) = match config.scale {
                     Scale::None => (Vec::new(), Vec::new()),
@@ -420,7 +421,8 @@ impl Preprocessor {
                         clips.samples, clips.sample_rate
                     )));
                 }
-                let extractor = audio::Extractor::new(features, *sample_rate).map_err(Error::Schema)?;
+                let extractor =
+                    audio::Extractor::new(features, *sample_rate).map_err(|e| Error::Schema(e.to_string()))?;
                 let frames = features.frames(expected);
                 let mut out = Vec::with_capacity(clips.rows() * width);
                 for i in 0..clips.rows() {
