@@ -81,6 +81,44 @@ fn init_reads_text_lines_and_writes_an_ngram_logistic_regression() {
 }
 
 #[test]
+fn init_writes_checked_configs_for_recordings_and_image_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    // Class folders of FSDD recordings (digits 0-2, indices 0-9 of every speaker).
+    let rec = repo().join("data/fsdd/recordings");
+    let audio = dir.path().join("spoken");
+    for entry in std::fs::read_dir(&rec).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let parts: Vec<&str> = name.trim_end_matches(".wav").split('_').collect();
+        if parts[0].parse::<u32>().unwrap() < 3 && parts[2].parse::<u32>().unwrap() < 10 {
+            std::fs::create_dir_all(audio.join(parts[0])).unwrap();
+            std::fs::copy(rec.join(&name), audio.join(parts[0]).join(&name)).unwrap();
+        }
+    }
+    let out = dir.path().join("spoken.yaml");
+    let said = init(&["--data", audio.to_str().unwrap()], &out);
+    assert!(said.contains("recordings at 8000 Hz") && said.contains("180 records of audio"), "{said}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    for want in ["format: audio_folder", "sample_rate: 8000", "duration: 0.", "arch: cnn", "kind: time_mask"] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    ok(dlp(&["check", out.to_str().unwrap()]));
+
+    // An image folder: the split init writes sums to 1 (it once wrote 0.8 + 0.1 + 0.2).
+    let images = dir.path().join("shapes");
+    for (class, v) in [("dark", 20u8), ("light", 230)] {
+        std::fs::create_dir_all(images.join(class)).unwrap();
+        for i in 0..6u8 {
+            image::GrayImage::from_pixel(28, 28, image::Luma([v + i]))
+                .save(images.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let out = dir.path().join("shapes.yaml");
+    init(&["--data", images.to_str().unwrap()], &out);
+    ok(dlp(&["check", out.to_str().unwrap()]));
+}
+
+#[test]
 fn init_refuses_what_it_cannot_read_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let one = dir.path().join("one.csv");

@@ -52,10 +52,17 @@ pub struct InitOutcome {
 #[derive(Debug, Clone, PartialEq)]
 enum Sniffed {
     Table(TableSniff),
-    TextLines { header: bool, label_first: bool },
+    TextLines {
+        header: bool,
+        label_first: bool,
+    },
     Idx,
     ImageFolder,
     TextFolder,
+    /// Recordings in class folders, at the first recording's sample rate.
+    AudioFolder {
+        sample_rate: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -108,22 +115,37 @@ fn sniff(path: &Path) -> Result<Sniffed> {
     if path.is_dir() {
         let mut images = 0usize;
         let mut texts = 0usize;
+        let mut first_audio: Option<PathBuf> = None;
+        let mut audio = 0usize;
         for class in std::fs::read_dir(path).with_context(|| path.display().to_string())? {
             let class = class?.path();
             if !class.is_dir() {
                 continue;
             }
             for f in std::fs::read_dir(&class)?.take(50) {
-                let ext = f?.path().extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+                let file = f?.path();
+                let ext = file.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
                 if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
                     images += 1;
+                } else if data_ingest::audio::EXTENSIONS.contains(&ext.as_str()) {
+                    audio += 1;
+                    first_audio.get_or_insert(file);
                 } else if ext == "txt" {
                     texts += 1;
                 }
             }
         }
+        if let Some(first) = first_audio.filter(|_| audio > images.max(texts)) {
+            let bytes = std::fs::read(&first).with_context(|| first.display().to_string())?;
+            let ext = first.extension().map(|e| e.to_string_lossy().to_lowercase());
+            let decoded = data_ingest::audio::decode(&bytes, ext.as_deref())
+                .with_context(|| format!("{}: reading the first recording", first.display()))?;
+            return Ok(Sniffed::AudioFolder { sample_rate: decoded.sample_rate });
+        }
         return match (images, texts) {
-            (0, 0) => bail!("{}: a data folder needs class sub-folders of images or .txt files", path.display()),
+            (0, 0) => {
+                bail!("{}: a data folder needs class sub-folders of images, recordings or .txt files", path.display())
+            }
             (i, t) if i >= t => Ok(Sniffed::ImageFolder),
             _ => Ok(Sniffed::TextFolder),
         };
@@ -312,6 +334,16 @@ pub fn init(options: &InitOptions) -> Result<InitOutcome> {
             let _ =
                 writeln!(data, "  format: text_folder    # one sub-folder per class\n  path: {}", yaml_str(&data_path));
         }
+        Sniffed::AudioFolder { sample_rate } => {
+            let _ = writeln!(
+                data,
+                "  format: audio_folder    # one sub-folder per class\n  path: {}\n  \
+                 sample_rate: {sample_rate}       # the first recording's rate; others are resampled to it\n  \
+                 align: center            # crop long recordings around their middle, pad short ones both sides",
+                yaml_str(&data_path)
+            );
+            decisions.push(format!("recordings at {sample_rate} Hz"));
+        }
     }
     if let Some(task) = &options.task {
         if !matches!(task.as_str(), "classification" | "regression") {
@@ -350,6 +382,19 @@ pub fn init(options: &InitOptions) -> Result<InitOutcome> {
         summary = read(&data)?;
     }
     data = data.replace("    # TARGET", "");
+    // Recordings: one clip length for all, twice the median recording (at most the longest),
+    // rounded up to 50 ms.
+    if matches!(sniffed, Sniffed::AudioFolder { .. })
+        && let Some(d) = summary.columns.iter().find(|c| c.name == "duration_s").and_then(|c| c.numeric.as_ref())
+    {
+        let seconds = ((2.0 * d.median).min(d.max) * 20.0).ceil() / 20.0;
+        let _ = writeln!(
+            data,
+            "  duration: {seconds}           # seconds: twice the median recording ({:.2} s; the longest is {:.2} s)",
+            d.median, d.max
+        );
+        decisions.push(format!("clips of {seconds} s (median recording {:.2} s)", d.median));
+    }
     // A numeric column of two values is a flag (sex, yes / no as 0 / 1): one-hot encoded.
     let flags: Vec<String> = summary
         .columns
@@ -378,7 +423,9 @@ pub fn init(options: &InitOptions) -> Result<InitOutcome> {
         bail!("the target `{}` has {} class: nothing to learn", target.name, target.top.len());
     }
     let rows = summary.rows;
-    let kind = if summary.image.is_some() {
+    let kind = if summary.audio.is_some() {
+        "audio"
+    } else if summary.image.is_some() {
         "images"
     } else if summary.columns.iter().any(|c| c.kind == FeatureKind::Text) {
         "text"
@@ -438,7 +485,7 @@ fn compose(name: &str, data: &str, summary: &Summary, kind: &str, classification
             let _ = writeln!(y, "  scale: pixel             # 8-bit pixels divided by 255");
             let _ = writeln!(
                 y,
-                "  split: {{train: 0.8, validation: 0.1, test: 0.2}}   # the validation part drives early stopping"
+                "  split: {{train: 0.7, validation: 0.1, test: 0.2}}   # the validation part drives early stopping"
             );
             if let Some(i) = img {
                 let _ = writeln!(
@@ -447,6 +494,23 @@ fn compose(name: &str, data: &str, summary: &Summary, kind: &str, classification
                     i.channels, i.height, i.width
                 );
             }
+        }
+        "audio" => {
+            let rate = summary.audio.as_ref().map_or(16_000, |a| a.sample_rate);
+            // About 32 ms windows and a 10 ms hop; 40 mel bands below 16 kHz, 64 from it.
+            let n_fft = ((f64::from(rate) * 0.032) as usize).next_power_of_two();
+            let hop = (rate / 100) as usize;
+            let mels = if rate >= 16_000 { 64 } else { 40 };
+            let _ =
+                writeln!(y, "  scale: standard          # each mel band by its training mean and standard deviation");
+            let _ = writeln!(
+                y,
+                "  split: {{train: 0.7, validation: 0.1, test: 0.2}}   # the validation part tracks over-fitting"
+            );
+            let _ = writeln!(
+                y,
+                "  audio: {{features: log_mel, n_fft: {n_fft}, hop_length: {hop}, n_mels: {mels}}}   # ~32 ms windows, 10 ms hop"
+            );
         }
         "text" => {
             let _ = writeln!(
@@ -490,6 +554,20 @@ fn compose(name: &str, data: &str, summary: &Summary, kind: &str, classification
                 .to_string(),
             "train:\n  epochs: 15\n  batch_size: 64\n  optimizer: {kind: adamw, lr: 0.001, weight_decay: 0.0001}\n\
              \x20 early_stopping: {monitor: val_loss, patience: 3}   # best weights restored\n"
+                .to_string(),
+        ),
+        ("audio", _) => (
+            "model:\n  # A small CNN over the log-mel spectrogram (bands x frames, one channel).\n  arch: cnn\n  blocks:\n\
+             \x20   - {channels: 16, kernel: 3, padding: 1, pool: 2}\n\
+             \x20   - {channels: 32, kernel: 3, padding: 1, pool: 2}\n  hidden: [64]\n  dropout: 0.3\n"
+                .to_string(),
+            "train:\n  epochs: 30\n  batch_size: 32\n  optimizer: {kind: adamw, lr: 0.002, weight_decay: 0.01}\n\
+             \x20 schedule: {kind: cosine}\n\
+             \x20 augment:                 # SpecAugment, every epoch\n\
+             \x20   - {kind: time_mask, max_width: 8}\n    - {kind: freq_mask, max_width: 6}\n\
+             \x20 augment_audio:           # augmented copies of each training recording\n    copies: 2\n\
+             \x20   transforms:\n      - {kind: shift, seconds: 0.08}\n      - {kind: gain, db: [-6, 6]}\n\
+             \x20     - {kind: noise, snr_db: [15, 40]}\n"
                 .to_string(),
         ),
         ("text", true) => (
