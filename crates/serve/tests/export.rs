@@ -1,7 +1,7 @@
 //! ONNX export of every supported shape of model, run by ONNX Runtime (Python) against the
 //! bundle's own outputs: convolutions with batch norm and average pooling, per-channel image
-//! standardization, GELU / SiLU / leaky ReLU, residual networks, a sigmoid head and a
-//! standardized regression target. (The trained MNIST MLP and LeNet-5 are checked end to end in
+//! standardization, GELU / SiLU / leaky ReLU, residual networks, a sigmoid head, a
+//! standardized regression target, and a CNN over audio features. (The trained MNIST MLP and LeNet-5 are checked end to end in
 //! `tests/tests/serve.rs`.)
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
@@ -13,7 +13,9 @@ use std::process::Command;
 
 use candle_core::Device;
 use models::{Activation, CnnConfig, ConvBlock, MlpConfig, ModelConfig, ModelSpec, Norm, PoolKind, ResNetConfig};
-use pipeline_core::raw::{Column, ImageSet, RawDataset, RawInputs, Table, TargetSpec, TaskHint, Values};
+use pipeline_core::raw::{
+    Align, AudioSet, Column, ImageSet, RawDataset, RawInputs, Table, TargetSpec, TaskHint, Values,
+};
 use pipeline_core::{FeatureKind, Head, Predictions};
 use preprocess::{PreprocessConfig, Preprocessor, Scale, TargetEncoder};
 use serde_json::Value;
@@ -33,6 +35,32 @@ fn image_pre(c: usize, scale: Scale) -> Preprocessor {
     let data = RawDataset { inputs: RawInputs::Images(images(c, 6)), target: Some(target.clone()), parts: None };
     let enc = TargetEncoder::fit(&target, &TargetSpec::default()).unwrap();
     Preprocessor::fit(&PreprocessConfig { scale, ..Default::default() }, &data, enc).unwrap().0
+}
+
+/// Six clips of two tones each, 2,000 samples at 8 kHz.
+fn clips(n: usize) -> AudioSet {
+    let samples = 2000;
+    let values = (0..n * samples)
+        .map(|i| {
+            let (clip, t) = (i / samples, (i % samples) as f32 / 8000.0);
+            let f = 300.0 + 150.0 * clip as f32;
+            0.4 * (std::f32::consts::TAU * f * t).sin() + 0.1 * (std::f32::consts::TAU * 2.3 * f * t).sin()
+        })
+        .collect();
+    AudioSet { sample_rate: 8000, samples, align: Align::Start, values, durations: vec![0.25; n] }
+}
+
+fn audio_pre() -> Preprocessor {
+    let target = Column {
+        name: "y".into(),
+        kind: FeatureKind::Categorical,
+        values: Values::Strings(["a", "b", "a", "b", "a", "b"].iter().map(|s| Some(s.to_string())).collect()),
+    };
+    let data = RawDataset { inputs: RawInputs::Audio(clips(6)), target: Some(target.clone()), parts: None };
+    let enc = TargetEncoder::fit(&target, &TargetSpec::default()).unwrap();
+    let audio = preprocess::audio::AudioConfig { n_fft: 256, hop_length: 96, n_mels: 16, ..Default::default() };
+    let config = PreprocessConfig { scale: Scale::Standard, audio: Some(audio), ..Default::default() };
+    Preprocessor::fit(&config, &data, enc).unwrap().0
 }
 
 fn table_pre(regression: bool) -> Preprocessor {
@@ -74,7 +102,13 @@ fn check(dir: &Path, raw: &RawInputs, py: &str) {
     let (feed, dims): (Vec<f32>, Vec<usize>) = match raw {
         RawInputs::Images(im) => (im.pixels.clone(), vec![im.rows(), im.channels, im.height, im.width]),
         RawInputs::Table(t) => (rows.clone(), vec![t.rows(), b.input_width()]),
-        RawInputs::Audio(_) => unreachable!("the ONNX tests export image and table models"),
+        // Audio graphs start from the features (the extraction is not in the graph).
+        RawInputs::Audio(a) => match &b.index.schema.input {
+            pipeline_core::InputSchema::Image { channels, height, width } => {
+                (rows.clone(), vec![a.rows(), *channels, *height, *width])
+            }
+            other => panic!("audio features are images, got {other:?}"),
+        },
     };
     let input = dir.join("x.f32");
     std::fs::write(&input, feed.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
@@ -141,6 +175,13 @@ fn onnx_exports_match_the_bundle_in_onnx_runtime() {
     let sig_dir = tmp.path().join("sigmoid");
     let sig = mlp(Activation::LeakyRelu, Norm::Batch);
     common::write_with(&sig_dir, "sig", &table_pre(false), &sig, Some(Head::Sigmoid), 3, true);
+    let audio_cnn = ModelConfig::Cnn(CnnConfig {
+        blocks: vec![block(4, 1, 1, Some(2), false)],
+        hidden: vec![5],
+        ..Default::default()
+    });
+    let audio_dir = tmp.path().join("audio");
+    common::write_with(&audio_dir, "audio", &audio_pre(), &audio_cnn, None, 5, true);
     let reg_dir = tmp.path().join("regression");
     common::write_with(&reg_dir, "reg", &table_pre(true), &mlp(Activation::Silu, Norm::Layer), None, 4, true);
 
@@ -163,6 +204,7 @@ fn onnx_exports_match_the_bundle_in_onnx_runtime() {
                 .collect(),
         })
     };
+    check(&audio_dir, &RawInputs::Audio(clips(4)), &py);
     check(&sig_dir, &table(6), &py);
     check(&reg_dir, &table(6), &py);
 }
