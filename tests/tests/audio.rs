@@ -249,3 +249,32 @@ fn audio_runs_predicts_and_serves() {
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_audio_run_resumed_from_a_checkpoint_ends_with_identical_weights() {
+    let dir = std::env::temp_dir().join(format!("dlp-e2e-audio-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = subset(&dir, false);
+    // Waveform copies (noise, speed) and SpecAugment masks: both must replay exactly.
+    let text = std::fs::read_to_string(config(&dir, &list, "fail"))
+        .unwrap()
+        .replace("  epochs: 12\n", "  epochs: 4\n  checkpoint: {every_epochs: 1, keep: 10}\n")
+        .replace(
+            "[{kind: gain, db: [-6, 6]}, {kind: noise, snr_db: [20, 40]}]",
+            "[{kind: noise, snr_db: [20, 40]}, {kind: speed, factor: [0.9, 1.1]}]",
+        );
+    assert!(text.contains("kind: speed"));
+    let cfg = dir.join("resume.yaml");
+    std::fs::write(&cfg, text).unwrap();
+    let runs = dir.join("runs");
+    let stdout = ok(dlp(&["run", cfg.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()]));
+    let run = PathBuf::from(stdout.lines().find_map(|l| l.strip_prefix("run directory: ")).unwrap());
+    let full = std::fs::read(run.join("bundle/model.safetensors")).unwrap();
+    // As if the run had died after epoch 2: no bundle, resumed from that checkpoint.
+    std::fs::remove_dir_all(run.join("bundle")).unwrap();
+    let ckpt = run.join("checkpoints/epoch-0002.ckpt");
+    ok(dlp(&["train", "--resume", run.to_str().unwrap(), "--checkpoint", ckpt.to_str().unwrap()]));
+    assert!(std::fs::read(run.join("bundle/model.safetensors")).unwrap() == full, "resumed weights differ");
+    let _ = std::fs::remove_dir_all(&dir);
+}
