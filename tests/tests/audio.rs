@@ -234,6 +234,21 @@ fn audio_runs_predicts_and_serves() {
             assert!((probs[i * 10 + c] - want).abs() < 2e-6, "{name} class {c}: {} vs {want}", probs[i * 10 + c]);
         }
     }
+    // A recording uploaded as the body itself (`curl --data-binary @clip.wav`).
+    let upload = match agent
+        .post(&format!("{base}/v1/models/digits-audio/predict"))
+        .set("Content-Type", "audio/wav")
+        .send_bytes(&std::fs::read(folder.join(files[2])).unwrap())
+    {
+        Ok(r) => r.into_json::<Value>().unwrap(),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(upload["predictions"][0]["label"], by_folder[2].1.as_str(), "{upload}");
+    let bad = match agent.post(&format!("{base}/v1/models/digits-audio/predict")).send_bytes(b"RIFF0000WAVEjunk") {
+        Err(ureq::Error::Status(400, r)) => r.into_json::<Value>().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert!(bad["error"].as_str().unwrap().starts_with("the uploaded recording: cannot decode"), "{bad}");
     // Bad audio gets a 400 naming the record.
     let (status, bad) =
         post("/v1/models/digits-audio/predict", json!({"instances": [{"audio": b64(&dir.join("cut.wav"))}]}));

@@ -8,8 +8,8 @@
 //!   `[n, channels·height·width]`), 8-bit values 0–255 in any numeric datatype;
 //! - audio models: one tensor `waveform`, shape `[n, samples]` (the bundle's clip length at its
 //!   sample rate), mono samples in `[-1, 1]`; the `predict` body takes recordings instead:
-//!   `{"audio": "<base64 WAV / FLAC / Ogg / MP3>"}`, decoded, resampled and padded or cropped as
-//!   in training;
+//!   `{"audio": "<base64 WAV / FLAC / Ogg / MP3>"}`, or one recording as the whole body
+//!   ([`is_recording_upload`]), decoded, resampled and padded or cropped as in training;
 //! - table models: one tensor per input column, named as the column, shape `[n]` or `[n, 1]`:
 //!   numeric columns `FP32` / `FP64` / integer types, boolean columns `BOOL`, categorical and
 //!   text columns `BYTES` (strings); `null` is a missing value, imputed as in training.
@@ -621,6 +621,29 @@ fn field_string(v: &Value, at: &str) -> Result<Option<String>> {
         Value::Bool(b) => Ok(Some(b.to_string())),
         other => Err(RequestError::bad(format!("{at}: {other} is not a string"))),
     }
+}
+
+/// Whether a `predict` body for a model that reads `raw` is a recording uploaded as it is
+/// (`curl --data-binary @clip.wav`): audio models only, and anything that is not a JSON object
+/// (recordings start with `RIFF`, `fLaC`, `OggS`, `ID3` or an MP3 frame, never `{`).
+pub fn is_recording_upload(body: &[u8], raw: &RawSchema) -> bool {
+    matches!(raw, RawSchema::Audio { .. }) && body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b != b'{')
+}
+
+/// One uploaded recording (the whole body) as the model's input, decoded as in training.
+pub fn recording_inputs(body: &[u8], raw: &RawSchema) -> Result<RawInputs> {
+    let RawSchema::Audio { sample_rate, samples, align } = raw else {
+        return Err(RequestError::bad("only audio models take a recording as the request body"));
+    };
+    let (clip, duration) = data_ingest::audio::clip_from_bytes(body, None, *sample_rate, *samples, *align)
+        .map_err(|e| RequestError::bad(format!("the uploaded recording: {e}")))?;
+    Ok(RawInputs::Audio(AudioSet {
+        sample_rate: *sample_rate,
+        samples: *samples,
+        align: *align,
+        values: clip,
+        durations: vec![duration],
+    }))
 }
 
 /// Reads the records of a `predict` request in the layout `raw`.

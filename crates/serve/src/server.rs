@@ -496,8 +496,13 @@ async fn predict_impl(
     let result: Result<Value, RequestError> = async {
         let model = resolve(st, name, version)?;
         let bytes = body(st, raw)?;
-        let req: records::PredictRequest = records::parse_json(&bytes)?;
-        let inputs = records::predict_inputs(&req, &model.bundle.preprocess.raw)?;
+        let schema = &model.bundle.preprocess.raw;
+        let inputs = if records::is_recording_upload(&bytes, schema) {
+            records::recording_inputs(&bytes, schema)?
+        } else {
+            let req: records::PredictRequest = records::parse_json(&bytes)?;
+            records::predict_inputs(&req, schema)?
+        };
         let preds = run_model(st, &model, &inputs, None).await?;
         let task = model.bundle.task();
         let mut out = json!({
