@@ -78,7 +78,8 @@ impl SplitConfig {
         }
         // Rounded for the message: 0.7 + 0.1 + 0.1 reads as 0.9, not 0.8999999999999999.
         let sum = ((self.train + self.validation + self.test) * 1e9).round() / 1e9;
-        if issues.is_empty() && (sum - 1.0).abs() > 1e-6 {
+        // With the data's own parts only `validation` is used (a fraction of its training part).
+        if issues.is_empty() && !self.from_data && (sum - 1.0).abs() > 1e-6 {
             issues.push(Issue::new(
                 key,
                 format!(
@@ -234,6 +235,7 @@ mod tests {
         let t = Targets::Classes(vec![0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
         let parts = [Test, Test, Train, Train, Train, Train, Train, Train, Train, Train];
         let c = SplitConfig { validation: 0.25, from_data: true, ..cfg(0.8, 0.1, 0.1) };
+        assert!(c.validate("preprocess.split").is_empty(), "fractions need not sum to 1 with from_data");
         let s = split_records(&t, Some(&parts), &c, &mut rng(1, "split")).unwrap();
         assert_eq!(s.test, vec![0, 1]);
         assert_eq!((s.train.len(), s.validation.len()), (6, 2));
