@@ -14,6 +14,9 @@
 //!   confidence interval and McNemar's test.
 //! - [`drift`] — data drift: population stability index, Kolmogorov–Smirnov and chi-squared
 //!   tests of live values against a training reference.
+//! - [`forecast`] — forecast metrics (MAE, RMSE, MAPE, sMAPE, MASE) and baselines (naive,
+//!   seasonal naive, a least-squares autoregression as statsmodels' `AutoReg`), for the coming
+//!   time-series pipeline.
 //! - [`config`] — the `eval:` section and its deployment gate, and [`MetricName`](config::MetricName),
 //!   the metrics a gate or comparison can name.
 //! - [`plot`] draws PNG charts (training curves, histograms, confusion heat maps, ROC and PR
@@ -29,6 +32,7 @@ pub mod config;
 pub mod confusion;
 pub mod curves;
 pub mod drift;
+pub mod forecast;
 mod input;
 pub mod metrics;
 pub mod plot;
