@@ -103,6 +103,27 @@ fn init_writes_checked_configs_for_recordings_and_image_folders() {
     }
     ok(dlp(&["check", out.to_str().unwrap()]));
 
+    // A CSV listing recordings with their labels and an official split.
+    let list = dir.path().join("list.csv");
+    let mut text = String::from("file,speaker,digit,part\n");
+    for (i, name) in
+        ["0_theo_1.wav", "1_theo_2.wav", "2_theo_12.wav", "0_lucas_30.wav", "1_lucas_31.wav", "2_lucas_32.wav"]
+            .iter()
+            .enumerate()
+    {
+        let part = if i < 3 { "test" } else { "train" };
+        text.push_str(&format!("{},{},{},{part}\n", rec.join(name).display(), &name[2..6], &name[..1]));
+    }
+    std::fs::write(&list, text).unwrap();
+    let out = dir.path().join("list.yaml");
+    let said = init(&["--data", list.to_str().unwrap(), "--target", "digit"], &out);
+    assert!(said.contains("the split of column `part`"), "{said}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    for want in ["format: audio_list", "file_column: file", "target: digit", "split_column: part", "from_data: true"] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    ok(dlp(&["check", out.to_str().unwrap()]));
+
     // An image folder: the split init writes sums to 1 (it once wrote 0.8 + 0.1 + 0.2).
     let images = dir.path().join("shapes");
     for (class, v) in [("dark", 20u8), ("light", 230)] {

@@ -63,6 +63,13 @@ enum Sniffed {
     AudioFolder {
         sample_rate: u32,
     },
+    /// A CSV listing recordings: the path column, the other columns, a column of parts.
+    AudioList {
+        sample_rate: u32,
+        file: String,
+        others: Vec<String>,
+        split: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -211,6 +218,27 @@ fn sniff(path: &Path) -> Result<Sniffed> {
                 values.len() <= 50 && values.len() * 2 < rows.len() && !values.contains(&first[c].trim())
             }
         });
+    // A list of recordings: a header, and a column whose every value names an audio file.
+    let is_audio = |v: &str| {
+        let v = v.trim().to_ascii_lowercase();
+        data_ingest::audio::EXTENSIONS.iter().any(|e| v.ends_with(&format!(".{e}")))
+    };
+    if header && let Some(fc) = (0..columns).find(|&c| rows[1..].iter().all(|r| is_audio(r[c]))) {
+        let name = |c: usize| first[c].trim().trim_matches('"').to_string();
+        let split = (0..columns)
+            .filter(|&c| c != fc)
+            .find(|&c| rows[1..].iter().all(|r| pipeline_core::raw::Part::parse(r[c]).is_some()))
+            .map(name);
+        let others = (0..columns).filter(|&c| c != fc).map(name).filter(|n| Some(n) != split.as_ref()).collect();
+        let base = path.parent().unwrap_or(Path::new("."));
+        let recording = base.join(rows[1][fc].trim());
+        let bytes =
+            std::fs::read(&recording).with_context(|| format!("{}: the first recording", recording.display()))?;
+        let ext = recording.extension().map(|e| e.to_string_lossy().to_lowercase());
+        let decoded = data_ingest::audio::decode(&bytes, ext.as_deref())
+            .with_context(|| format!("{}: reading the first recording", recording.display()))?;
+        return Ok(Sniffed::AudioList { sample_rate: decoded.sample_rate, file: name(fc), others, split });
+    }
     if delimiter == Delim::Tab && columns == 2 && sklearn.is_none() {
         let text_col = (0..2).find(|&c| !numeric[c] && words(c) / n >= 4.0);
         if let Some(t) = text_col {
@@ -344,6 +372,31 @@ pub fn init(options: &InitOptions) -> Result<InitOutcome> {
             );
             decisions.push(format!("recordings at {sample_rate} Hz"));
         }
+        Sniffed::AudioList { sample_rate, file, others, split } => {
+            let label = options
+                .target
+                .clone()
+                .or_else(|| others.iter().find(|o| TARGET_NAMES.contains(&o.to_lowercase().as_str())).cloned())
+                .or_else(|| others.first().cloned())
+                .context("the list of recordings needs a label column")?;
+            let _ = writeln!(
+                data,
+                "  format: audio_list      # one recording per line\n  path: {}\n  file_column: {}\n  target: {}",
+                yaml_str(&data_path),
+                yaml_str(file),
+                yaml_str(&label)
+            );
+            if let Some(split) = split {
+                let _ = writeln!(data, "  split_column: {}      # the list's own train / test parts", yaml_str(split));
+                decisions.push(format!("the split of column `{split}`"));
+            }
+            let _ = writeln!(
+                data,
+                "  sample_rate: {sample_rate}       # the first recording's rate; others are resampled to it\n  \
+                 align: center           # crop long recordings around their middle, pad short ones both sides"
+            );
+            decisions.push(format!("a list of recordings at {sample_rate} Hz"));
+        }
     }
     if let Some(task) = &options.task {
         if !matches!(task.as_str(), "classification" | "regression") {
@@ -384,7 +437,7 @@ pub fn init(options: &InitOptions) -> Result<InitOutcome> {
     data = data.replace("    # TARGET", "");
     // Recordings: one clip length for all, twice the median recording (at most the longest),
     // rounded up to 50 ms.
-    if matches!(sniffed, Sniffed::AudioFolder { .. })
+    if matches!(sniffed, Sniffed::AudioFolder { .. } | Sniffed::AudioList { .. })
         && let Some(d) = summary.columns.iter().find(|c| c.name == "duration_s").and_then(|c| c.numeric.as_ref())
     {
         let seconds = ((2.0 * d.median).min(d.max) * 20.0).ceil() / 20.0;
@@ -503,10 +556,17 @@ fn compose(name: &str, data: &str, summary: &Summary, kind: &str, classification
             let mels = if rate >= 16_000 { 64 } else { 40 };
             let _ =
                 writeln!(y, "  scale: standard          # each mel band by its training mean and standard deviation");
-            let _ = writeln!(
-                y,
-                "  split: {{train: 0.7, validation: 0.1, test: 0.2}}   # the validation part tracks over-fitting"
-            );
+            if data.contains("  split_column: ") {
+                let _ = writeln!(
+                    y,
+                    "  split: {{from_data: true, validation: 0.1}}   # the list's test part; 10 % of its training part validates"
+                );
+            } else {
+                let _ = writeln!(
+                    y,
+                    "  split: {{train: 0.7, validation: 0.1, test: 0.2}}   # the validation part tracks over-fitting"
+                );
+            }
             let _ = writeln!(
                 y,
                 "  audio: {{features: log_mel, n_fft: {n_fft}, hop_length: {hop}, n_mels: {mels}}}   # ~32 ms windows, 10 ms hop"
