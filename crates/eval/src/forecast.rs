@@ -220,6 +220,33 @@ mod tests {
     }
 
     #[test]
+    fn ar9_on_the_shipped_sunspots_matches_statsmodels_and_beats_seasonal_naive() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sunspots/sunspots.csv");
+        let y: Vec<f64> = std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(y.len(), 309);
+        let (train, split) = (&y[..269], 269);
+        let ar = Autoregression::fit(train, 9).unwrap();
+        // statsmodels 0.15: AutoReg(y[:269], lags=9, trend="c").fit().params.
+        close(ar.intercept, 6.959094562775794, "const");
+        close(ar.coefficients[0], 1.210056427838006, "lag 1");
+        close(ar.coefficients[8], 0.18596126436763408, "lag 9");
+        // One step ahead over 1969-2008, each from the actual years before it.
+        let one_step: Vec<f64> = (split..y.len()).map(|t| ar.forecast(&y[..t], 1).unwrap()[0]).collect();
+        let seasonal: Vec<f64> = (split..y.len()).map(|t| seasonal_naive(&y[..t], 11, 1).unwrap()[0]).collect();
+        let scale = mase_scale(train, 11);
+        let r = report(&y[split..], &one_step, scale).unwrap();
+        let s = report(&y[split..], &seasonal, scale).unwrap();
+        close(r.mae, 14.203783022064181, "AR(9) MAE");
+        // data/sunspots/README.md: MASE 0.6420 and 1.1627.
+        assert!((r.mase - 0.6420).abs() < 1e-4 && (s.mase - 1.1627).abs() < 1e-4, "{r:?} {s:?}");
+    }
+
+    #[test]
     fn naive_forecasts_repeat_the_last_value_or_season() {
         let h = [1.0, 2.0, 3.0, 4.0, 5.0];
         assert_eq!(naive(&h, 3), Some(vec![5.0; 3]));
