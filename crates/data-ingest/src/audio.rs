@@ -512,6 +512,8 @@ mod tests {
         assert_eq!(d.samples, vec![0.5]);
         let d = decode(&wav_with(3, 1, 32, 8000, &0.25f32.to_le_bytes()), Some("wav")).unwrap();
         assert_eq!(d.samples, vec![0.25]);
+        let d = decode(&wav_with(3, 1, 64, 8000, &(-0.75f64).to_le_bytes()), Some("wav")).unwrap();
+        assert_eq!(d.samples, vec![-0.75]);
         // Stereo (0.5, -0.25) mixes to 0.125.
         let mut frame = 16384i16.to_le_bytes().to_vec();
         frame.extend_from_slice(&(-8192i16).to_le_bytes());
@@ -534,6 +536,15 @@ mod tests {
         bad_header[8..12].copy_from_slice(b"AVI ");
         assert!(decode(&bad_header, Some("wav")).unwrap_err().to_string().starts_with("cannot decode the audio"));
         assert!(decode(b"definitely not audio at all", None).unwrap_err().to_string().starts_with("cannot decode"));
+        // A 48-byte file whose header declares an hour at 48 kHz is refused before decoding.
+        let mut huge = wav_with(1, 1, 16, 48_000, &[0, 0, 0, 0]);
+        let declared = 48_000u32 * 3600 * 2;
+        huge[4..8].copy_from_slice(&(36 + declared).to_le_bytes());
+        huge[40..44].copy_from_slice(&declared.to_le_bytes());
+        assert_eq!(
+            decode(&huge, Some("wav")).unwrap_err().to_string(),
+            "the recording declares 172800000 samples, more than dlp decodes (at most 28800000); cut it first"
+        );
     }
 
     #[test]

@@ -355,14 +355,7 @@ pub fn summarize(data: &RawDataset, spec: &TargetSpec) -> Summary {
                 let w = imgs.width_values();
                 vec![Some(imgs.pixels[i * w..(i + 1) * w].iter().map(|p| (*p as u8) as char).collect())]
             }
-            RawInputs::Audio(a) => {
-                // FNV-1a over the samples' bits: a key per clip without a string per sample.
-                let h = a
-                    .clip(i)
-                    .iter()
-                    .fold(0xcbf2_9ce4_8422_2325u64, |h, x| (h ^ u64::from(x.to_bits())).wrapping_mul(0x0100_0000_01b3));
-                vec![Some(format!("{h:016x}"))]
-            }
+            RawInputs::Audio(a) => vec![Some(format!("{:016x}", a.clip_hash(i)))],
         };
         key.push(data.target.as_ref().and_then(|t| t.values.text(i)));
         if !seen.insert(key) {

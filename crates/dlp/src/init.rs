@@ -118,6 +118,15 @@ fn is_number(s: &str) -> bool {
     !s.is_empty() && s.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
+/// The sample rate of the recording at `path` (the rate init chooses for all of them).
+fn sample_rate_of(path: &Path) -> Result<u32> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: the first recording", path.display()))?;
+    let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
+    let decoded = data_ingest::audio::decode(&bytes, ext.as_deref())
+        .with_context(|| format!("{}: reading the first recording", path.display()))?;
+    Ok(decoded.sample_rate)
+}
+
 fn sniff(path: &Path) -> Result<Sniffed> {
     if path.is_dir() {
         let mut images = 0usize;
@@ -143,11 +152,7 @@ fn sniff(path: &Path) -> Result<Sniffed> {
             }
         }
         if let Some(first) = first_audio.filter(|_| audio > images.max(texts)) {
-            let bytes = std::fs::read(&first).with_context(|| first.display().to_string())?;
-            let ext = first.extension().map(|e| e.to_string_lossy().to_lowercase());
-            let decoded = data_ingest::audio::decode(&bytes, ext.as_deref())
-                .with_context(|| format!("{}: reading the first recording", first.display()))?;
-            return Ok(Sniffed::AudioFolder { sample_rate: decoded.sample_rate });
+            return Ok(Sniffed::AudioFolder { sample_rate: sample_rate_of(&first)? });
         }
         return match (images, texts) {
             (0, 0) => {
@@ -231,13 +236,8 @@ fn sniff(path: &Path) -> Result<Sniffed> {
             .map(name);
         let others = (0..columns).filter(|&c| c != fc).map(name).filter(|n| Some(n) != split.as_ref()).collect();
         let base = path.parent().unwrap_or(Path::new("."));
-        let recording = base.join(rows[1][fc].trim());
-        let bytes =
-            std::fs::read(&recording).with_context(|| format!("{}: the first recording", recording.display()))?;
-        let ext = recording.extension().map(|e| e.to_string_lossy().to_lowercase());
-        let decoded = data_ingest::audio::decode(&bytes, ext.as_deref())
-            .with_context(|| format!("{}: reading the first recording", recording.display()))?;
-        return Ok(Sniffed::AudioList { sample_rate: decoded.sample_rate, file: name(fc), others, split });
+        let sample_rate = sample_rate_of(&base.join(rows[1][fc].trim()))?;
+        return Ok(Sniffed::AudioList { sample_rate, file: name(fc), others, split });
     }
     if delimiter == Delim::Tab && columns == 2 && sklearn.is_none() {
         let text_col = (0..2).find(|&c| !numeric[c] && words(c) / n >= 4.0);

@@ -477,10 +477,16 @@ fn with_audio_copies<'a>(config: &PipelineConfig, train: &'a RawDataset) -> Resu
         }
         out.durations.extend_from_slice(&clips.durations);
     }
+    // Copy k of clip i keeps clip i's target and part.
     let all: Vec<usize> = (0..n).cycle().take(n * (aug.copies + 1)).collect();
-    let mut expanded = train.select(&all);
-    expanded.inputs = RawInputs::Audio(out);
-    Ok(Cow::Owned(expanded))
+    Ok(Cow::Owned(RawDataset {
+        inputs: RawInputs::Audio(out),
+        target: train
+            .target
+            .as_ref()
+            .map(|t| pipeline_core::raw::Column { values: t.values.select(&all), ..t.clone() }),
+        parts: train.parts.as_ref().map(|p| all.iter().map(|&i| p[i]).collect()),
+    }))
 }
 
 /// How the drift reference is fitted: seeded by the config.

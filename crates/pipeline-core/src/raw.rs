@@ -180,6 +180,14 @@ impl AudioSet {
         &self.values[i * self.samples..(i + 1) * self.samples]
     }
 
+    /// A 64-bit FNV-1a hash of clip `i`'s samples (their bits): a key for finding identical
+    /// clips without a string per sample.
+    pub fn clip_hash(&self, i: usize) -> u64 {
+        self.clip(i)
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, x| (h ^ u64::from(x.to_bits())).wrapping_mul(0x0100_0000_01b3))
+    }
+
     /// The clips at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> AudioSet {
         let mut values = Vec::with_capacity(indices.len() * self.samples);

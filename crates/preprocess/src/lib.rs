@@ -139,14 +139,7 @@ pub fn clean(data: &RawDataset, config: &PreprocessConfig) -> (RawDataset, Vec<u
                         let w = im.width_values();
                         vec![Some(im.pixels[i * w..(i + 1) * w].iter().map(|p| char::from(*p as u8)).collect())]
                     }
-                    RawInputs::Audio(a) => vec![Some(
-                        a.clip(i)
-                            .iter()
-                            .fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
-                                (h ^ u64::from(x.to_bits())).wrapping_mul(0x0100_0000_01b3)
-                            })
-                            .to_string(),
-                    )],
+                    RawInputs::Audio(a) => vec![Some(a.clip_hash(i).to_string())],
                 }
                 .into_iter()
                 .chain(std::iter::once(data.target.as_ref().and_then(|t| t.values.text(i))))

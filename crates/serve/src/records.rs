@@ -554,6 +554,26 @@ pub struct PredictRequest {
     pub instances: Vec<Value>,
 }
 
+/// The base64 text of a one-field record `{"<field>": "<what>"}` (image and audio records),
+/// or why `inst` (at `at`) is not one.
+fn base64_field<'a>(inst: &'a Value, at: &str, field: &str, what: &str) -> Result<&'a str> {
+    let Value::Object(o) = inst else {
+        return Err(RequestError::bad(format!("{at}: expected {{\"{field}\": \"<{what}>\"}}, got {}", kind_of(inst))));
+    };
+    if let Some(k) = o.keys().find(|k| *k != field) {
+        return Err(RequestError::bad(format!(
+            "{at}: unknown field `{k}`: an {field} record is {{\"{field}\": \"<{what}>\"}}"
+        )));
+    }
+    match o.get(field) {
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => {
+            Err(RequestError::bad(format!("{at}.{field}: expected a base64 string, got {}", kind_of(other))))
+        }
+        None => Err(RequestError::bad(format!("{at}: missing field `{field}` (a {what})"))),
+    }
+}
+
 /// The bytes of a base64 field (a `data:` URL prefix allowed).
 fn base64_payload(text: &str, at: &str) -> Result<Vec<u8>> {
     let b64 = match text.strip_prefix("data:") {
@@ -657,35 +677,7 @@ pub fn predict_inputs(req: &PredictRequest, raw: &RawSchema) -> Result<RawInputs
             let mut durations = Vec::with_capacity(req.instances.len());
             for (i, inst) in req.instances.iter().enumerate() {
                 let at = format!("instances[{i}]");
-                let text = match inst {
-                    Value::Object(o) => {
-                        if let Some(k) = o.keys().find(|k| *k != "audio") {
-                            return Err(RequestError::bad(format!(
-                                "{at}: unknown field `{k}`: an audio record is {{\"audio\": \"<base64 WAV, FLAC, Ogg or MP3>\"}}"
-                            )));
-                        }
-                        match o.get("audio") {
-                            Some(Value::String(s)) => s,
-                            Some(other) => {
-                                return Err(RequestError::bad(format!(
-                                    "{at}.audio: expected a base64 string, got {}",
-                                    kind_of(other)
-                                )));
-                            }
-                            None => {
-                                return Err(RequestError::bad(format!(
-                                    "{at}: missing field `audio` (a base64 WAV, FLAC, Ogg or MP3 file)"
-                                )));
-                            }
-                        }
-                    }
-                    other => {
-                        return Err(RequestError::bad(format!(
-                            "{at}: expected {{\"audio\": \"<base64 WAV, FLAC, Ogg or MP3>\"}}, got {}",
-                            kind_of(other)
-                        )));
-                    }
-                };
+                let text = base64_field(inst, &at, "audio", "base64 WAV, FLAC, Ogg or MP3")?;
                 let bytes = base64_payload(text, &format!("{at}.audio"))?;
                 let (clip, duration) =
                     data_ingest::audio::clip_from_bytes(&bytes, None, *sample_rate, *samples, *align)
@@ -705,35 +697,7 @@ pub fn predict_inputs(req: &PredictRequest, raw: &RawSchema) -> Result<RawInputs
             let mut pixels = Vec::with_capacity(req.instances.len() * channels * height * width);
             for (i, inst) in req.instances.iter().enumerate() {
                 let at = format!("instances[{i}]");
-                let text = match inst {
-                    Value::Object(o) => {
-                        if let Some(k) = o.keys().find(|k| *k != "image") {
-                            return Err(RequestError::bad(format!(
-                                "{at}: unknown field `{k}`: an image record is {{\"image\": \"<base64 PNG or JPEG>\"}}"
-                            )));
-                        }
-                        match o.get("image") {
-                            Some(Value::String(s)) => s,
-                            Some(other) => {
-                                return Err(RequestError::bad(format!(
-                                    "{at}.image: expected a base64 string, got {}",
-                                    kind_of(other)
-                                )));
-                            }
-                            None => {
-                                return Err(RequestError::bad(format!(
-                                    "{at}: missing field `image` (a base64 PNG or JPEG)"
-                                )));
-                            }
-                        }
-                    }
-                    other => {
-                        return Err(RequestError::bad(format!(
-                            "{at}: expected {{\"image\": \"<base64 PNG or JPEG>\"}}, got {}",
-                            kind_of(other)
-                        )));
-                    }
-                };
+                let text = base64_field(inst, &at, "image", "base64 PNG or JPEG")?;
                 pixels.extend(decode_image(text, (*channels, *height, *width), &format!("{at}.image"))?);
             }
             Ok(RawInputs::Images(ImageSet { channels: *channels, height: *height, width: *width, pixels }))
