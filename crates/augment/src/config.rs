@@ -82,7 +82,7 @@ pub enum Input {
     Image,
     /// Padded token-id sequences.
     Sequence,
-    /// Table rows.
+    /// Rows of numbers: table rows and series windows.
     Tabular,
 }
 
@@ -92,7 +92,7 @@ impl Input {
         match schema {
             InputSchema::Image { .. } => Input::Image,
             InputSchema::Sequence { .. } => Input::Sequence,
-            InputSchema::Tabular { .. } => Input::Tabular,
+            InputSchema::Tabular { .. } | InputSchema::Series { .. } => Input::Tabular,
         }
     }
 
@@ -100,7 +100,7 @@ impl Input {
         match self {
             Input::Image => "image",
             Input::Sequence => "token-sequence",
-            Input::Tabular => "tabular",
+            Input::Tabular => "tabular (or series-window)",
         }
     }
 }

@@ -105,7 +105,10 @@ impl<'a> Loader<'a> {
                 let inputs = Tensor::from_vec(xs, shape, device)?;
                 let targets = match self.data.targets().select(&rows) {
                     Targets::Classes(c) => Tensor::from_vec(c, rows.len(), device)?,
-                    Targets::Values(v) => Tensor::from_vec(v, rows.len(), device)?,
+                    Targets::Values(v) | Targets::Steps { values: v, .. } => {
+                        let n = v.len();
+                        Tensor::from_vec(v, n, device)?
+                    }
                 };
                 Batch { inputs, targets }
             }

@@ -218,7 +218,9 @@ pub fn raw_inputs(inputs: &IdxArray) -> Result<RawInputs> {
                     .collect(),
             })
         }
-        InputSchema::Sequence { .. } => unreachable!("input_schema never returns sequences"),
+        InputSchema::Sequence { .. } | InputSchema::Series { .. } => {
+            unreachable!("input_schema returns images and tables only")
+        }
     })
 }
 

@@ -223,6 +223,7 @@ fn cv_score(
                 let predicted = preds.argmax().context("class predictions for a classification task")?;
                 eval::metrics::accuracy(y, &predicted)?
             }
+            Targets::Steps { .. } => bail!("dlp auto does not search forecasting models yet"),
             Targets::Values(v) => {
                 let (Predictions::Values(truth), Predictions::Values(predicted)) =
                     (p.preprocessor.target.decode(Predictions::Values(v.clone())), &preds)

@@ -124,6 +124,7 @@ pub fn cross_validate(config_path: &Path, config: &PipelineConfig, folds: usize,
                 test: 0.0,
                 stratify: split_config.stratify,
                 from_data: false,
+                gap: 0,
             };
             let sub = preprocess::split(
                 &loaded.targets.select(&train_idx),
@@ -156,6 +157,7 @@ pub fn cross_validate(config_path: &Path, config: &PipelineConfig, folds: usize,
                 seed: config.seed,
                 plot_dir: None,
                 compare: None,
+                series: None,
             },
         )?;
         eprintln!("fold {}/{folds}: {}", f + 1, e.test.headline());

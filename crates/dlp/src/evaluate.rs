@@ -37,6 +37,8 @@ pub enum TestReport {
     },
     /// Regression metrics.
     Regression(RegressionReport),
+    /// Forecast metrics.
+    Forecast(crate::forecast::ForecastScores),
 }
 
 impl TestReport {
@@ -50,6 +52,10 @@ impl TestReport {
             TestReport::Regression(r) => {
                 format!("test RMSE: {:.4} ({} examples), MAE: {:.4}, R²: {:.4}", r.rmse, r.examples, r.mae, r.r2)
             }
+            TestReport::Forecast(f) => format!(
+                "test MASE: {:.4} ({} forecasts of {} steps), MAE: {:.4}, RMSE: {:.4}, sMAPE: {:.4}",
+                f.overall.mase, f.examples, f.horizon, f.overall.mae, f.overall.rmse, f.overall.smape
+            ),
         }
     }
 
@@ -80,6 +86,14 @@ impl TestReport {
                 M::Mape => Some(r.mape),
                 _ => None,
             },
+            TestReport::Forecast(f) => match metric {
+                M::Mase => Some(f.overall.mase).filter(|v| v.is_finite()),
+                M::Mae => Some(f.overall.mae),
+                M::Rmse => Some(f.overall.rmse),
+                M::Mape => Some(f.overall.mape),
+                M::Smape => Some(f.overall.smape),
+                _ => None,
+            },
         }
     }
 
@@ -88,6 +102,7 @@ impl TestReport {
         match self {
             TestReport::Classification { .. } => MetricName::Accuracy,
             TestReport::Regression(_) => MetricName::Rmse,
+            TestReport::Forecast(_) => MetricName::Mase,
         }
     }
 
@@ -96,6 +111,7 @@ impl TestReport {
         match self {
             TestReport::Classification { .. } => &MetricName::CLASSIFICATION,
             TestReport::Regression(_) => &MetricName::REGRESSION,
+            TestReport::Forecast(_) => &MetricName::FORECAST,
         }
     }
 }
@@ -114,10 +130,12 @@ impl Actual {
     pub fn of(part: &Dataset, preprocessor: &Preprocessor) -> Result<Self> {
         Ok(match part.targets() {
             Targets::Classes(c) => Actual::Classes(c.clone()),
-            Targets::Values(v) => match preprocessor.target.decode(Predictions::Values(v.clone())) {
-                Predictions::Values(v) => Actual::Values(v),
-                Predictions::Classes { .. } => bail!("regression targets decode to values"),
-            },
+            Targets::Values(v) | Targets::Steps { values: v, .. } => {
+                match preprocessor.target.decode(Predictions::Values(v.clone())) {
+                    Predictions::Values(v) => Actual::Values(v),
+                    Predictions::Classes { .. } => bail!("regression targets decode to values"),
+                }
+            }
         })
     }
 }
@@ -130,6 +148,9 @@ pub fn score(task: &Task, predictions: &Predictions, actual: &Actual, top_k: usi
                 labels: labels.clone(),
                 report: ClassificationReport::from_probabilities(actual, predictions, labels, top_k)?,
             }
+        }
+        (Task::Forecast { horizon }, Predictions::Values(predicted), Actual::Values(actual)) => {
+            TestReport::Forecast(crate::forecast::ForecastScores::compute(actual, predicted, *horizon, None)?)
         }
         (_, Predictions::Values(predicted), Actual::Values(actual)) => {
             TestReport::Regression(RegressionReport::compute(actual, predicted)?)
@@ -364,6 +385,7 @@ fn describe(task: &Task) -> String {
     match task {
         Task::Classification { labels } => format!("the classes [{}]", labels.join(", ")),
         Task::Regression => "a value (regression)".into(),
+        Task::Forecast { horizon } => format!("the next {horizon} values of a series (forecasting)"),
         Task::Generation => "images (a generative model)".into(),
     }
 }
@@ -712,10 +734,15 @@ pub struct EvalInput<'a> {
     pub plot_dir: Option<&'a Path>,
     /// A previous run to compare with.
     pub compare: Option<&'a Path>,
+    /// For a forecasting model: the series (its baselines forecast from the whole past).
+    pub series: Option<&'a crate::forecast::SeriesData>,
 }
 
 /// Runs the whole evaluation phase.
 pub fn evaluate(config: &EvalConfig, input: &EvalInput<'_>) -> Result<Evaluation> {
+    if let Some(series) = input.series {
+        return crate::forecast::evaluate(config, input, series);
+    }
     let actual = Actual::of(input.test, input.preprocessor)?;
     let test = score(input.task, input.predictions, &actual, config.top_k)?;
     let mut notes = Vec::new();

@@ -45,6 +45,7 @@ pub mod device;
 pub mod drift;
 pub mod evaluate;
 pub mod experiment;
+pub mod forecast;
 pub mod generate;
 pub mod init;
 pub mod inspect;

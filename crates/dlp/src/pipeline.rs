@@ -206,6 +206,7 @@ fn execute(
         test: test_part,
         test_raw,
         reference,
+        series,
     } = prepared;
     manifest.inputs = inputs;
     manifest.data_report = Some(serde_json::json!({ "read": read_report, "cleaning": cleaning }));
@@ -267,6 +268,7 @@ fn execute(
             seed,
             plot_dir: Some(run.root()),
             compare,
+            series: series.as_ref(),
         },
     )?;
     write_json(&run.eval(), &EvalFile { split: "test", evaluation: &evaluation })?;
@@ -280,7 +282,10 @@ fn execute(
         },
         _ => Vec::new(),
     };
-    let csv = bundle::predictions_csv(&schema.target.task, &preds, Some(&split.test), Some(&actual))?;
+    let csv = match &series {
+        Some(s) => crate::forecast::predictions_csv(s, &split.test, &preds)?,
+        None => bundle::predictions_csv(&schema.target.task, &preds, Some(&split.test), Some(&actual))?,
+    };
     write_atomic(&run.predictions(), &csv)?;
     clock.lap("eval");
 
@@ -362,6 +367,8 @@ pub struct Prepared {
     /// The training records' distributions, for drift monitoring (the model's predictions are
     /// added once it is trained).
     pub reference: bundle::reference::Reference,
+    /// For a forecasting model: the series the windows were cut from.
+    pub series: Option<crate::forecast::SeriesData>,
 }
 
 /// The data as read and cleaned, with encoded targets, before any split.
@@ -385,6 +392,20 @@ pub struct Loaded {
 /// Reads and cleans the data of `config` and encodes its targets. With `expect`, the files
 /// read must have those hashes (resuming a run on changed data is refused).
 pub fn load(config: &PipelineConfig, expect: Option<&[pipeline_core::run::InputFile]>) -> Result<Loaded> {
+    let ingested = ingest(config, expect)?;
+    let (data, kept_rows, cleaning) = preprocess::clean(&ingested.data, &config.preprocess);
+    drop(ingested.data);
+    let target = data.target.as_ref().context("the data has no target column")?;
+    let encoder = TargetEncoder::fit(target, &config.data.target_spec())?;
+    let targets = encoder.encode(target)?;
+    Ok(Loaded { inputs: ingested.inputs, read_report: ingested.report, cleaning, data, kept_rows, encoder, targets })
+}
+
+/// Reads the data of `config`, as it is. With `expect`, the files read must have those hashes.
+pub fn ingest(
+    config: &PipelineConfig,
+    expect: Option<&[pipeline_core::run::InputFile]>,
+) -> Result<data_ingest::Ingested> {
     let ingested = data_ingest::load(&config.data).context("reading the data")?;
     if let Some(expect) = expect {
         let paths = |files: &[pipeline_core::run::InputFile]| files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
@@ -412,12 +433,7 @@ pub fn load(config: &PipelineConfig, expect: Option<&[pipeline_core::run::InputF
             );
         }
     }
-    let (data, kept_rows, cleaning) = preprocess::clean(&ingested.data, &config.preprocess);
-    drop(ingested.data);
-    let target = data.target.as_ref().context("the data has no target column")?;
-    let encoder = TargetEncoder::fit(target, &config.data.target_spec())?;
-    let targets = encoder.encode(target)?;
-    Ok(Loaded { inputs: ingested.inputs, read_report: ingested.report, cleaning, data, kept_rows, encoder, targets })
+    Ok(ingested)
 }
 
 /// Fits the preprocessing on the training part of `split` (indices of `loaded`'s cleaned
@@ -453,6 +469,7 @@ pub fn fit_parts(config: &PipelineConfig, loaded: &Loaded, split: &preprocess::S
         test,
         test_raw,
         reference,
+        series: None,
     })
 }
 
@@ -521,6 +538,9 @@ pub fn prepare(
     expect: Option<&[pipeline_core::run::InputFile]>,
     clock: &mut Clock,
 ) -> Result<Prepared> {
+    if let Some(series) = &config.preprocess.series {
+        return crate::forecast::prepare(config, series, expect, clock);
+    }
     let loaded = load(config, expect)?;
     clock.lap("ingest");
     let split = preprocess::split_records(

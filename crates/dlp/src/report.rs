@@ -248,6 +248,10 @@ pub fn markdown(input: &ReportInput<'_>, image: &dyn Fn(&str) -> String) -> Stri
         InputSchema::Tabular { features } => format!("{} features", features.len()),
         InputSchema::Sequence { length, vocab_size } => format!("{length} token ids (vocabulary {vocab_size})"),
         InputSchema::Image { channels, height, width } => format!("{channels}×{height}×{width} image"),
+        InputSchema::Series { history, channels, horizon, future } => format!(
+            "a window of {history} steps × {channels} channels{}, forecasting {horizon} steps",
+            if *future > 0 { format!(" and {future} known covariates for each step ahead") } else { String::new() }
+        ),
     };
     table_row(w, &["one example".into(), shape]);
     let _ = writeln!(w);
@@ -351,6 +355,29 @@ pub fn markdown(input: &ReportInput<'_>, image: &dyn Fn(&str) -> String) -> Stri
                     format!("{:.4}", r.mape),
                 ],
             );
+            let _ = writeln!(w);
+        }
+        TestReport::Forecast(f) => {
+            table_header(
+                w,
+                &["steps ahead".into(), "MASE".into(), "MAE".into(), "RMSE".into(), "MAPE".into(), "sMAPE".into()],
+            );
+            let row = |label: String, r: &eval::forecast::ForecastReport| {
+                [
+                    label,
+                    num(Some(r.mase).filter(|v| v.is_finite())),
+                    format!("{:.4}", r.mae),
+                    format!("{:.4}", r.rmse),
+                    format!("{:.4}", r.mape),
+                    format!("{:.4}", r.smape),
+                ]
+            };
+            table_row(w, &row(format!("all ({} forecasts)", f.examples), &f.overall));
+            if f.horizon > 1 {
+                for (j, r) in f.by_step.iter().enumerate() {
+                    table_row(w, &row((j + 1).to_string(), r));
+                }
+            }
             let _ = writeln!(w);
         }
     }

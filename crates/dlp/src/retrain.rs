@@ -171,6 +171,7 @@ fn describe(task: &pipeline_core::Task) -> String {
     match task {
         pipeline_core::Task::Classification { labels } => format!("the classes [{}]", labels.join(", ")),
         pipeline_core::Task::Regression => "a value".into(),
+        pipeline_core::Task::Forecast { horizon } => format!("{horizon} steps of a series"),
         pipeline_core::Task::Generation => "images".into(),
     }
 }
@@ -408,6 +409,7 @@ fn fine_tune_parts(
         validation,
         test,
         test_raw: data.select(&split.test),
+        series: None,
         reference,
     })
 }

@@ -38,6 +38,10 @@ pub enum MetricName {
     R2,
     /// Mean absolute percentage error.
     Mape,
+    /// Symmetric mean absolute percentage error (forecasts).
+    Smape,
+    /// Mean absolute scaled error (forecasts).
+    Mase,
 }
 
 impl MetricName {
@@ -56,6 +60,17 @@ impl MetricName {
     /// Regression metrics, in the order reports show them.
     pub const REGRESSION: [MetricName; 5] =
         [MetricName::Rmse, MetricName::Mse, MetricName::Mae, MetricName::R2, MetricName::Mape];
+    /// Forecast metrics, in the order reports show them.
+    pub const FORECAST: [MetricName; 5] =
+        [MetricName::Mase, MetricName::Mae, MetricName::Rmse, MetricName::Mape, MetricName::Smape];
+
+    /// Every metric, each once.
+    pub fn all() -> impl Iterator<Item = MetricName> {
+        MetricName::CLASSIFICATION
+            .into_iter()
+            .chain(MetricName::REGRESSION)
+            .chain([MetricName::Smape, MetricName::Mase])
+    }
 
     /// The name configs and reports use.
     pub fn name(self) -> &'static str {
@@ -74,6 +89,8 @@ impl MetricName {
             MetricName::Mae => "mae",
             MetricName::R2 => "r2",
             MetricName::Mape => "mape",
+            MetricName::Smape => "smape",
+            MetricName::Mase => "mase",
         }
     }
 
@@ -87,7 +104,16 @@ impl MetricName {
 
     /// Whether a smaller value is better (losses and errors).
     pub fn lower_is_better(self) -> bool {
-        matches!(self, MetricName::LogLoss | MetricName::Rmse | MetricName::Mse | MetricName::Mae | MetricName::Mape)
+        matches!(
+            self,
+            MetricName::LogLoss
+                | MetricName::Rmse
+                | MetricName::Mse
+                | MetricName::Mae
+                | MetricName::Mape
+                | MetricName::Smape
+                | MetricName::Mase
+        )
     }
 
     /// Whether computing it needs the predicted probabilities, not only the labels.
@@ -109,12 +135,8 @@ impl std::str::FromStr for MetricName {
     type Err = String;
     /// Parses a metric's name; the error lists the names.
     fn from_str(s: &str) -> Result<Self, String> {
-        MetricName::CLASSIFICATION.into_iter().chain(MetricName::REGRESSION).find(|m| m.name() == s).ok_or_else(|| {
-            let all: Vec<String> = MetricName::CLASSIFICATION
-                .into_iter()
-                .chain(MetricName::REGRESSION)
-                .map(|m| format!("`{m}`"))
-                .collect();
+        MetricName::all().find(|m| m.name() == s).ok_or_else(|| {
+            let all: Vec<String> = MetricName::all().map(|m| format!("`{m}`")).collect();
             format!("unknown metric `{s}`, expected one of {}", all.join(", "))
         })
     }

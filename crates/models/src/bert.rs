@@ -521,7 +521,7 @@ mod tests {
         let other =
             std::collections::HashMap::from([("x".to_string(), Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap())]);
         candle_core::safetensors::save(&other, cfg.weights_file()).unwrap();
-        let spec = ModelSpec { input_shape: vec![6], outputs: 2, vocab: Some(20) };
+        let spec = ModelSpec { input_shape: vec![6], outputs: 2, vocab: Some(20), series: None };
         let params = Params::new(rng(0, "init"));
         let err = crate::build_for_training(&crate::ModelConfig::Bert(cfg.clone()), &spec, &params, &Device::Cpu)
             .err()
@@ -557,7 +557,7 @@ mod tests {
             hidden: vec![],
             dropout: 0.0,
         };
-        let spec = ModelSpec { input_shape: vec![6], outputs: 2, vocab: Some(20) };
+        let spec = ModelSpec { input_shape: vec![6], outputs: 2, vocab: Some(20), series: None };
         let params = Params::new(rng(0, "init"));
         let bert = Bert::new(&cfg, &spec, params.var_builder(&dev)).unwrap();
         let vars: std::collections::HashMap<String, Var> = params.named_vars().into_iter().collect();

@@ -626,7 +626,7 @@ mod tests {
 
     /// Builds `cfg` with formula weights; returns the model and its variables.
     fn with_formula(cfg: &CnnConfig, input: Vec<usize>, outputs: usize) -> (Cnn, Params) {
-        let spec = ModelSpec { input_shape: input, outputs, vocab: None };
+        let spec = ModelSpec { input_shape: input, outputs, vocab: None, series: None };
         let shapes = Params::new(rng(0, "init"));
         Cnn::new(cfg, &spec, shapes.var_builder(&Device::Cpu)).unwrap();
         let params = Params::new(rng(0, "init"));
@@ -745,7 +745,7 @@ mod tests {
 
     #[test]
     fn shapes_that_do_not_fit_are_config_issues() {
-        let spec = ModelSpec { input_shape: vec![1, 8, 8], outputs: 2, vocab: None };
+        let spec = ModelSpec { input_shape: vec![1, 8, 8], outputs: 2, vocab: None, series: None };
         let cfg = CnnConfig {
             blocks: vec![
                 ConvBlock {
@@ -773,7 +773,7 @@ mod tests {
             cfg.check("model", &spec).iter().map(ToString::to_string).collect::<Vec<_>>(),
             ["model.blocks[1].kernel: kernel 5 is larger than the 3x3 input of this block (padding 0)"]
         );
-        let tab = ModelSpec { input_shape: vec![10], outputs: 2, vocab: None };
+        let tab = ModelSpec { input_shape: vec![10], outputs: 2, vocab: None, series: None };
         assert!(
             cfg.check("model", &tab)[0]
                 .to_string()
@@ -781,7 +781,8 @@ mod tests {
         );
         let res = ResNetConfig { stages: vec![8, 8, 8, 8, 8, 8], ..Default::default() };
         assert_eq!(
-            res.check("model", &ModelSpec { input_shape: vec![1, 8, 8], outputs: 2, vocab: None })[0].to_string(),
+            res.check("model", &ModelSpec { input_shape: vec![1, 8, 8], outputs: 2, vocab: None, series: None })[0]
+                .to_string(),
             "model.stages: 6 stages halve the resolution 5 times, too many for 8x8 inputs"
         );
     }
@@ -793,7 +794,7 @@ mod tests {
         // Linear(32, 10)) has sum(p.numel() for p in net.parameters()) == 19706.
         let cfg = ResNetConfig { stages: vec![16, 32], blocks_per_stage: 1, init: InitScheme::KaimingNormal };
         let params = Params::new(rng(0, "init"));
-        let spec = ModelSpec { input_shape: vec![1, 12, 12], outputs: 10, vocab: None };
+        let spec = ModelSpec { input_shape: vec![1, 12, 12], outputs: 10, vocab: None, series: None };
         let net = ResNet::new(&cfg, &spec, params.var_builder(&Device::Cpu)).unwrap();
         let want = 19_706;
         let s = crate::summarize(&net, &params, &[1, 12, 12]);

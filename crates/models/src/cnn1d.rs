@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn convolves_along_time_and_pools_to_classes() {
-        let spec = ModelSpec { input_shape: vec![1, 8, 20], outputs: 3, vocab: None };
+        let spec = ModelSpec { input_shape: vec![1, 8, 20], outputs: 3, vocab: None, series: None };
         let config = Cnn1dConfig { channels: vec![4, 6], pool: Some(2), batch_norm: true, ..Default::default() };
         assert!(config.validate("model").is_empty() && config.check("model", &spec).is_empty());
         let map = VarMap::new();
@@ -276,7 +276,7 @@ mod tests {
         let bad = Cnn1dConfig { kernel: 4, pool: Some(0), ..Default::default() };
         let msgs: Vec<String> = bad.validate("model").iter().map(ToString::to_string).collect();
         assert_eq!(msgs, ["model.kernel: must be odd (1, 3, 5, …), got 4", "model.pool: must be at least 1"]);
-        let table = ModelSpec { input_shape: vec![10], outputs: 2, vocab: None };
+        let table = ModelSpec { input_shape: vec![10], outputs: 2, vocab: None, series: None };
         assert!(config.check("model", &table)[0].to_string().contains("cnn1d reads bands x frames"));
         let short = Cnn1dConfig { pool: Some(8), ..config };
         assert!(short.check("model", &spec)[0].to_string().starts_with("model.pool: 2 pools of 8 leave no frame"));

@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn shapes_ranges_and_config_checks() {
         let dev = Device::Cpu;
-        let spec = ModelSpec { input_shape: vec![1, 28, 28], outputs: 0, vocab: None };
+        let spec = ModelSpec { input_shape: vec![1, 28, 28], outputs: 0, vocab: None, series: None };
         let cfg = GanConfig::default();
         let (gp, dp) = (Params::new(rng(0, "g")), Params::new(rng(0, "d")));
         let g = Generator::new(&cfg, &spec, gp.var_builder(&dev)).unwrap();

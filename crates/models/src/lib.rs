@@ -200,6 +200,22 @@ pub struct ModelSpec {
     pub outputs: usize,
     /// For token-id sequences: the vocabulary size.
     pub vocab: Option<usize>,
+    /// For series windows: their layout (the input is flat, `[history × channels + horizon ×
+    /// future]`).
+    pub series: Option<SeriesShape>,
+}
+
+/// The layout of a series window ([`pipeline_core::InputSchema::Series`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesShape {
+    /// Past steps.
+    pub history: usize,
+    /// Values per past step.
+    pub channels: usize,
+    /// Steps forecast.
+    pub horizon: usize,
+    /// Known covariates per forecast step.
+    pub future: usize,
 }
 
 impl ModelSpec {
@@ -209,7 +225,13 @@ impl ModelSpec {
             pipeline_core::InputSchema::Sequence { vocab_size, .. } => Some(*vocab_size),
             _ => None,
         };
-        Self { input_shape: input.shape(), outputs, vocab }
+        let series = match *input {
+            pipeline_core::InputSchema::Series { history, channels, horizon, future } => {
+                Some(SeriesShape { history, channels, horizon, future })
+            }
+            _ => None,
+        };
+        Self { input_shape: input.shape(), outputs, vocab, series }
     }
 
     /// Values per input example.
@@ -320,7 +342,7 @@ mod tests {
     use super::*;
 
     fn spec() -> ModelSpec {
-        ModelSpec { input_shape: vec![1, 2, 3], outputs: 4, vocab: None }
+        ModelSpec { input_shape: vec![1, 2, 3], outputs: 4, vocab: None, series: None }
     }
 
     fn mlp() -> ModelConfig {
@@ -360,7 +382,8 @@ mod tests {
         ts.insert("layers.1.bias".to_string(), Tensor::new(&[0.1f32, 0.2], &dev).unwrap());
         let vb = VarBuilder::from_tensors(ts, DType::F32, &dev);
         let cfg = ModelConfig::Mlp(MlpConfig { hidden: vec![2], ..MlpConfig::default() });
-        let model = build(&cfg, &ModelSpec { input_shape: vec![3], outputs: 2, vocab: None }, vb).unwrap();
+        let model =
+            build(&cfg, &ModelSpec { input_shape: vec![3], outputs: 2, vocab: None, series: None }, vb).unwrap();
         let x = Tensor::new(&[[1f32, 2., 3.], [-1., 0.5, 2.]], &dev).unwrap();
         let y = model.forward(&x, &mut Ctx::infer()).unwrap().to_vec2::<f32>().unwrap();
         let want = [[0.71f32, 0.505], [0.51, 0.405]];

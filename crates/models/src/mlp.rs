@@ -169,7 +169,7 @@ mod tests {
     /// ```
     fn with_formula(norm: Norm) -> (Mlp, Params) {
         let cfg = MlpConfig { hidden: vec![5, 4], norm, ..MlpConfig::default() };
-        let spec = ModelSpec { input_shape: vec![6], outputs: 3, vocab: None };
+        let spec = ModelSpec { input_shape: vec![6], outputs: 3, vocab: None, series: None };
         let params = Params::new(rng(0, "init"));
         let mlp = Mlp::new(&cfg, &spec, params.var_builder(&Device::Cpu)).unwrap();
         for (name, var) in params.named_vars() {

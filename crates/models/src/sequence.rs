@@ -7,7 +7,10 @@
 //!
 //! Token-id inputs (`preprocess.text.output: sequence`) are embedded, with id 0 as padding at
 //! the end of each sequence. Numeric rows (tabular inputs) are read as sequences of one value per
-//! step — sequence regression over, say, a time series in columns.
+//! step — sequence regression over, say, a time series in columns. Series windows
+//! (`preprocess.series`) are read as `history` steps of `channels` values (the transformer
+//! projects each step to `d_model`); the known covariates of the forecast steps join the pooled
+//! state before the head, which has one output per step ahead.
 
 use candle_core::{DType, Result, Tensor};
 use candle_nn::{Embedding, Linear, Module, VarBuilder};
@@ -19,7 +22,7 @@ use crate::attention::{TransformerEncoder, TransformerLayerConfig};
 use crate::layers::{Activation, dropout, linear};
 use crate::rnn::{Rnn, RnnLayerConfig};
 use crate::summary::{LayerInfo, Summarize};
-use crate::{InitScheme, ModelSpec};
+use crate::{InitScheme, ModelSpec, SeriesShape};
 
 /// How the per-step states become one vector.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,10 +161,17 @@ impl TransformerConfig {
     }
 
     pub(crate) fn check(&self, key: &str, spec: &ModelSpec) -> Vec<Issue> {
+        if spec.series.is_some() {
+            if self.pooling != SeqPooling::Mean {
+                return vec![Issue::new(format!("{key}.pooling"), "a series window has no [CLS] step: use mean")];
+            }
+            return Vec::new();
+        }
         if spec.vocab.is_none() {
             return vec![Issue::new(
                 format!("{key}.arch"),
-                "a transformer reads token ids: set preprocess.text.output to sequence".to_string(),
+                "a transformer reads token ids (set preprocess.text.output to sequence) or series windows (preprocess.series)"
+                    .to_string(),
             )];
         }
         Vec::new()
@@ -182,6 +192,24 @@ fn embed(embedding: &Option<Embedding>, xs: &Tensor) -> Result<(Tensor, Vec<usiz
             let real = Tensor::ones((b, t), DType::U8, xs.device())?;
             Ok((xs.unsqueeze(2)?, vec![t; b], real))
         }
+    }
+}
+
+/// A series window `[batch, history × channels + horizon × future]` as its past steps
+/// `[batch, history, channels]` and, with known covariates, their forecast-step values
+/// `[batch, horizon × future]`.
+fn split_window(s: SeriesShape, xs: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+    let b = xs.dim(0)?;
+    let past = s.history * s.channels;
+    let steps = xs.narrow(1, 0, past)?.reshape((b, s.history, s.channels))?;
+    let future = (s.future > 0).then(|| xs.narrow(1, past, s.horizon * s.future)).transpose()?;
+    Ok((steps, future))
+}
+
+fn with_future(pooled: Tensor, future: Option<Tensor>) -> Result<Tensor> {
+    match future {
+        Some(f) => Tensor::cat(&[&pooled, &f], 1),
+        None => Ok(pooled),
     }
 }
 
@@ -223,6 +251,7 @@ fn run_head(head: &[Linear], mut y: Tensor, p: f32, ctx: &mut Ctx<'_>) -> Result
 /// `rnn.weight_ih_l0` … (PyTorch's names), `head.<j>`.
 pub struct RnnModel {
     embedding: Option<Embedding>,
+    series: Option<SeriesShape>,
     rnn: Rnn,
     head: Vec<Linear>,
     config: RnnConfig,
@@ -240,32 +269,42 @@ impl RnnModel {
                 )?;
                 (Some(Embedding::new(w, cfg.embedding_dim)), cfg.embedding_dim)
             }
-            None => (None, 1),
+            None => (None, spec.series.map_or(1, |s| s.channels)),
         };
         let rnn = Rnn::new(input, &cfg.rnn, vb.pp("rnn"))?;
-        let mut dims = vec![rnn.output_size()];
+        let mut dims = vec![rnn.output_size() + spec.series.map_or(0, |s| s.horizon * s.future)];
         dims.extend(&cfg.hidden);
         dims.push(spec.outputs);
-        Ok(Self { embedding, rnn, head: head(&dims, vb)?, config: cfg.clone() })
+        Ok(Self { embedding, series: spec.series, rnn, head: head(&dims, vb)?, config: cfg.clone() })
     }
 }
 
 impl Model for RnnModel {
     fn forward(&self, xs: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
-        let (x, lengths, real) = embed(&self.embedding, xs)?;
+        let (x, lengths, real, future) = match self.series {
+            Some(s) => {
+                let (steps, future) = split_window(s, xs)?;
+                let b = xs.dim(0)?;
+                (steps, vec![s.history; b], Tensor::ones((b, s.history), DType::U8, xs.device())?, future)
+            }
+            None => {
+                let (x, lengths, real) = embed(&self.embedding, xs)?;
+                (x, lengths, real, None)
+            }
+        };
         let x = dropout(&x, self.config.dropout, ctx)?;
         let (outputs, last) = self.rnn.forward(&x, Some(&lengths), ctx)?;
         let pooled = match self.config.pooling {
             SeqPooling::Last | SeqPooling::Cls => last,
             p => pool_steps(&outputs, &real, p)?,
         };
-        run_head(&self.head, pooled, self.config.dropout, ctx)
+        run_head(&self.head, with_future(pooled, future)?, self.config.dropout, ctx)
     }
 }
 
 impl Summarize for RnnModel {
     fn layers(&self, input: &[usize]) -> Vec<LayerInfo> {
-        let t = input.first().copied().unwrap_or(0);
+        let t = self.series.map_or_else(|| input.first().copied().unwrap_or(0), |s| s.history);
         let mut out = Vec::new();
         if self.embedding.is_some() {
             out.push(LayerInfo::new("embedding".into(), "Embedding".into(), vec![t, self.config.embedding_dim]));
@@ -292,7 +331,10 @@ impl Summarize for RnnModel {
 /// `embedding.weight`, `position.weight`, `encoder.layers.<i>.…` (PyTorch's
 /// `TransformerEncoderLayer` names), `head.<j>`.
 pub struct TransformerModel {
-    embedding: Embedding,
+    /// Token ids in; `None` for series windows, whose steps `input` projects.
+    embedding: Option<Embedding>,
+    input: Option<Linear>,
+    series: Option<SeriesShape>,
     position: Embedding,
     encoder: TransformerEncoder,
     head: Vec<Linear>,
@@ -303,31 +345,56 @@ impl TransformerModel {
     /// Builds the network for `spec` under `vb`.
     pub fn new(cfg: &TransformerConfig, spec: &ModelSpec, vb: VarBuilder) -> Result<Self> {
         let d = cfg.d_model;
-        let vocab = spec.vocab.unwrap_or(1);
-        let t = sequence_length(spec).unwrap_or(1);
         let init = candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 };
-        let embedding = Embedding::new(vb.get_with_hints((vocab, d), "embedding.weight", init)?, d);
+        let (embedding, input, t) = match spec.series {
+            Some(s) => (None, Some(linear(s.channels, d, InitScheme::Torch, vb.pp("input"))?), s.history),
+            None => {
+                let vocab = spec.vocab.unwrap_or(1);
+                let e = Embedding::new(vb.get_with_hints((vocab, d), "embedding.weight", init)?, d);
+                (Some(e), None, sequence_length(spec).unwrap_or(1))
+            }
+        };
         let position = Embedding::new(vb.get_with_hints((t, d), "position.weight", init)?, d);
         let encoder = TransformerEncoder::new(d, &cfg.encoder, vb.pp("encoder"))?;
-        let mut dims = vec![d];
+        let mut dims = vec![d + spec.series.map_or(0, |s| s.horizon * s.future)];
         dims.extend(&cfg.hidden);
         dims.push(spec.outputs);
-        Ok(Self { embedding, position, encoder, head: head(&dims, vb)?, config: cfg.clone() })
+        Ok(Self {
+            embedding,
+            input,
+            series: spec.series,
+            position,
+            encoder,
+            head: head(&dims, vb)?,
+            config: cfg.clone(),
+        })
     }
 }
 
 impl Model for TransformerModel {
     fn forward(&self, xs: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
-        let ids = xs.to_dtype(DType::U32)?;
-        let (b, t) = ids.dims2()?;
-        let real = ids.ne(0u32)?;
-        let positions = Tensor::arange(0u32, t as u32, ids.device())?.unsqueeze(0)?.broadcast_as((b, t))?;
-        let x = (self.embedding.forward(&ids)? + self.position.forward(&positions)?)?;
+        let (x, real, padding, future) = match (&self.embedding, &self.input, self.series) {
+            (_, Some(input), Some(s)) => {
+                let (steps, future) = split_window(s, xs)?;
+                let b = xs.dim(0)?;
+                let real = Tensor::ones((b, s.history), DType::U8, xs.device())?;
+                (input.forward(&steps)?, real, None, future)
+            }
+            (Some(embedding), _, _) => {
+                let ids = xs.to_dtype(DType::U32)?;
+                let real = ids.ne(0u32)?;
+                let padding = real.eq(0u8)?;
+                (embedding.forward(&ids)?, real, Some(padding), None)
+            }
+            _ => candle_core::bail!("a transformer has a token embedding or a series input projection"),
+        };
+        let (b, t) = real.dims2()?;
+        let positions = Tensor::arange(0u32, t as u32, xs.device())?.unsqueeze(0)?.broadcast_as((b, t))?;
+        let x = x.broadcast_add(&self.position.forward(&positions)?)?;
         let x = dropout(&x, self.config.dropout, ctx)?;
-        let padding = real.eq(0u8)?;
-        let states = self.encoder.forward(&x, Some(&padding), ctx)?;
+        let states = self.encoder.forward(&x, padding.as_ref(), ctx)?;
         let pooled = pool_steps(&states, &real, self.config.pooling)?;
-        run_head(&self.head, pooled, self.config.dropout, ctx)
+        run_head(&self.head, with_future(pooled, future)?, self.config.dropout, ctx)
     }
 }
 
@@ -335,10 +402,12 @@ impl Summarize for TransformerModel {
     fn layers(&self, input: &[usize]) -> Vec<LayerInfo> {
         let t = input.first().copied().unwrap_or(0);
         let d = self.config.d_model;
-        let mut out = vec![
-            LayerInfo::new("embedding".into(), "Embedding".into(), vec![t, d]),
-            LayerInfo::new("position".into(), "Embedding (positions)".into(), vec![t, d]),
-        ];
+        let t = self.series.map_or(t, |s| s.history);
+        let first = match self.series {
+            Some(s) => LayerInfo::new("input".into(), format!("Linear ({} channels per step)", s.channels), vec![t, d]),
+            None => LayerInfo::new("embedding".into(), "Embedding".into(), vec![t, d]),
+        };
+        let mut out = vec![first, LayerInfo::new("position".into(), "Embedding (positions)".into(), vec![t, d])];
         let e = &self.config.encoder;
         for i in 0..e.layers {
             out.push(LayerInfo::new(
@@ -376,7 +445,7 @@ mod tests {
     }
 
     fn spec() -> ModelSpec {
-        ModelSpec { input_shape: vec![5], outputs: 2, vocab: Some(10) }
+        ModelSpec { input_shape: vec![5], outputs: 2, vocab: Some(10), series: None }
     }
 
     type Builder = Box<dyn Fn(&Params) -> Box<dyn Model>>;
@@ -425,6 +494,53 @@ mod tests {
     }
 
     #[test]
+    fn series_windows_give_one_output_per_step_and_read_the_known_future() {
+        let shape = SeriesShape { history: 4, channels: 2, horizon: 3, future: 1 };
+        let spec = ModelSpec { input_shape: vec![4 * 2 + 3], outputs: 3, vocab: None, series: Some(shape) };
+        let rnn = RnnConfig {
+            embedding_dim: 4,
+            rnn: RnnLayerConfig { hidden: 5, ..Default::default() },
+            pooling: SeqPooling::Last,
+            hidden: vec![],
+            dropout: 0.0,
+        };
+        let tf = TransformerConfig {
+            d_model: 8,
+            encoder: TransformerLayerConfig {
+                nhead: 2,
+                dim_feedforward: 16,
+                dropout: 0.0,
+                layers: 1,
+                ..Default::default()
+            },
+            pooling: SeqPooling::Mean,
+            hidden: vec![],
+            dropout: 0.0,
+        };
+        assert!(rnn.check("model", &spec).is_empty() && tf.check("model", &spec).is_empty());
+        let params = Params::new(rng(3, "init"));
+        let models: Vec<Box<dyn Model>> = vec![
+            Box::new(RnnModel::new(&rnn, &spec, params.var_builder(&Device::Cpu).pp("r")).unwrap()),
+            Box::new(TransformerModel::new(&tf, &spec, params.var_builder(&Device::Cpu).pp("t")).unwrap()),
+        ];
+        let row: Vec<f32> = (0..11).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut other_future = row.clone();
+        other_future[9] += 1.0;
+        let xs = Tensor::from_vec([row.clone(), other_future, row].concat(), (3, 11), &Device::Cpu).unwrap();
+        for m in models {
+            let y = m.forward(&xs, &mut Ctx::infer()).unwrap().to_vec2::<f32>().unwrap();
+            assert_eq!(y[0].len(), 3);
+            assert_eq!(y[0], y[2], "the same window, the same forecast");
+            assert_ne!(y[0], y[1], "the known future enters the forecast");
+        }
+        let cls = TransformerConfig { pooling: SeqPooling::Cls, ..tf };
+        assert_eq!(
+            cls.check("model", &spec)[0].to_string(),
+            "model.pooling: a series window has no [CLS] step: use mean"
+        );
+    }
+
+    #[test]
     fn configs_check_their_inputs() {
         let tf = TransformerConfig {
             d_model: 10,
@@ -438,10 +554,11 @@ mod tests {
                 .iter()
                 .any(|i| i.to_string() == "model.encoder.nhead: 3 heads do not divide the width d_model 10")
         );
-        let tab = ModelSpec { input_shape: vec![4], outputs: 1, vocab: None };
+        let tab = ModelSpec { input_shape: vec![4], outputs: 1, vocab: None, series: None };
         assert_eq!(
             tf.check("model", &tab)[0].to_string(),
-            "model.arch: a transformer reads token ids: set preprocess.text.output to sequence"
+            "model.arch: a transformer reads token ids (set preprocess.text.output to sequence) or series windows \
+             (preprocess.series)"
         );
         let rnn = RnnConfig {
             embedding_dim: 4,
@@ -451,7 +568,7 @@ mod tests {
             dropout: 0.0,
         };
         assert!(rnn.check("model", &tab).is_empty(), "tabular rows are sequences of scalars");
-        let img = ModelSpec { input_shape: vec![1, 4, 4], outputs: 1, vocab: None };
+        let img = ModelSpec { input_shape: vec![1, 4, 4], outputs: 1, vocab: None, series: None };
         assert!(rnn.check("model", &img)[0].to_string().starts_with("model.arch: a recurrent network reads sequences"));
     }
 }

@@ -63,7 +63,7 @@ fn minilm_embeddings_match_the_reference_bert() {
         hidden: vec![],
         dropout: 0.0,
     };
-    let spec = ModelSpec { input_shape: vec![t], outputs: 2, vocab: Some(30522) };
+    let spec = ModelSpec { input_shape: vec![t], outputs: 2, vocab: Some(30522), series: None };
     let params = Params::new(rng(0, "init"));
     let net = Bert::new(&cfg, &spec, params.var_builder(&Device::Cpu)).unwrap();
     let loaded = load_pretrained(&cfg, &params, &net).unwrap();

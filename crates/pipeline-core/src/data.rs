@@ -20,6 +20,11 @@ pub enum Task {
     },
     /// Predict one real number.
     Regression,
+    /// Forecast the next `horizon` values of a series from a window of its history.
+    Forecast {
+        /// Steps ahead, one output each.
+        horizon: usize,
+    },
     /// Produce new examples (generative models); there is no target.
     Generation,
 }
@@ -30,6 +35,7 @@ impl Task {
         match self {
             Task::Classification { labels } => labels.len(),
             Task::Regression => 1,
+            Task::Forecast { horizon } => *horizon,
             Task::Generation => 0,
         }
     }
@@ -82,6 +88,19 @@ pub enum InputSchema {
         /// Size of the vocabulary (ids are below it).
         vocab_size: usize,
     },
+    /// A window of a (multivariate) series: `history` steps of `channels` values, step-major
+    /// (channel 0 is the forecast series itself), then `horizon` steps of the `future` known
+    /// covariates.
+    Series {
+        /// Past steps per example.
+        history: usize,
+        /// Values per past step.
+        channels: usize,
+        /// Steps forecast.
+        horizon: usize,
+        /// Known-future covariates per forecast step (0: none).
+        future: usize,
+    },
     /// An image stored channel-first (`channels × height × width`), row-major.
     Image {
         /// Number of channels (1 for grey, 3 for RGB).
@@ -99,25 +118,34 @@ impl InputSchema {
         match self {
             InputSchema::Tabular { features } => features.len(),
             InputSchema::Sequence { length, .. } => *length,
+            InputSchema::Series { history, channels, horizon, future } => history * channels + horizon * future,
             InputSchema::Image { channels, height, width } => channels * height * width,
         }
     }
 
-    /// The shape of one example as a tensor: `[width]` for tables, `[c, h, w]` for images.
+    /// The shape of one example as a tensor: `[width]` for tables and series windows (models
+    /// split a window themselves), `[c, h, w]` for images.
     pub fn shape(&self) -> Vec<usize> {
         match self {
             InputSchema::Tabular { features } => vec![features.len()],
             InputSchema::Sequence { length, .. } => vec![*length],
+            InputSchema::Series { .. } => vec![self.width()],
             InputSchema::Image { channels, height, width } => vec![*channels, *height, *width],
         }
     }
 
-    /// One name per row value: the column names, `token_<i>` for sequences, or `pixel_<i>` for
+    /// One name per row value: the column names, `token_<i>` for sequences, `lag<k>_c<j>`
+    /// (channel `j`, `k` steps back) and `ahead<k>_f<j>` for series windows, or `pixel_<i>` for
     /// images (the convention of MNIST CSV exports).
     pub fn feature_names(&self) -> Vec<String> {
         match self {
             InputSchema::Tabular { features } => features.iter().map(|f| f.name.clone()).collect(),
             InputSchema::Sequence { .. } => (0..self.width()).map(|i| format!("token_{i}")).collect(),
+            InputSchema::Series { history, channels, horizon, future } => {
+                let past = (0..*history).flat_map(|s| (0..*channels).map(move |c| format!("lag{}_c{c}", history - s)));
+                let ahead = (0..*horizon).flat_map(|s| (0..*future).map(move |c| format!("ahead{}_f{c}", s + 1)));
+                past.chain(ahead).collect()
+            }
             InputSchema::Image { .. } => (0..self.width()).map(|i| format!("pixel_{i}")).collect(),
         }
     }
@@ -149,6 +177,13 @@ pub enum Targets {
     Classes(Vec<u32>),
     /// Real values for regression.
     Values(Vec<f32>),
+    /// `horizon` real values per example (forecasts), row-major.
+    Steps {
+        /// The values, `len() × horizon`.
+        values: Vec<f32>,
+        /// Values per example.
+        horizon: usize,
+    },
 }
 
 impl Targets {
@@ -157,6 +192,7 @@ impl Targets {
         match self {
             Targets::Classes(c) => c.len(),
             Targets::Values(v) => v.len(),
+            Targets::Steps { values, horizon } => values.len().checked_div(*horizon).unwrap_or(0),
         }
     }
 
@@ -170,6 +206,18 @@ impl Targets {
         match self {
             Targets::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i]).collect()),
             Targets::Values(v) => Targets::Values(indices.iter().map(|&i| v[i]).collect()),
+            Targets::Steps { values, horizon } => Targets::Steps {
+                values: indices.iter().flat_map(|&i| &values[i * horizon..(i + 1) * horizon]).copied().collect(),
+                horizon: *horizon,
+            },
+        }
+    }
+
+    /// All real values, row-major (`Values`, or every step of `Steps`); `None` for classes.
+    pub fn values(&self) -> Option<&[f32]> {
+        match self {
+            Targets::Classes(_) => None,
+            Targets::Values(v) | Targets::Steps { values: v, .. } => Some(v),
         }
     }
 
@@ -177,7 +225,7 @@ impl Targets {
     pub fn classes(&self) -> Option<&[u32]> {
         match self {
             Targets::Classes(c) => Some(c),
-            Targets::Values(_) => None,
+            Targets::Values(_) | Targets::Steps { .. } => None,
         }
     }
 }
@@ -198,6 +246,8 @@ pub enum TargetValue {
     Class(u32),
     /// A real value.
     Value(f32),
+    /// The first step of a forecast target (the others are in [`Targets::Steps`]).
+    FirstStep(f32),
 }
 
 /// A dense in-memory dataset: `len()` rows of `schema.input.width()` values, and their targets.
@@ -285,6 +335,7 @@ impl Dataset {
         let target = match &self.targets {
             Targets::Classes(c) => TargetValue::Class(c[i]),
             Targets::Values(v) => TargetValue::Value(v[i]),
+            Targets::Steps { values, horizon } => TargetValue::FirstStep(values[i * horizon]),
         };
         Example { features: self.row(i), target }
     }
@@ -322,13 +373,20 @@ impl Dataset {
             Targets::Values(v) => {
                 Tensor::from_vec(indices.iter().map(|&i| v[i]).collect::<Vec<f32>>(), indices.len(), device)?
             }
+            Targets::Steps { values, horizon } => {
+                let v: Vec<f32> =
+                    indices.iter().flat_map(|&i| &values[i * horizon..(i + 1) * horizon]).copied().collect();
+                let n = v.len();
+                Tensor::from_vec(v, n, device)?
+            }
         };
         Ok(Batch { inputs, targets })
     }
 }
 
 /// A mini-batch on a device: inputs `[batch, ..example shape]` and targets `[batch]`
-/// (`u32` class ids or `f32` values).
+/// (`u32` class ids or `f32` values; forecasts: `[batch × horizon]`, flat, row-major — what a
+/// model's `[batch, horizon]` outputs flatten to).
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// The stacked input rows.

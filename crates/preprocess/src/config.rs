@@ -36,6 +36,10 @@ pub struct PreprocessConfig {
     /// The features of audio clips (log-mel by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<crate::audio::AudioConfig>,
+    /// Forecasting: the data is one series, cut into (history, horizon) windows and split in
+    /// time (`preprocess::series`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<crate::series::SeriesConfig>,
     /// For regression: train on standardized targets (training mean and standard deviation),
     /// mapping predictions back. Makes one learning rate fit targets of any magnitude.
     #[serde(default = "yes")]
@@ -53,6 +57,7 @@ impl Default for PreprocessConfig {
             categorical: CategoricalConfig::default(),
             text: None,
             audio: None,
+            series: None,
             scale_target: true,
         }
     }
@@ -447,6 +452,22 @@ impl PreprocessConfig {
     /// Checks the values serde cannot.
     pub fn validate(&self) -> Vec<Issue> {
         let mut issues = self.split.validate("preprocess.split");
+        match &self.series {
+            Some(s) => {
+                issues.extend(s.validate("preprocess.series"));
+                if self.split.from_data {
+                    issues.push(Issue::new(
+                        "preprocess.split.from_data",
+                        "a series is split in time, not by the data's parts",
+                    ));
+                }
+            }
+            None if self.split.gap > 0 => issues.push(Issue::new(
+                "preprocess.split.gap",
+                "leaves steps out between the windows of a time split: it needs preprocess.series",
+            )),
+            None => {}
+        }
         if let Some(a) = &self.audio {
             issues.extend(a.validate("preprocess.audio"));
         }

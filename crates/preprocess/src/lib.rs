@@ -24,6 +24,7 @@
 
 pub mod audio;
 pub mod config;
+pub mod series;
 mod split;
 pub mod tabular;
 pub mod target;
@@ -197,6 +198,8 @@ pub enum InputTransform {
         /// Per-band training standard deviation (1 where it is 0).
         std: Vec<f32>,
     },
+    /// Windows of a series (forecasting).
+    Series(series::SeriesTransform),
 }
 
 /// Everything fitted: serialized into the bundle as `preprocess.json`.
@@ -367,16 +370,27 @@ impl Preprocessor {
 
     /// The schema of the datasets it produces.
     pub fn schema(&self) -> Schema {
-        Schema {
-            input: self.output.clone(),
-            target: Target { name: self.target_name.clone(), task: self.target.task() },
+        let task = match &self.inputs {
+            InputTransform::Series(s) => pipeline_core::Task::Forecast { horizon: s.config.horizon },
+            _ => self.target.task(),
+        };
+        Schema { input: self.output.clone(), target: Target { name: self.target_name.clone(), task } }
+    }
+
+    /// The series transform of a forecasting model.
+    pub fn series(&self) -> Option<&series::SeriesTransform> {
+        match &self.inputs {
+            InputTransform::Series(s) => Some(s),
+            _ => None,
         }
     }
 
-    /// Transforms raw inputs into row-major model inputs.
+    /// Transforms raw inputs into row-major model inputs: one row per record, or, for a
+    /// forecasting model, the one window that ends the series the table holds.
     pub fn transform_inputs(&self, inputs: &RawInputs) -> Result<Vec<f32>> {
         let width = self.output.width();
         match (&self.inputs, inputs) {
+            (InputTransform::Series(s), RawInputs::Table(t)) => Ok(s.window(t)?.0),
             (InputTransform::Images { transform }, RawInputs::Images(imgs)) => {
                 let expected = match &self.raw {
                     RawSchema::Image { channels, height, width } => (*channels, *height, *width),
@@ -459,6 +473,12 @@ impl Preprocessor {
 
     /// Transforms raw records with their targets into a dataset.
     pub fn transform(&self, data: &RawDataset) -> Result<Dataset> {
+        if self.series().is_some() {
+            return Err(Error::Schema(
+                "a forecasting model's examples are windows of one series: cut them with preprocess::series::fit"
+                    .into(),
+            ));
+        }
         let features = self.transform_inputs(&data.inputs)?;
         let target = data
             .target

@@ -35,6 +35,10 @@ pub struct SplitConfig {
     /// above). `train` and `test` are then not used.
     #[serde(default)]
     pub from_data: bool,
+    /// With `preprocess.series`: steps left out before the validation and the test window, so
+    /// that no training target sits right beside a later window's (default 0).
+    #[serde(default)]
+    pub gap: usize,
 }
 
 fn default_train() -> f64 {
@@ -58,6 +62,7 @@ impl Default for SplitConfig {
             test: default_test(),
             stratify: true,
             from_data: false,
+            gap: 0,
         }
     }
 }
@@ -226,7 +231,7 @@ mod tests {
     use super::*;
 
     fn cfg(train: f64, validation: f64, test: f64) -> SplitConfig {
-        SplitConfig { train, validation, test, stratify: true, from_data: false }
+        SplitConfig { train, validation, test, stratify: true, from_data: false, gap: 0 }
     }
 
     #[test]

@@ -240,7 +240,10 @@ impl LossConfig {
                 key,
                 format!("bce_with_logits needs a two-class task, the data has {} classes", labels.len()),
             )),
-            (LossConfig::Mse(_) | LossConfig::Mae(_) | LossConfig::Huber(_), Task::Regression) => Ok(Head::Identity),
+            (
+                LossConfig::Mse(_) | LossConfig::Mae(_) | LossConfig::Huber(_),
+                Task::Regression | Task::Forecast { .. },
+            ) => Ok(Head::Identity),
             (l, t) => Err(Issue::new(key, format!("{} does not fit a {} task", l.name(), task_name(t)))),
         }
     }
@@ -261,6 +264,7 @@ fn task_name(task: &Task) -> &'static str {
     match task {
         Task::Classification { .. } => "classification",
         Task::Regression => "regression",
+        Task::Forecast { .. } => "forecasting",
         Task::Generation => "generation",
     }
 }

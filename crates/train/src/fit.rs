@@ -485,7 +485,7 @@ mod tests {
     fn setup(seed: u64, hidden: Vec<usize>, dropout: f32) -> Setup {
         let params = Params::new(rng(seed, "init"));
         let cfg = ModelConfig::Mlp(models::MlpConfig { hidden, dropout, ..Default::default() });
-        let spec = ModelSpec { input_shape: vec![2], outputs: 2, vocab: None };
+        let spec = ModelSpec { input_shape: vec![2], outputs: 2, vocab: None, series: None };
         let model = models::build(&cfg, &spec, params.var_builder(&Device::Cpu)).unwrap();
         Setup { params, model }
     }

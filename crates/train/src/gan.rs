@@ -369,13 +369,13 @@ mod tests {
         let (gp, dp) = (Params::new(rng(1, "g")), Params::new(rng(1, "d")));
         let g = models::build(
             &mlp(vec![16, 16]),
-            &ModelSpec { input_shape: vec![4], outputs: 2, vocab: None },
+            &ModelSpec { input_shape: vec![4], outputs: 2, vocab: None, series: None },
             gp.var_builder(&dev),
         )
         .unwrap();
         let d = models::build(
             &mlp(vec![16]),
-            &ModelSpec { input_shape: vec![2], outputs: 1, vocab: None },
+            &ModelSpec { input_shape: vec![2], outputs: 1, vocab: None, series: None },
             dp.var_builder(&dev),
         )
         .unwrap();
@@ -464,7 +464,7 @@ mod tests {
 
     fn dcgan() -> Dcgan {
         let dev = Device::Cpu;
-        let spec = ModelSpec { input_shape: vec![1, 8, 8], outputs: 0, vocab: None };
+        let spec = ModelSpec { input_shape: vec![1, 8, 8], outputs: 0, vocab: None, series: None };
         let cfg =
             models::GanConfig { latent_dim: 4, generator: vec![8, 4], discriminator: vec![4], ..Default::default() };
         let (gp, dp) = (Params::new(rng(2, "g")), Params::new(rng(2, "d")));

@@ -273,7 +273,7 @@ mod tests {
             let train = data(classes, regression, 60, 1);
             let val = data(classes, regression, 20, 2);
             let params = Params::new(rng(0, "init"));
-            let spec = ModelSpec { input_shape: vec![3], outputs: classes, vocab: None };
+            let spec = ModelSpec { input_shape: vec![3], outputs: classes, vocab: None, series: None };
             let model = models::build(&config, &spec, params.var_builder(&Device::Cpu)).unwrap();
             let solver = Solver::for_model(&config).unwrap();
             let report = solver.fit(&params, &TrainConfig::default(), &train, Some(&val), &mut []).unwrap();

@@ -17,7 +17,7 @@ pub fn labels() -> Vec<String> {
 }
 
 pub fn spec() -> ModelSpec {
-    ModelSpec { input_shape: vec![1, 2, 3], outputs: 3, vocab: None }
+    ModelSpec { input_shape: vec![1, 2, 3], outputs: 3, vocab: None, series: None }
 }
 
 /// A bundle of a small MLP over 2x3 grey images, with random (seeded) weights.
