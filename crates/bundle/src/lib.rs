@@ -196,8 +196,12 @@ impl Bundle {
             Predictions::Classes { probs, .. } => probs,
             Predictions::Values(v) => v,
         };
-        if preds.len() != 2 {
-            return Err(fail(format!("the model gave {} predictions for 2 rows", preds.len())));
+        let per_row = match self.task() {
+            Task::Forecast { horizon } => *horizon,
+            _ => 1,
+        };
+        if preds.len() != 2 * per_row {
+            return Err(fail(format!("the model gave {} predictions for 2 rows of {per_row} each", preds.len())));
         }
         if let (Predictions::Classes { classes, .. }, Task::Classification { labels }) = (&preds, self.task())
             && *classes != labels.len()

@@ -150,7 +150,7 @@ fn run(bundle: &Bundle, jobs: Vec<Job>, on_batch: &(dyn Fn(usize) + Send + Sync)
         Ok(preds) => {
             let mut start = 0;
             for j in jobs {
-                let part = slice(&preds, start, j.n);
+                let part = slice(&preds, start, j.n, total);
                 start += j.n;
                 let _ = j.reply.send(match part.first_non_finite() {
                     Some(row) => Err(BatchError::NonFinite(row)),
@@ -167,12 +167,16 @@ fn run(bundle: &Bundle, jobs: Vec<Job>, on_batch: &(dyn Fn(usize) + Send + Sync)
     }
 }
 
-/// Rows `start..start + n` of `preds`.
-fn slice(preds: &Predictions, start: usize, n: usize) -> Predictions {
+/// Rows `start..start + n` of `preds` (predictions of `total` rows; a forecast has several
+/// values per row).
+fn slice(preds: &Predictions, start: usize, n: usize, total: usize) -> Predictions {
     match preds {
         Predictions::Classes { probs, classes } => {
             Predictions::Classes { probs: probs[start * classes..(start + n) * classes].to_vec(), classes: *classes }
         }
-        Predictions::Values(v) => Predictions::Values(v[start..start + n].to_vec()),
+        Predictions::Values(v) => {
+            let k = (v.len() / total.max(1)).max(1);
+            Predictions::Values(v[start * k..(start + n) * k].to_vec())
+        }
     }
 }

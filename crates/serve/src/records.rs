@@ -14,8 +14,14 @@
 //!   numeric columns `FP32` / `FP64` / integer types, boolean columns `BOOL`, categorical and
 //!   text columns `BYTES` (strings); `null` is a missing value, imputed as in training.
 //!
+//! Forecasting models read a table like any table model, but the rows (or tensor elements) of
+//! one request are one series in time order: the last `history` rows with a target value are
+//! the window, followed by the `horizon` rows of known covariates when the model takes them
+//! (target `null`).
+//!
 //! Outputs: `label` (`BYTES`, the most probable class) and `probabilities` (`FP32`,
-//! `[n, classes]`) for classification, `value` (`FP32`, `[n]`) for regression.
+//! `[n, classes]`) for classification, `value` (`FP32`, `[n]`) for regression, `forecast`
+//! (`FP32`, `[1, horizon]`) for forecasting.
 
 use base64::Engine as _;
 use pipeline_core::raw::{AudioSet, Column, ImageSet, RawInputs, RawSchema, Table, Values};
@@ -93,6 +99,9 @@ pub fn output_specs(task: &Task) -> Vec<TensorSpec> {
             TensorSpec { name: "label".into(), datatype: "BYTES".into(), shape: vec![-1] },
             TensorSpec { name: "probabilities".into(), datatype: "FP32".into(), shape: vec![-1, labels.len() as i64] },
         ],
+        Task::Forecast { horizon } => {
+            vec![TensorSpec { name: "forecast".into(), datatype: "FP32".into(), shape: vec![-1, *horizon as i64] }]
+        }
         _ => vec![TensorSpec { name: "value".into(), datatype: "FP32".into(), shape: vec![-1] }],
     }
 }
@@ -518,6 +527,14 @@ pub fn infer_outputs(
                 data: probs.iter().map(|&p| Value::from(p)).collect(),
             });
         }
+        (Predictions::Values(v), Task::Forecast { horizon }) => {
+            all.push(OutputTensor {
+                name: "forecast".into(),
+                shape: vec![v.len() / horizon.max(&1), *horizon],
+                datatype: "FP32",
+                data: v.iter().map(|&x| Value::from(x)).collect(),
+            });
+        }
         (Predictions::Values(v), _) => {
             all.push(OutputTensor {
                 name: "value".into(),
@@ -791,6 +808,11 @@ pub enum Prediction {
         /// The predicted value, in target units.
         value: f32,
     },
+    /// Forecasting: one series' forecast.
+    Forecast {
+        /// The values of the steps ahead, in target units.
+        steps: Vec<f32>,
+    },
 }
 
 /// The records' predictions for a `predict` response.
@@ -808,9 +830,44 @@ pub fn predictions(task: &Task, preds: &Predictions) -> Vec<Prediction> {
                 })
                 .collect()
         }
+        (Predictions::Values(v), Task::Forecast { horizon }) => {
+            v.chunks((*horizon).max(1)).map(|steps| Prediction::Forecast { steps: steps.to_vec() }).collect()
+        }
         (Predictions::Values(v), _) => v.iter().map(|&value| Prediction::Value { value }).collect(),
         _ => Vec::new(),
     }
+}
+
+/// One step of a forecast, with its time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForecastStep {
+    /// The forecast time: the time column's next values (numeric times with a constant step),
+    /// or `+1`, `+2`, … after the last history row.
+    pub time: String,
+    /// Steps ahead (1 = the next).
+    pub step: usize,
+    /// The forecast value, in the target's units.
+    pub value: f32,
+}
+
+/// A forecasting model's steps, labelled with their times (`preds`: one forecast).
+pub fn forecast_steps(
+    transform: &preprocess::series::SeriesTransform,
+    inputs: &RawInputs,
+    preds: &Predictions,
+) -> Vec<ForecastStep> {
+    let last = match inputs {
+        RawInputs::Table(t) => transform.window(t).ok().map(|(_, last)| last),
+        _ => None,
+    };
+    let Predictions::Values(v) = preds else { return Vec::new() };
+    transform
+        .forecast_times(last.as_deref())
+        .into_iter()
+        .zip(v)
+        .enumerate()
+        .map(|(j, (time, &value))| ForecastStep { time, step: j + 1, value })
+        .collect()
 }
 
 #[cfg(test)]

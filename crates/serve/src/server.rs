@@ -418,7 +418,8 @@ async fn run_model(
     request_id: Option<&str>,
 ) -> Result<Predictions, RequestError> {
     let rows = model.bundle.transform(inputs).map_err(|e| RequestError::bad(e.to_string()))?;
-    let n = inputs.rows();
+    // Records, or for a forecasting model the one window its rows make.
+    let n = rows.len() / model.bundle.input_width().max(1);
     let preds = model.batcher.predict(rows, n).await.map_err(|e| match e {
         BatchError::Overloaded(_) | BatchError::Stopped => RequestError { status: 503, message: e.to_string() },
         BatchError::Model(m) => RequestError { status: 500, message: format!("the model failed: {m}") },
@@ -512,6 +513,10 @@ async fn predict_impl(
         });
         if let pipeline_core::Task::Classification { labels } = task {
             out["labels"] = json!(labels);
+        }
+        if let Some(series) = model.bundle.preprocess.series() {
+            out["forecast"] = json!(records::forecast_steps(series, &inputs, &preds));
+            out["target"] = json!(series.target);
         }
         Ok(out)
     }

@@ -588,6 +588,49 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// A forecasting bundle's `dlp predict`: the records of `input` are one series (its recent
+/// rows, in time order); the output has one line per step ahead: `time,step,<target>`.
+fn forecast_file(
+    bundle: &Bundle,
+    series: &preprocess::series::SeriesTransform,
+    chunks: &mut dyn Chunks,
+    input: &Path,
+    output: &Path,
+    options: &StreamOptions,
+) -> Result<usize> {
+    let mut table: Option<Table> = None;
+    while let Some((inputs, _)) = chunks.next(options.chunk.max(1))? {
+        let RawInputs::Table(t) = inputs else { return Err(shape_err(input, "a forecasting model reads a table")) };
+        match &mut table {
+            None => table = Some(t),
+            Some(all) => {
+                for (a, b) in all.columns.iter_mut().zip(t.columns) {
+                    match (&mut a.values, b.values) {
+                        (Values::Numbers(x), Values::Numbers(y)) => x.extend(y),
+                        (Values::Strings(x), Values::Strings(y)) => x.extend(y),
+                        _ => return Err(shape_err(input, format!("column `{}` changes type between chunks", a.name))),
+                    }
+                }
+            }
+        }
+    }
+    let table = table.ok_or_else(|| shape_err(input, "no records to forecast from"))?;
+    let (row, last) = series.window(&table).map_err(|e| shape_err(input, e.to_string()))?;
+    let Predictions::Values(values) = bundle.predict_rows(&row)? else {
+        return Err(shape_err(input, "a forecasting model predicts values"));
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = |e: csv::Error| Error::Output { path: output.into(), message: e.to_string() };
+    w.write_record(["time", "step", series.target.as_str()]).map_err(io)?;
+    for (j, (time, v)) in series.forecast_times(Some(&last)).into_iter().zip(&values).enumerate() {
+        w.write_record([time, (j + 1).to_string(), v.to_string()]).map_err(io)?;
+    }
+    let bytes = w.into_inner().map_err(|e| Error::Output { path: output.into(), message: e.to_string() })?;
+    pipeline_core::run::write_atomic(output, &bytes)
+        .map_err(|e| Error::Output { path: output.into(), message: e.to_string() })?;
+    Ok(values.len())
+}
+
 /// Predicts every record of `input` and writes the CSV to `output` (atomically), a chunk at a
 /// time. The bundle must pass [`Bundle::smoke_test`] first, and `output` must not be `input`.
 /// Returns the number of records.
@@ -609,6 +652,9 @@ pub fn predict_stream(
     }
     let mut chunks = open(bundle, input, format)?;
     let out_err = |e: &dyn std::fmt::Display| Error::Output { path: output.into(), message: e.to_string() };
+    if let Some(series) = bundle.preprocess.series() {
+        return forecast_file(bundle, series, chunks.as_mut(), input, output, options);
+    }
     let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
