@@ -227,7 +227,11 @@ fn plots(
         lines.push(steps(format!("{name}, 1 step ahead"), &|i| v[i], 0));
     }
     let target = &series.transform.target;
-    let time = series.transform.config.time.clone().unwrap_or_else(|| "step".into());
+    let numeric = series.times.iter().all(|t| t.trim().parse::<f64>().is_ok());
+    let time = match &series.transform.config.time {
+        Some(t) if numeric => t.clone(),
+        _ => "step (row of the series)".into(),
+    };
     let chart = Chart {
         title: "Test window: forecasts and actual".into(),
         x_label: time,

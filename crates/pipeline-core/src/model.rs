@@ -31,7 +31,9 @@ impl Head {
     pub fn outputs(self, task: &Task) -> usize {
         match self {
             Head::Softmax => task.outputs(),
-            Head::Sigmoid | Head::Identity => 1,
+            Head::Sigmoid => 1,
+            // One value, or one per step ahead of a forecast.
+            Head::Identity => task.outputs().max(1),
         }
     }
 }

@@ -107,9 +107,13 @@ pub struct SeriesTransform {
     pub shift: Vec<f64>,
     /// Per channel: divided by (1 where the training values are constant).
     pub scale: Vec<f64>,
-    /// For a numeric time column with a constant step: that step (forecast times follow it).
+    /// For a time column with a constant step: that step (in seconds for dates and times), so
+    /// forecast times follow it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_step: Option<f64>,
+    /// For dates or date-times: their `chrono` format (`%Y-%m-%dT%H:%M`, `%Y-%m-%d`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_format: Option<String>,
     /// MASE's denominator: the in-sample seasonal-naive MAE of the series before the test window.
     pub mase_scale: Option<f64>,
 }
@@ -251,9 +255,19 @@ impl SeriesTransform {
     /// constant step), or `+1` … `+horizon`.
     pub fn forecast_times(&self, last: Option<&str>) -> Vec<String> {
         let k = self.config.horizon;
-        match (self.time_step, last.and_then(|l| l.trim().parse::<f64>().ok())) {
-            (Some(step), Some(t)) => (1..=k).map(|j| format_number(t + step * j as f64)).collect(),
-            _ => (1..=k).map(|j| format!("+{j}")).collect(),
+        let relative = || (1..=k).map(|j| format!("+{j}")).collect();
+        let (Some(step), Some(last)) = (self.time_step, last.map(str::trim)) else { return relative() };
+        match &self.time_format {
+            Some(format) => match parse_time(last, format) {
+                Some(t) => (1..=k)
+                    .map(|j| (t + chrono::Duration::seconds((step * j as f64) as i64)).format(format).to_string())
+                    .collect(),
+                None => relative(),
+            },
+            None => match last.parse::<f64>() {
+                Ok(t) => (1..=k).map(|j| format_number(t + step * j as f64)).collect(),
+                Err(_) => relative(),
+            },
         }
     }
 
@@ -297,6 +311,25 @@ impl SeriesTransform {
         self.row(&s.channels, origin, &mut row);
         Ok((row, s.times[origin - 1].clone()))
     }
+}
+
+/// The formats a time column's dates and date-times are recognised in.
+const TIME_FORMATS: [&str; 6] =
+    ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d"];
+
+fn parse_time(s: &str, format: &str) -> Option<chrono::NaiveDateTime> {
+    chrono::NaiveDateTime::parse_from_str(s, format)
+        .ok()
+        .or_else(|| chrono::NaiveDate::parse_from_str(s, format).ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+}
+
+/// The format every one of `times` parses in, and their step in seconds when it is constant.
+fn date_times(times: &[String]) -> Option<(String, Option<f64>)> {
+    let format = TIME_FORMATS.iter().find(|f| times.iter().all(|t| parse_time(t.trim(), f).is_some()))?;
+    let parsed: Vec<chrono::NaiveDateTime> = times.iter().filter_map(|t| parse_time(t.trim(), format)).collect();
+    let steps: Vec<i64> = parsed.windows(2).map(|p| (p[1] - p[0]).num_seconds()).collect();
+    let step = steps.first().copied().filter(|d| steps.iter().all(|s| s == d)).map(|d| d as f64);
+    Some((format.to_string(), step))
 }
 
 fn format_number(v: f64) -> String {
@@ -345,7 +378,7 @@ pub struct SeriesFit {
     pub times: Vec<String>,
     /// The windows.
     pub windows: Windows,
-    /// The training window's rows (every column), for the drift reference.
+    /// The training window's rows (every column but the time), for the drift reference.
     pub train_rows: RawDataset,
 }
 
@@ -364,6 +397,7 @@ pub fn fit(config: &PreprocessConfig, series: &SeriesConfig, data: &RawDataset) 
         shift: Vec::new(),
         scale: Vec::new(),
         time_step: None,
+        time_format: None,
         mase_scale: None,
     };
     let s = draft.order(&table, "the data")?;
@@ -426,13 +460,22 @@ pub fn fit(config: &PreprocessConfig, series: &SeriesConfig, data: &RawDataset) 
         shift.push(a);
         scale.push(b);
     }
-    let time_step = s.numeric_times.as_ref().and_then(|t| {
-        let d = *t.get(1)? - t[0];
-        t.windows(2).all(|p| ((p[1] - p[0]) - d).abs() <= 1e-9 * d.abs().max(1.0)).then_some(d)
-    });
+    let (time_format, time_step) = match (&series.time, &s.numeric_times) {
+        (Some(_), Some(t)) => (
+            None,
+            t.get(1)
+                .map(|t1| t1 - t[0])
+                .filter(|d| t.windows(2).all(|p| ((p[1] - p[0]) - d).abs() <= 1e-9 * d.abs().max(1.0))),
+        ),
+        (Some(_), None) => match date_times(&s.times) {
+            Some((format, step)) => (Some(format), step),
+            None => (None, None),
+        },
+        (None, _) => (None, None),
+    };
     let values = s.channels[0].clone();
     let mase_scale = eval_scale(&values[..w.test_start], series.season);
-    let transform = SeriesTransform { shift, scale, time_step, mase_scale, ..draft };
+    let transform = SeriesTransform { shift, scale, time_step, time_format, mase_scale, ..draft };
     let output = transform.output();
     let encoder = TargetEncoder::Values { shift: transform.shift[0], scale: transform.scale[0] };
     let schema = Schema {
@@ -450,7 +493,9 @@ pub fn fit(config: &PreprocessConfig, series: &SeriesConfig, data: &RawDataset) 
     };
     let (train, validation, test) = (part(&split.train)?, part(&split.validation)?, part(&split.test)?);
     let train_steps: Vec<usize> = (0..w.train_end).collect();
-    let train_rows = RawDataset { inputs: RawInputs::Table(table.select(&train_steps)), target: None, parts: None };
+    let mut monitored = table.select(&train_steps);
+    monitored.columns.retain(|c| Some(&c.name) != series.time.as_ref());
+    let train_rows = RawDataset { inputs: RawInputs::Table(monitored), target: None, parts: None };
     let preprocessor = Preprocessor {
         raw: transform.raw_schema(),
         inputs: InputTransform::Series(transform),
@@ -564,6 +609,27 @@ mod tests {
         assert!(t.window(&short).unwrap_err().to_string().contains("needs the last 3"));
         let no_future = tab.select(&(0..16).collect::<Vec<_>>());
         assert!(t.window(&no_future).unwrap_err().to_string().contains("give their 2 future rows"));
+    }
+
+    #[test]
+    fn dates_continue_at_their_step() {
+        let times: Vec<String> =
+            ["2026-03-28T22:00", "2026-03-28T23:00", "2026-03-29T00:00"].map(String::from).to_vec();
+        let (format, step) = date_times(&times).unwrap();
+        assert_eq!((format.as_str(), step), ("%Y-%m-%dT%H:%M", Some(3600.0)));
+        let days: Vec<String> = ["2024-02-28", "2024-02-29", "2024-03-01"].map(String::from).to_vec();
+        assert_eq!(date_times(&days).unwrap(), ("%Y-%m-%d".to_string(), Some(86400.0)));
+        let t = SeriesTransform {
+            config: SeriesConfig { horizon: 2, ..series() },
+            target: "y".into(),
+            shift: vec![0.0],
+            scale: vec![1.0],
+            time_step: step,
+            time_format: Some(format),
+            mase_scale: None,
+        };
+        assert_eq!(t.forecast_times(Some("2026-03-29T00:00")), ["2026-03-29T01:00", "2026-03-29T02:00"]);
+        assert!(date_times(&["2024-02-28".to_string(), "soon".to_string()]).is_none());
     }
 
     #[test]
