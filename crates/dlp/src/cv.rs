@@ -102,6 +102,13 @@ pub fn cross_validate(config_path: &Path, config: &PipelineConfig, folds: usize,
     if folds < 2 {
         bail!("--folds must be at least 2, got {folds}");
     }
+    if config.preprocess.series.is_some() {
+        bail!(
+            "dlp cv: k-fold cross-validation would train on the future of its test folds; a forecasting config \
+             (preprocess.series) is evaluated on its temporal split by `dlp run` (rolling-origin backtests are not \
+             built yet)"
+        );
+    }
     let device = config.device.open()?;
     let loaded = load(config, None)?;
     let n = loaded.targets.len();

@@ -4,7 +4,8 @@
 //! MAPE and sMAPE overall and per step ahead, beside the naive, seasonal-naive and linear
 //! autoregression baselines of [`eval::forecast`] — each forecasting every test origin from the
 //! whole series before it, the autoregression fitted on every step before the test window (as
-//! statsmodels' `AutoReg` would be) — and plots of forecasts against what happened.
+//! statsmodels' `AutoReg` would be) — and a ridge regression per step ahead on the model's own
+//! inputs (covariates included), and plots of forecasts against what happened.
 
 use std::path::Path;
 
@@ -105,8 +106,13 @@ pub fn prepare(
 }
 
 /// The naive, seasonal-naive and autoregressive forecasts of every test origin, each from the
-/// whole series before it.
-fn baselines(series: &SeriesData, origins: &[usize], notes: &mut Vec<String>) -> Vec<(String, String, Vec<f64>)> {
+/// whole series before it, and a ridge regression per step ahead on the model's own inputs.
+fn baselines(
+    series: &SeriesData,
+    input: &EvalInput<'_>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<(String, String, Vec<f64>)>> {
+    let origins = input.test_rows;
     let c = &series.transform.config;
     let (k, m) = (c.horizon, c.season);
     let before_test = &series.values[..series.windows.test_start];
@@ -153,7 +159,33 @@ fn baselines(series: &SeriesData, origins: &[usize], notes: &mut Vec<String>) ->
             notes.push(format!("No autoregression baseline: AR({p}) cannot be fitted on {} steps.", before_test.len()))
         }
     }
-    out
+    // The linear model of the network's inputs (every channel of the window, the known future):
+    // one ridge regression per step ahead, on the training windows.
+    let (train, test) = (input.train, input.test);
+    if let Some(y) = train.targets().values() {
+        let mut steps = Vec::with_capacity(k);
+        for j in 0..k {
+            let yj: Vec<f32> = y.iter().skip(j).step_by(k).copied().collect();
+            let m = train::baseline::Ridge::fit(train.features(), train.width(), &yj, 1.0)
+                .context("fitting the ridge regression baseline")?;
+            let Predictions::Values(p) = input.preprocessor.target.decode(m.predict(test.features())) else {
+                bail!("ridge predicts values")
+            };
+            steps.push(p);
+        }
+        let v = (0..test.len()).flat_map(|i| steps.iter().map(move |s| f64::from(s[i]))).collect();
+        out.push((
+            "ridge".into(),
+            format!(
+                "ridge regression (alpha = 1) of each step ahead on the model's inputs: the scaled window of every \
+                 channel{}, fitted on the {} training windows",
+                if series.transform.config.known.is_empty() { "" } else { " and the known future covariates" },
+                train.len()
+            ),
+            v,
+        ));
+    }
+    Ok(out)
 }
 
 /// The evaluation phase of a forecasting model.
@@ -171,7 +203,7 @@ pub fn evaluate(config: &EvalConfig, input: &EvalInput<'_>, series: &SeriesData)
         notes.push("No MASE: the series before the test window is not longer than a season.".into());
     }
     let actual64: Vec<f64> = actual.iter().map(|&v| f64::from(v)).collect();
-    let baseline_forecasts = if config.baselines { baselines(series, input.test_rows, &mut notes) } else { Vec::new() };
+    let baseline_forecasts = if config.baselines { baselines(series, input, &mut notes)? } else { Vec::new() };
     let mut scored = Vec::new();
     for (name, description, v) in &baseline_forecasts {
         let report = TestReport::Forecast(ForecastScores::compute_f64(&actual64, v, k, scale)?);

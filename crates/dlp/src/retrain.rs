@@ -181,6 +181,13 @@ fn describe(task: &pipeline_core::Task) -> String {
 pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
     let cpu = candle_core::Device::Cpu;
     let bundle = bundle::Bundle::load(&options.bundle, &cpu)?;
+    if bundle.preprocess.series().is_some() {
+        bail!(
+            "{}: dlp retrain does not retrain forecasting models yet; run the bundle's config.yaml on the extended \
+             series with `dlp run` (the report compares it with the baselines on the new test window)",
+            options.bundle.display()
+        );
+    }
     let config_path = options.config.clone().unwrap_or_else(|| options.bundle.join(BUNDLE_CONFIG));
     if !config_path.is_file() {
         bail!(
