@@ -151,7 +151,7 @@ fn sensor_config(dir: &Path, epochs: usize, extra: &str) -> PathBuf {
     let text = std::fs::read_to_string(repo().join("configs/sensor-forecast.yaml"))
         .unwrap()
         .replace("../data/", &format!("{}/data/", repo().display()))
-        .replace("  epochs: 40\n", &format!("  epochs: {epochs}\n{extra}"))
+        .replace("  epochs: 100\n", &format!("  epochs: {epochs}\n{extra}"))
         .replace("hidden: 64}", "hidden: 16}")
         .replace("  hidden: [64]\n", "");
     let path = dir.join(format!("sensor-{epochs}.yaml"));

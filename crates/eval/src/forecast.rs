@@ -6,8 +6,8 @@
 //! ordinary least squares as statsmodels' `AutoReg(trend="c")` fits it and forecast
 //! recursively. Tests hold them to scikit-learn 1.8 and statsmodels 0.15 values.
 //!
-//! Building blocks of the time-series pipeline (issue 19's second half); not yet reachable from
-//! a config.
+//! The forecasting runs of `dlp` (`preprocess.series`) score their forecasts and baselines with
+//! these.
 
 use serde::{Deserialize, Serialize};
 

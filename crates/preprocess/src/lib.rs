@@ -17,6 +17,10 @@
 //! 4. [`Preprocessor::transform`] turns any part into a [`Dataset`];
 //!    [`Preprocessor::transform_inputs`] turns new records into model inputs at serving time.
 //!
+//! Forecasting (`preprocess.series`) takes another path: [`series::fit`] reads the table as one
+//! series in time order, splits it in time and cuts (history, horizon) windows, with per-channel
+//! scaling fitted on the training window.
+//!
 //! The fitted [`Preprocessor`] is serialized into the model bundle (`preprocess.json`), so that
 //! serving applies exactly what training did; nothing is re-fitted at serving time.
 //!
