@@ -79,6 +79,16 @@ fn sunspots_forecast_runs_predicts_and_serves() {
     assert!(lines[1].starts_with("1968,1969,1,") && lines[1].ends_with(",105.5"), "{}", lines[1]);
     let first: f64 = lines[1].split(',').nth(3).unwrap().parse().unwrap();
 
+    // A rolling-origin backtest: its last fold is the run's own split, with the same result.
+    let cv = dlp(&["cv", cfg.to_str().unwrap(), "--folds", "3", "--runs-dir", runs.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&cv.stderr).to_string();
+    assert_eq!(cv.status.code(), Some(0), "{err}");
+    for (fold, start) in [(1, "1889"), (2, "1929"), (3, "1969")] {
+        assert!(err.contains(&format!("fold {fold}/3 (test from {start}): test MASE: ")), "{err}");
+    }
+    let last = err.lines().find(|l| l.starts_with("fold 3/3")).unwrap();
+    assert!(last.contains(&format!("test MASE: {mase:.4} ")), "{last} vs the run's {mase:.4}");
+
     // dlp predict from the years up to 1968 gives the run's forecast for 1969.
     let csv = std::fs::read_to_string(repo().join("data/sunspots/sunspots.csv")).unwrap();
     let history: Vec<&str> = csv.lines().take_while(|l| !l.starts_with("1969,")).collect();

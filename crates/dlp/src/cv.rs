@@ -8,6 +8,10 @@
 //! part. Each metric is reported as the mean ± standard deviation over folds (numpy's default
 //! `ddof = 0`, as `cross_val_score(...).std()`), in `cv.json` and `cv.md` in a new directory
 //! `<runs-dir>/<name>-cv<K>-<timestamp>/`.
+//!
+//! A forecasting config (`preprocess.series`) is backtested instead ([`crate::forecast::backtest`]):
+//! the folds are `K` rolling origins, each test window the `K`-th last test-sized stretch of the
+//! series, trained on everything before it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -102,14 +106,13 @@ pub fn cross_validate(config_path: &Path, config: &PipelineConfig, folds: usize,
     if folds < 2 {
         bail!("--folds must be at least 2, got {folds}");
     }
-    if config.preprocess.series.is_some() {
-        bail!(
-            "dlp cv: k-fold cross-validation would train on the future of its test folds; a forecasting config \
-             (preprocess.series) is evaluated on its temporal split by `dlp run` (rolling-origin backtests are not \
-             built yet)"
-        );
-    }
     let device = config.device.open()?;
+    let stem = format!("{}-cv{folds}-{}", config.name, chrono::Utc::now().format("%Y%m%d-%H%M%S"));
+    if let Some(series) = &config.preprocess.series {
+        let per_fold = crate::forecast::backtest(config, config_path, series, folds, &device)?;
+        let dir = RunDir::create(runs_dir, &stem).context("creating the cross-validation directory")?;
+        return finish(config, config_path, folds, false, per_fold, &dir);
+    }
     let loaded = load(config, None)?;
     let n = loaded.targets.len();
     if n < folds {
@@ -120,7 +123,6 @@ pub fn cross_validate(config_path: &Path, config: &PipelineConfig, folds: usize,
     let split_config = &config.preprocess.split;
     let share = split_config.validation / (split_config.train + split_config.validation);
     let eval_config = EvalConfig { gate: None, ..config.eval.clone() };
-    let stem = format!("{}-cv{folds}-{}", config.name, chrono::Utc::now().format("%Y%m%d-%H%M%S"));
     let dir = RunDir::create(runs_dir, &stem).context("creating the cross-validation directory")?;
     let mut per_fold = Vec::with_capacity(folds);
     for (f, (train_idx, test_idx)) in assignments.into_iter().enumerate() {
@@ -175,6 +177,18 @@ pub fn cross_validate(config_path: &Path, config: &PipelineConfig, folds: usize,
             baselines: e.baselines.into_iter().map(|b| (b.name, b.report)).collect(),
         });
     }
+    finish(config, config_path, folds, stratified, per_fold, &dir)
+}
+
+/// Summarizes the folds and writes `cv.json` and `cv.md` into `dir`.
+fn finish(
+    config: &PipelineConfig,
+    config_path: &Path,
+    folds: usize,
+    stratified: bool,
+    per_fold: Vec<Fold>,
+    dir: &RunDir,
+) -> Result<CvReport> {
     let summary = summarize(&per_fold);
     let report = CvReport {
         pipeline: config.name.clone(),
