@@ -250,7 +250,11 @@ pub fn markdown(input: &ReportInput<'_>, image: &dyn Fn(&str) -> String) -> Stri
         InputSchema::Image { channels, height, width } => format!("{channels}×{height}×{width} image"),
         InputSchema::Series { history, channels, horizon, future } => format!(
             "a window of {history} steps × {channels} channels{}, forecasting {horizon} steps",
-            if *future > 0 { format!(" and {future} known covariates for each step ahead") } else { String::new() }
+            match future {
+                0 => String::new(),
+                1 => " and 1 known covariate for each step ahead".into(),
+                f => format!(" and {f} known covariates for each step ahead"),
+            }
         ),
     };
     table_row(w, &["one example".into(), shape]);
