@@ -82,8 +82,10 @@ pub enum Input {
     Image,
     /// Padded token-id sequences.
     Sequence,
-    /// Rows of numbers: table rows and series windows.
+    /// Table rows.
     Tabular,
+    /// Series windows (forecasting); the tabular transforms apply to them too.
+    Series,
 }
 
 impl Input {
@@ -92,7 +94,8 @@ impl Input {
         match schema {
             InputSchema::Image { .. } => Input::Image,
             InputSchema::Sequence { .. } => Input::Sequence,
-            InputSchema::Tabular { .. } | InputSchema::Series { .. } => Input::Tabular,
+            InputSchema::Tabular { .. } => Input::Tabular,
+            InputSchema::Series { .. } => Input::Series,
         }
     }
 
@@ -100,7 +103,8 @@ impl Input {
         match self {
             Input::Image => "image",
             Input::Sequence => "token-sequence",
-            Input::Tabular => "tabular (or series-window)",
+            Input::Tabular => "tabular",
+            Input::Series => "series-window",
         }
     }
 }
@@ -231,7 +235,8 @@ pub fn check(transforms: &[Transform], key: &str, input: &InputSchema) -> Vec<Is
     let have = Input::of(input);
     let mut issues = Vec::new();
     for (i, t) in transforms.iter().enumerate() {
-        if t.input() != have {
+        let fits = t.input() == have || (t.input() == Input::Tabular && have == Input::Series);
+        if !fits {
             issues.push(Issue::new(
                 format!("{key}[{i}].kind"),
                 format!(

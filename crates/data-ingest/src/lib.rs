@@ -67,6 +67,8 @@ pub enum DataConfig {
     AudioFolder(AudioFolderConfig),
     /// Recordings listed in a CSV with their labels (and parts).
     AudioList(AudioListConfig),
+    /// JSON Lines: one object per line.
+    Jsonl(JsonlConfig),
 }
 
 pipeline_core::tagged_enum!(DataConfig, "format", [
@@ -77,7 +79,58 @@ pipeline_core::tagged_enum!(DataConfig, "format", [
     "image_folder" => DataConfig::ImageFolder,
     "audio_folder" => DataConfig::AudioFolder,
     "audio_list" => DataConfig::AudioList,
+    "jsonl" => DataConfig::Jsonl,
 ]);
+
+/// `format: jsonl`: one JSON object per line (gzip or plain). Nested objects are flattened to
+/// dotted column names (`{"sensor": {"temp": 21.5}}` is the column `sensor.temp`), arrays are
+/// kept as their JSON text, `null` or an absent key is a missing value. The columns are the
+/// keys of the first 1,000 records; kinds are inferred from their values as for CSV.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlConfig {
+    /// The file (gzip or plain, or `hf://…`).
+    pub path: PathBuf,
+    /// The target column (a dotted key path), by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<ColumnRef>,
+    /// The feature columns to use; all but the target by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<ColumnRef>>,
+    /// Column kinds that override inference, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kinds: BTreeMap<String, FeatureKind>,
+    /// String values that mean "missing" (`null` and absent keys always do).
+    #[serde(default = "table::default_missing")]
+    pub missing: Vec<String>,
+    /// Stop at a malformed line (`fail`) or drop and report it (`skip`).
+    #[serde(default)]
+    pub on_bad_record: OnBadRecord,
+    /// The task the target defines.
+    #[serde(default)]
+    pub task: TaskHint,
+    /// Class names for integer class labels `0..n`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_names: Option<Vec<String>>,
+}
+
+impl JsonlConfig {
+    fn format(&self) -> table::TableFormat {
+        let mut missing = self.missing.clone();
+        if !missing.iter().any(String::is_empty) {
+            missing.push(String::new());
+        }
+        table::TableFormat {
+            delimiter: Delimiter::JsonLines,
+            quote: None,
+            header: true,
+            skip_rows: 0,
+            names: None,
+            missing,
+            on_bad_record: self.on_bad_record,
+        }
+    }
+}
 
 /// `format: idx`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -346,6 +399,7 @@ impl DataConfig {
             DataConfig::ImageFolder(c) => vec![("data.path", &mut c.path)],
             DataConfig::AudioFolder(c) => vec![("data.path", &mut c.path)],
             DataConfig::AudioList(c) => vec![("data.path", &mut c.path)],
+            DataConfig::Jsonl(c) => vec![("data.path", &mut c.path)],
         }
     }
 
@@ -415,6 +469,9 @@ impl DataConfig {
                 .extend(AudioOptions { sample_rate: c.sample_rate, duration: c.duration, align: c.align }.validate()),
             DataConfig::AudioList(c) => issues
                 .extend(AudioOptions { sample_rate: c.sample_rate, duration: c.duration, align: c.align }.validate()),
+            DataConfig::Jsonl(c) if c.target.is_none() => {
+                issues.push(Issue::new("data.target", "name the target column (a key, dotted for nested objects)"));
+            }
             DataConfig::TextLines(c) if c.separator.is_empty() => {
                 issues.push(Issue::new("data.separator", "must not be empty"));
             }
@@ -423,6 +480,7 @@ impl DataConfig {
         let names = match self {
             DataConfig::Idx(c) => c.label_names.as_ref(),
             DataConfig::Csv(c) => c.label_names.as_ref(),
+            DataConfig::Jsonl(c) => c.label_names.as_ref(),
             _ => None,
         };
         if names.is_some_and(Vec::is_empty) {
@@ -436,6 +494,7 @@ impl DataConfig {
         match self {
             DataConfig::Idx(c) => TargetSpec { task: TaskHint::Classification, label_names: c.label_names.clone() },
             DataConfig::Csv(c) => TargetSpec { task: c.task, label_names: c.label_names.clone() },
+            DataConfig::Jsonl(c) => TargetSpec { task: c.task, label_names: c.label_names.clone() },
             _ => TargetSpec { task: TaskHint::Classification, label_names: None },
         }
     }
@@ -545,6 +604,20 @@ pub fn load(config: &DataConfig) -> Result<Ingested> {
             Ok(Ingested {
                 data: RawDataset { inputs: RawInputs::Table(main.table), target: main.target, parts: None },
                 inputs,
+                report: main.report,
+            })
+        }
+        DataConfig::Jsonl(c) => {
+            let sel = table::Selection {
+                target: c.target.clone(),
+                features: c.columns.clone(),
+                kinds: c.kinds.clone(),
+                require_kinds: false,
+            };
+            let main = table::read(&c.path, "data.path", &c.format(), &sel)?;
+            Ok(Ingested {
+                data: RawDataset { inputs: RawInputs::Table(main.table), target: main.target, parts: None },
+                inputs: vec![main.input],
                 report: main.report,
             })
         }

@@ -26,6 +26,10 @@ pub enum Delimiter {
     Byte(u8),
     /// Runs of spaces and tabs (no quoting).
     Whitespace,
+    /// JSON Lines, one object per line (`format: jsonl`; not a `delimiter:` value): nested keys
+    /// are flattened to dotted paths, and the first record is the header — the keys of the first
+    /// 1,000 objects, in order of appearance (each object's keys in name order).
+    JsonLines,
 }
 
 impl Serialize for Delimiter {
@@ -33,6 +37,7 @@ impl Serialize for Delimiter {
         match self {
             Delimiter::Byte(b) => s.serialize_str(&(*b as char).to_string()),
             Delimiter::Whitespace => s.serialize_str("whitespace"),
+            Delimiter::JsonLines => s.serialize_str("jsonl"),
         }
     }
 }
@@ -217,6 +222,7 @@ fn for_each_record(
                 }
             }
         }
+        Delimiter::JsonLines => json_records(reader, &path, offset, f)?,
         Delimiter::Whitespace => {
             let mut line_no = offset;
             let mut buf = Vec::new();
@@ -239,6 +245,142 @@ fn for_each_record(
                     Err(reason) => f(line_no, Err(reason))?,
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// One JSON object's fields: dotted key paths and their values as text (`None`: null).
+type JsonFields = Vec<(String, Option<String>)>;
+
+fn flatten_json(prefix: &str, v: &serde_json::Value, out: &mut JsonFields) {
+    use serde_json::Value;
+    let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+    match v {
+        Value::Object(m) => m.iter().for_each(|(k, x)| flatten_json(&key(k), x, out)),
+        Value::Null => out.push((prefix.into(), None)),
+        Value::Bool(b) => out.push((prefix.into(), Some(b.to_string()))),
+        Value::Number(n) => out.push((prefix.into(), Some(n.to_string()))),
+        Value::String(s) => out.push((prefix.into(), Some(s.clone()))),
+        Value::Array(_) => out.push((prefix.into(), Some(v.to_string()))),
+    }
+}
+
+/// The JSON Lines of `reader` as records for [`for_each_record`]: first a header (the keys of the
+/// first [`SAMPLE`] objects), then one record per object with a field per header key — empty
+/// where the object lacks the key or has `null`. A line that is not a JSON object, or an object
+/// after the sample with a key the header lacks, is a bad record; blank lines are skipped.
+fn json_records(
+    reader: &mut dyn std::io::BufRead,
+    path: &Path,
+    offset: u64,
+    f: &mut dyn FnMut(u64, RecordResult<'_>) -> Result<()>,
+) -> Result<()> {
+    let mut header: Vec<String> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut pending: Vec<(u64, std::result::Result<JsonFields, String>)> = Vec::new();
+    let mut fixed = false;
+    let mut rec = ::csv::ByteRecord::new();
+    let mut emit = |line: u64,
+                    fields: std::result::Result<JsonFields, String>,
+                    header: &[String],
+                    index: &std::collections::HashMap<String, usize>,
+                    f: &mut dyn FnMut(u64, RecordResult<'_>) -> Result<()>|
+     -> Result<()> {
+        let fields = match fields {
+            Ok(v) => v,
+            Err(reason) => return f(line, Err(reason)),
+        };
+        let mut values: Vec<Option<String>> = vec![None; header.len()];
+        for (k, v) in fields {
+            match index.get(&k) {
+                Some(&j) => values[j] = v,
+                None => {
+                    return f(
+                        line,
+                        Err(format!(
+                            "key `{k}` is not among the keys of the first {SAMPLE} records, which make the columns"
+                        )),
+                    );
+                }
+            }
+        }
+        rec.clear();
+        values.iter().for_each(|v| rec.push_field(v.as_deref().unwrap_or("").as_bytes()));
+        f(line, Ok(&rec))
+    };
+    let fix = |header: &[String], f: &mut dyn FnMut(u64, RecordResult<'_>) -> Result<()>| -> Result<()> {
+        let mut h = ::csv::ByteRecord::new();
+        header.iter().for_each(|k| h.push_field(k.as_bytes()));
+        f(offset, Ok(&h))
+    };
+    let mut line = offset;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        let text = match std::str::from_utf8(&buf) {
+            Ok(t) => t.trim(),
+            Err(e) => {
+                let reason = format!("not valid UTF-8 (byte {})", e.valid_up_to());
+                if fixed {
+                    f(line, Err(reason))?
+                } else {
+                    pending.push((line, Err(reason)))
+                }
+                continue;
+            }
+        };
+        if text.is_empty() {
+            continue;
+        }
+        let fields = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v @ serde_json::Value::Object(_)) => {
+                let mut out = Vec::new();
+                flatten_json("", &v, &mut out);
+                Ok(out)
+            }
+            Ok(other) => Err(format!(
+                "expected a JSON object, found {}",
+                match other {
+                    serde_json::Value::Array(_) => "an array",
+                    serde_json::Value::String(_) => "a string",
+                    serde_json::Value::Number(_) => "a number",
+                    serde_json::Value::Bool(_) => "a boolean",
+                    _ => "null",
+                }
+            )),
+            Err(e) => Err(format!("not valid JSON: {e}")),
+        };
+        if fixed {
+            emit(line, fields, &header, &index, f)?;
+            continue;
+        }
+        if let Ok(fs) = &fields {
+            for (k, _) in fs {
+                if !index.contains_key(k) {
+                    index.insert(k.clone(), header.len());
+                    header.push(k.clone());
+                }
+            }
+        }
+        pending.push((line, fields));
+        if pending.len() == SAMPLE {
+            fix(&header, f)?;
+            fixed = true;
+            for (l, fs) in pending.drain(..) {
+                emit(l, fs, &header, &index, f)?;
+            }
+        }
+    }
+    if !fixed && !pending.is_empty() {
+        fix(&header, f)?;
+        for (l, fs) in pending.drain(..) {
+            emit(l, fs, &header, &index, f)?;
         }
     }
     Ok(())
@@ -584,6 +726,65 @@ mod tests {
         let t = r.target.unwrap();
         assert_eq!((t.name.as_str(), t.kind), ("y", FeatureKind::Numeric));
         assert_eq!(r.report.records, 3);
+    }
+
+    fn jsonl() -> TableFormat {
+        TableFormat { delimiter: Delimiter::JsonLines, quote: None, ..fmt() }
+    }
+
+    #[test]
+    fn json_lines_flatten_nested_keys_and_read_nulls_as_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "t.jsonl",
+            br#"{"id": 1, "sensor": {"temp": 21.5, "ok": true}, "site": "north", "tags": ["a", "b"], "y": "fault"}
+
+{"id": 2, "sensor": {"temp": null, "ok": false}, "site": "south", "y": "ok"}
+{"y": "ok", "id": 3, "sensor": {"temp": 19.0, "ok": true}, "site": "north", "tags": []}
+"#,
+        );
+        let r = read(&p, "data", &jsonl(), &sel("y")).unwrap();
+        let names: Vec<&str> = r.table.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "sensor.ok", "sensor.temp", "site", "tags"]);
+        let kinds: Vec<FeatureKind> = r.table.columns.iter().map(|c| c.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                FeatureKind::Numeric,
+                FeatureKind::Boolean,
+                FeatureKind::Numeric,
+                FeatureKind::Categorical,
+                FeatureKind::Categorical
+            ]
+        );
+        assert!(
+            matches!(&r.table.columns[2].values, Values::Numbers(v) if v[0] == 21.5 && v[1].is_nan() && v[2] == 19.0)
+        );
+        assert_eq!(r.table.columns[4].values.text(0).as_deref(), Some(r#"["a","b"]"#));
+        assert!(r.table.columns[4].values.is_missing(1), "an absent key is missing");
+        assert_eq!(r.target.unwrap().values.text(2).as_deref(), Some("ok"));
+        assert_eq!(r.report.records, 3);
+    }
+
+    #[test]
+    fn bad_json_lines_name_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p =
+            write(dir.path(), "b.jsonl", b"{\"x\": 1, \"y\": 0}\n{\"x\": 2, \"y\": 1\n[1, 2]\n{\"x\": 3, \"y\": 1}\n");
+        let e = read(&p, "data", &jsonl(), &sel("y")).unwrap_err().to_string();
+        assert!(e.contains(":2: not valid JSON: EOF while parsing an object"), "{e}");
+        let skip = TableFormat { on_bad_record: OnBadRecord::Skip, ..jsonl() };
+        let r = read(&p, "data", &skip, &sel("y")).unwrap();
+        assert_eq!(r.report.records, 2);
+        let reasons: Vec<&str> = r.report.bad_records.iter().map(|b| b.reason.as_str()).collect();
+        assert_eq!(reasons[1], "expected a JSON object, found an array");
+        // After the first 1,000 records the columns are fixed: a new key is a bad record.
+        let mut text: String = (0..1000).map(|i| format!("{{\"x\": {i}, \"y\": {}}}\n", i % 2)).collect();
+        text.push_str("{\"x\": 5, \"z\": 1, \"y\": 0}\n");
+        let p = write(dir.path(), "late.jsonl", text.as_bytes());
+        let e = read(&p, "data", &jsonl(), &sel("y")).unwrap_err().to_string();
+        assert!(e.contains(":1001: key `z` is not among the keys of the first 1000 records"), "{e}");
     }
 
     #[test]

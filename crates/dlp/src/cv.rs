@@ -109,7 +109,7 @@ pub fn cross_validate(config_path: &Path, config: &PipelineConfig, folds: usize,
     let device = config.device.open()?;
     let stem = format!("{}-cv{folds}-{}", config.name, chrono::Utc::now().format("%Y%m%d-%H%M%S"));
     if let Some(series) = &config.preprocess.series {
-        let per_fold = crate::forecast::backtest(config, config_path, series, folds, &device)?;
+        let per_fold = backtest(config, config_path, series, folds, &device)?;
         let dir = RunDir::create(runs_dir, &stem).context("creating the cross-validation directory")?;
         return finish(config, config_path, folds, false, per_fold, &dir);
     }
@@ -166,7 +166,6 @@ pub fn cross_validate(config_path: &Path, config: &PipelineConfig, folds: usize,
                 seed: config.seed,
                 plot_dir: None,
                 compare: None,
-                series: None,
             },
         )?;
         eprintln!("fold {}/{folds}: {}", f + 1, e.test.headline());
@@ -203,6 +202,73 @@ fn finish(
     write_json(&dir.root().join("cv.json"), &report)?;
     write_atomic(&dir.root().join("cv.md"), markdown(&report).as_bytes())?;
     Ok(report)
+}
+
+/// Rolling-origin backtest (`dlp cv` of a forecasting config): fold `f` of `folds` cuts the series
+/// after `n - (folds - f) × n_test` steps and runs the config's temporal split on that: its last
+/// `n_test` steps are the fold's test window, validation and gap before them as configured, and
+/// everything earlier is trained on (an expanding window). The last fold is `dlp run`'s split.
+fn backtest(
+    config: &PipelineConfig,
+    config_path: &Path,
+    series: &preprocess::series::SeriesConfig,
+    folds: usize,
+    device: &candle_core::Device,
+) -> Result<Vec<Fold>> {
+    let ingested = crate::pipeline::ingest(config, None)?;
+    let n = ingested.data.rows();
+    let split = &config.preprocess.split;
+    let (n_test, n_val) = ((n as f64 * split.test).round() as usize, (n as f64 * split.validation).round() as usize);
+    let eval_config = EvalConfig { gate: None, ..config.eval.clone() };
+    let mut out = Vec::with_capacity(folds);
+    for f in 0..folds {
+        let end = n.checked_sub((folds - 1 - f) * n_test).filter(|&e| e > n_test + n_val).with_context(|| {
+            format!("{folds} backtest folds of {n_test} test steps do not fit in the {n} steps of the series")
+        })?;
+        let mut pre = config.preprocess.clone();
+        pre.split.test = n_test as f64 / end as f64;
+        pre.split.validation = n_val as f64 / end as f64;
+        pre.split.train = 1.0 - pre.split.test - pre.split.validation;
+        let rows: Vec<usize> = (0..end).collect();
+        let fit = preprocess::series::fit(&pre, series, &ingested.data.select(&rows))
+            .with_context(|| format!("fold {}: the series up to step {end}", f + 1))?;
+        let exp = Experiment::build(config, fit.train.schema(), device, config_path)?;
+        let validation = (!fit.validation.is_empty()).then_some(&fit.validation);
+        exp.trainer(None).fit(&fit.train, validation, &mut []).with_context(|| format!("training fold {}", f + 1))?;
+        let preds = fit.preprocessor.target.decode(exp.predict(&fit.test)?);
+        let Some(transform) = fit.preprocessor.series().cloned() else { bail!("a series fit has a series transform") };
+        let data = crate::evaluate::SeriesData {
+            values: fit.values.clone(),
+            times: fit.times.clone(),
+            windows: fit.windows,
+            transform,
+        };
+        let test_raw = ingested.data.select(&fit.split.test);
+        let e = crate::forecast::evaluate(
+            &eval_config,
+            &EvalInput {
+                task: &fit.test.schema().target.task,
+                preprocessor: &fit.preprocessor,
+                train: &fit.train,
+                test: &fit.test,
+                test_raw: &test_raw,
+                test_rows: &fit.split.test,
+                predictions: &preds,
+                seed: config.seed,
+                plot_dir: None,
+                compare: None,
+            },
+            &data,
+        )?;
+        eprintln!("fold {}/{folds} (test from {}): {}", f + 1, fit.times[fit.windows.test_start], e.test.headline());
+        out.push(Fold {
+            fold: f + 1,
+            parts: (fit.train.len(), fit.validation.len(), fit.test.len()),
+            model: e.test,
+            baselines: e.baselines.into_iter().map(|b| (b.name, b.report)).collect(),
+        });
+    }
+    Ok(out)
 }
 
 fn summarize(folds: &[Fold]) -> Vec<MetricSummary> {

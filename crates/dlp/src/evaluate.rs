@@ -22,6 +22,19 @@ use serde::{Deserialize, Serialize};
 
 pub use eval::config::{EvalConfig, Gate, MetricName};
 
+/// The series behind a forecasting run's windows, for its evaluation.
+#[derive(Debug, Clone)]
+pub struct SeriesData {
+    /// The target series in its own units, in time order.
+    pub values: Vec<f64>,
+    /// Each step's time label.
+    pub times: Vec<String>,
+    /// The temporal split.
+    pub windows: preprocess::series::Windows,
+    /// The fitted transform (configuration, MASE scale).
+    pub transform: preprocess::series::SeriesTransform,
+}
+
 /// The test-set metrics of one model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "task", rename_all = "snake_case")]
@@ -38,7 +51,7 @@ pub enum TestReport {
     /// Regression metrics.
     Regression(RegressionReport),
     /// Forecast metrics.
-    Forecast(crate::forecast::ForecastScores),
+    Forecast(eval::forecast::ForecastScores),
 }
 
 impl TestReport {
@@ -150,7 +163,12 @@ pub fn score(task: &Task, predictions: &Predictions, actual: &Actual, top_k: usi
             }
         }
         (Task::Forecast { horizon }, Predictions::Values(predicted), Actual::Values(actual)) => {
-            TestReport::Forecast(crate::forecast::ForecastScores::compute(actual, predicted, *horizon, None)?)
+            let (a, p): (Vec<f64>, Vec<f64>) =
+                actual.iter().zip(predicted).map(|(&a, &p)| (f64::from(a), f64::from(p))).unzip();
+            TestReport::Forecast(
+                eval::forecast::ForecastScores::compute(&a, &p, *horizon, None)
+                    .context("forecasts that do not fit the targets")?,
+            )
         }
         (_, Predictions::Values(predicted), Actual::Values(actual)) => {
             TestReport::Regression(RegressionReport::compute(actual, predicted)?)
@@ -734,15 +752,10 @@ pub struct EvalInput<'a> {
     pub plot_dir: Option<&'a Path>,
     /// A previous run to compare with.
     pub compare: Option<&'a Path>,
-    /// For a forecasting model: the series (its baselines forecast from the whole past).
-    pub series: Option<&'a crate::forecast::SeriesData>,
 }
 
 /// Runs the whole evaluation phase.
 pub fn evaluate(config: &EvalConfig, input: &EvalInput<'_>) -> Result<Evaluation> {
-    if let Some(series) = input.series {
-        return crate::forecast::evaluate(config, input, series);
-    }
     let actual = Actual::of(input.test, input.preprocessor)?;
     let test = score(input.task, input.predictions, &actual, config.top_k)?;
     let mut notes = Vec::new();

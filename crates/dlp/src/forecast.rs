@@ -1,6 +1,7 @@
-//! Forecasting pipelines (`preprocess.series`): the series is read as it is (no cleaning:
-//! dropping a row would shift time), cut into windows by [`preprocess::series`], trained like any
-//! regressor with one output per forecast step, and evaluated as forecasts: MASE, MAE, RMSE,
+//! The evaluation of forecasting runs (`preprocess.series`). The series is read as it is (no
+//! cleaning: dropping a row would shift time) and cut into windows by [`preprocess::series`] in
+//! `pipeline::prepare`, trained like any regressor with one output per forecast step, and
+//! evaluated here, by `dlp run` and by `dlp cv`'s rolling-origin backtest, as forecasts: MASE, MAE, RMSE,
 //! MAPE and sMAPE overall and per step ahead, beside the naive, seasonal-naive and linear
 //! autoregression baselines of [`eval::forecast`] — each forecasting every test origin from the
 //! whole series before it, the autoregression fitted on every step before the test window (as
@@ -10,162 +11,11 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use eval::forecast::{Autoregression, ForecastReport};
+use eval::forecast::{Autoregression, ForecastScores};
 use eval::plot::{Chart, Series};
 use pipeline_core::Predictions;
-use preprocess::series::{SeriesConfig, SeriesTransform, Windows};
-use serde::{Deserialize, Serialize};
 
-use crate::config::PipelineConfig;
-use crate::evaluate::{BaselineScore, EvalConfig, EvalInput, Evaluation, Plot, TestReport};
-use crate::pipeline::{Clock, Prepared};
-
-/// The series behind a forecasting run's windows, for its evaluation.
-#[derive(Debug, Clone)]
-pub struct SeriesData {
-    /// The target series in its own units, in time order.
-    pub values: Vec<f64>,
-    /// Each step's time label.
-    pub times: Vec<String>,
-    /// The temporal split.
-    pub windows: Windows,
-    /// The fitted transform (configuration, MASE scale).
-    pub transform: SeriesTransform,
-}
-
-/// A forecast's scores: over every step of every forecast, and per step ahead.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ForecastScores {
-    /// Over all forecast values.
-    #[serde(flatten)]
-    pub overall: ForecastReport,
-    /// Forecasts (origins) scored.
-    pub examples: usize,
-    /// Steps per forecast.
-    pub horizon: usize,
-    /// `by_step[j]`: the scores of the forecasts `j + 1` steps ahead.
-    pub by_step: Vec<ForecastReport>,
-}
-
-impl ForecastScores {
-    /// Scores row-major forecasts (`horizon` values per origin) against `actual`; `scale` is
-    /// MASE's denominator.
-    pub fn compute(actual: &[f32], predicted: &[f32], horizon: usize, scale: Option<f64>) -> Result<Self> {
-        let a: Vec<f64> = actual.iter().map(|&v| f64::from(v)).collect();
-        let p: Vec<f64> = predicted.iter().map(|&v| f64::from(v)).collect();
-        Self::compute_f64(&a, &p, horizon, scale)
-    }
-
-    fn compute_f64(actual: &[f64], predicted: &[f64], horizon: usize, scale: Option<f64>) -> Result<Self> {
-        if horizon == 0 || actual.len() != predicted.len() || !actual.len().is_multiple_of(horizon) {
-            bail!("{} forecast values for {} actual values of {horizon} steps each", predicted.len(), actual.len());
-        }
-        let overall = eval::forecast::report(actual, predicted, scale).context("no forecasts to score")?;
-        let by_step = (0..horizon)
-            .map(|j| {
-                let a: Vec<f64> = actual.iter().skip(j).step_by(horizon).copied().collect();
-                let p: Vec<f64> = predicted.iter().skip(j).step_by(horizon).copied().collect();
-                eval::forecast::report(&a, &p, scale).context("no forecasts to score")
-            })
-            .collect::<Result<_>>()?;
-        Ok(Self { overall, examples: actual.len() / horizon, horizon, by_step })
-    }
-}
-
-/// Reads the series of `config` and cuts its windows ([`preprocess::series::fit`]).
-pub fn prepare(
-    config: &PipelineConfig,
-    series: &SeriesConfig,
-    expect: Option<&[pipeline_core::run::InputFile]>,
-    clock: &mut Clock,
-) -> Result<Prepared> {
-    let ingested = crate::pipeline::ingest(config, expect)?;
-    clock.lap("ingest");
-    let fit = preprocess::series::fit(&config.preprocess, series, &ingested.data)?;
-    let reference =
-        bundle::reference::Reference::fit_inputs(&fit.train_rows.inputs, &crate::pipeline::reference_options(config))
-            .context("fitting the drift reference statistics")?;
-    let test_raw = ingested.data.select(&fit.split.test);
-    let preprocess::series::SeriesFit { preprocessor, train, validation, test, split, values, times, windows, .. } =
-        fit;
-    let Some(transform) = preprocessor.series().cloned() else { bail!("a series fit has a series transform") };
-    clock.lap("preprocess");
-    Ok(Prepared {
-        inputs: ingested.inputs,
-        read_report: ingested.report,
-        cleaning: preprocess::CleanReport::default(),
-        split,
-        preprocessor,
-        train,
-        validation,
-        test,
-        test_raw,
-        reference,
-        series: Some(SeriesData { values, times, windows, transform }),
-    })
-}
-
-/// Rolling-origin backtest (`dlp cv` of a forecasting config): fold `f` of `folds` cuts the series
-/// after `n - (folds - f) × n_test` steps and runs the config's temporal split on that: its last
-/// `n_test` steps are the fold's test window, validation and gap before them as configured, and
-/// everything earlier is trained on (an expanding window). The last fold is `dlp run`'s split.
-pub fn backtest(
-    config: &PipelineConfig,
-    config_path: &Path,
-    series: &SeriesConfig,
-    folds: usize,
-    device: &candle_core::Device,
-) -> Result<Vec<crate::cv::Fold>> {
-    let ingested = crate::pipeline::ingest(config, None)?;
-    let n = ingested.data.rows();
-    let split = &config.preprocess.split;
-    let (n_test, n_val) = ((n as f64 * split.test).round() as usize, (n as f64 * split.validation).round() as usize);
-    let eval_config = EvalConfig { gate: None, ..config.eval.clone() };
-    let mut out = Vec::with_capacity(folds);
-    for f in 0..folds {
-        let end = n.checked_sub((folds - 1 - f) * n_test).filter(|&e| e > n_test + n_val).with_context(|| {
-            format!("{folds} backtest folds of {n_test} test steps do not fit in the {n} steps of the series")
-        })?;
-        let mut pre = config.preprocess.clone();
-        pre.split.test = n_test as f64 / end as f64;
-        pre.split.validation = n_val as f64 / end as f64;
-        pre.split.train = 1.0 - pre.split.test - pre.split.validation;
-        let rows: Vec<usize> = (0..end).collect();
-        let fit = preprocess::series::fit(&pre, series, &ingested.data.select(&rows))
-            .with_context(|| format!("fold {}: the series up to step {end}", f + 1))?;
-        let exp = crate::experiment::Experiment::build(config, fit.train.schema(), device, config_path)?;
-        let validation = (!fit.validation.is_empty()).then_some(&fit.validation);
-        exp.trainer(None).fit(&fit.train, validation, &mut []).with_context(|| format!("training fold {}", f + 1))?;
-        let preds = fit.preprocessor.target.decode(exp.predict(&fit.test)?);
-        let Some(transform) = fit.preprocessor.series().cloned() else { bail!("a series fit has a series transform") };
-        let data = SeriesData { values: fit.values.clone(), times: fit.times.clone(), windows: fit.windows, transform };
-        let test_raw = ingested.data.select(&fit.split.test);
-        let e = crate::evaluate::evaluate(
-            &eval_config,
-            &EvalInput {
-                task: &fit.test.schema().target.task,
-                preprocessor: &fit.preprocessor,
-                train: &fit.train,
-                test: &fit.test,
-                test_raw: &test_raw,
-                test_rows: &fit.split.test,
-                predictions: &preds,
-                seed: config.seed,
-                plot_dir: None,
-                compare: None,
-                series: Some(&data),
-            },
-        )?;
-        eprintln!("fold {}/{folds} (test from {}): {}", f + 1, fit.times[fit.windows.test_start], e.test.headline());
-        out.push(crate::cv::Fold {
-            fold: f + 1,
-            parts: (fit.train.len(), fit.validation.len(), fit.test.len()),
-            model: e.test,
-            baselines: e.baselines.into_iter().map(|b| (b.name, b.report)).collect(),
-        });
-    }
-    Ok(out)
-}
+use crate::evaluate::{BaselineScore, EvalConfig, EvalInput, Evaluation, Plot, SeriesData, TestReport};
 
 /// The naive, seasonal-naive and autoregressive forecasts of every test origin, each from the
 /// whole series before it, and a ridge regression per step ahead on the model's own inputs.
@@ -259,16 +109,22 @@ pub fn evaluate(config: &EvalConfig, input: &EvalInput<'_>, series: &SeriesData)
         crate::evaluate::Actual::Classes(_) => bail!("forecast targets are values"),
     };
     let Predictions::Values(predicted) = input.predictions else { bail!("a forecasting model predicts values") };
-    let test = TestReport::Forecast(ForecastScores::compute(&actual, predicted, k, scale)?);
+    let to64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    let actual64 = to64(&actual);
+    let scores = |p: &[f64], scale: Option<f64>| {
+        ForecastScores::compute(&actual64, p, k, scale).with_context(|| {
+            format!("{} forecast values for {} actual values of {k} steps each", p.len(), actual64.len())
+        })
+    };
+    let test = TestReport::Forecast(scores(&to64(predicted), scale)?);
     let mut notes = Vec::new();
     if scale.is_none() {
         notes.push("No MASE: the series before the test window is not longer than a season.".into());
     }
-    let actual64: Vec<f64> = actual.iter().map(|&v| f64::from(v)).collect();
     let baseline_forecasts = if config.baselines { baselines(series, input, &mut notes)? } else { Vec::new() };
     let mut scored = Vec::new();
     for (name, description, v) in &baseline_forecasts {
-        let report = TestReport::Forecast(ForecastScores::compute_f64(&actual64, v, k, scale)?);
+        let report = TestReport::Forecast(scores(v, scale)?);
         scored.push(BaselineScore { name: name.clone(), description: description.clone(), report });
     }
     if input.compare.is_some() {
@@ -341,7 +197,7 @@ fn plots(
     }];
     let actual: Vec<f64> = origins.iter().flat_map(|&t| (t..t + k).map(|j| series.values[j])).collect();
     for (name, _, v) in baselines {
-        let s = ForecastScores::compute_f64(&actual, v, k, None)?;
+        let s = ForecastScores::compute(&actual, v, k, None).context("baseline forecasts of the test window")?;
         by_step.push(Series {
             name: name.clone(),
             points: s.by_step.iter().enumerate().map(|(j, r)| ((j + 1) as f64, r.mae)).collect(),

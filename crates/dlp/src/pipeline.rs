@@ -255,22 +255,22 @@ fn execute(
 
     let preds = exp.predict(&test_part)?;
     let preds = preprocessor.target.decode(preds);
-    let evaluation = crate::evaluate::evaluate(
-        &config.eval,
-        &EvalInput {
-            task: &schema.target.task,
-            preprocessor: &preprocessor,
-            train: &train_part,
-            test: &test_part,
-            test_raw: &test_raw,
-            test_rows: &split.test,
-            predictions: &preds,
-            seed,
-            plot_dir: Some(run.root()),
-            compare,
-            series: series.as_ref(),
-        },
-    )?;
+    let input = EvalInput {
+        task: &schema.target.task,
+        preprocessor: &preprocessor,
+        train: &train_part,
+        test: &test_part,
+        test_raw: &test_raw,
+        test_rows: &split.test,
+        predictions: &preds,
+        seed,
+        plot_dir: Some(run.root()),
+        compare,
+    };
+    let evaluation = match &series {
+        Some(s) => crate::forecast::evaluate(&config.eval, &input, s)?,
+        None => crate::evaluate::evaluate(&config.eval, &input)?,
+    };
     write_json(&run.eval(), &EvalFile { split: "test", evaluation: &evaluation })?;
     let actual: Vec<String> = match (test_part.targets(), &schema.target.task) {
         (Targets::Classes(c), Task::Classification { labels }) => {
@@ -368,7 +368,7 @@ pub struct Prepared {
     /// added once it is trained).
     pub reference: bundle::reference::Reference,
     /// For a forecasting model: the series the windows were cut from.
-    pub series: Option<crate::forecast::SeriesData>,
+    pub series: Option<crate::evaluate::SeriesData>,
 }
 
 /// The data as read and cleaned, with encoded targets, before any split.
@@ -539,7 +539,7 @@ pub fn prepare(
     clock: &mut Clock,
 ) -> Result<Prepared> {
     if let Some(series) = &config.preprocess.series {
-        return crate::forecast::prepare(config, series, expect, clock);
+        return prepare_series(config, series, expect, clock);
     }
     let loaded = load(config, expect)?;
     clock.lap("ingest");
@@ -552,6 +552,40 @@ pub fn prepare(
     let prepared = fit_parts(config, &loaded, &split)?;
     clock.lap("preprocess");
     Ok(prepared)
+}
+
+/// [`prepare`] of a forecasting config: the series is read as it is (no cleaning: dropping a
+/// row would shift time) and cut into windows by [`preprocess::series::fit`]; the series is kept
+/// for the forecast evaluation.
+fn prepare_series(
+    config: &PipelineConfig,
+    series: &preprocess::series::SeriesConfig,
+    expect: Option<&[pipeline_core::run::InputFile]>,
+    clock: &mut Clock,
+) -> Result<Prepared> {
+    let ingested = ingest(config, expect)?;
+    clock.lap("ingest");
+    let fit = preprocess::series::fit(&config.preprocess, series, &ingested.data)?;
+    let reference = bundle::reference::Reference::fit_inputs(&fit.train_rows.inputs, &reference_options(config))
+        .context("fitting the drift reference statistics")?;
+    let test_raw = ingested.data.select(&fit.split.test);
+    let preprocess::series::SeriesFit { preprocessor, train, validation, test, split, values, times, windows, .. } =
+        fit;
+    let Some(transform) = preprocessor.series().cloned() else { bail!("a series fit has a series transform") };
+    clock.lap("preprocess");
+    Ok(Prepared {
+        inputs: ingested.inputs,
+        read_report: ingested.report,
+        cleaning: preprocess::CleanReport::default(),
+        split,
+        preprocessor,
+        train,
+        validation,
+        test,
+        test_raw,
+        reference,
+        series: Some(crate::evaluate::SeriesData { values, times, windows, transform }),
+    })
 }
 
 /// `dlp model summary`: prepares the data (the model's input shape depends on it) and lists

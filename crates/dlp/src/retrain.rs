@@ -204,11 +204,12 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
     let mut config: PipelineConfig = config::load_with(&config_path, |c| match &mut c.data {
         DataConfig::Csv(c) => c.path = data.clone(),
         DataConfig::TextLines(c) => c.path = data.clone(),
+        DataConfig::Jsonl(c) => c.path = data.clone(),
         _ => format_ok = false,
     })?;
     if !format_ok {
         bail!(
-            "{}: --data replaces the file of a `format: csv` or `format: text_lines` data section; this config reads \
+            "{}: --data replaces the file of a `format: csv`, `jsonl` or `text_lines` data section; this config reads \
              another format: put the new data in a config and give it with --config",
             config_path.display()
         );

@@ -28,6 +28,40 @@ pub struct ForecastReport {
     pub mase: f64,
 }
 
+/// A forecast's scores: over every step of every forecast, and per step ahead.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForecastScores {
+    /// Over all forecast values.
+    #[serde(flatten)]
+    pub overall: ForecastReport,
+    /// Forecasts (origins) scored.
+    pub examples: usize,
+    /// Steps per forecast.
+    pub horizon: usize,
+    /// `by_step[j]`: the scores of the forecasts `j + 1` steps ahead.
+    pub by_step: Vec<ForecastReport>,
+}
+
+impl ForecastScores {
+    /// Scores row-major forecasts (`horizon` values per origin) against `actual`; `scale` is
+    /// MASE's denominator. `None` unless both hold the same whole number of forecasts (at
+    /// least one).
+    pub fn compute(actual: &[f64], predicted: &[f64], horizon: usize, scale: Option<f64>) -> Option<Self> {
+        if horizon == 0 || actual.len() != predicted.len() || !actual.len().is_multiple_of(horizon) {
+            return None;
+        }
+        let overall = report(actual, predicted, scale)?;
+        let by_step = (0..horizon)
+            .map(|j| {
+                let a: Vec<f64> = actual.iter().skip(j).step_by(horizon).copied().collect();
+                let p: Vec<f64> = predicted.iter().skip(j).step_by(horizon).copied().collect();
+                report(&a, &p, scale)
+            })
+            .collect::<Option<_>>()?;
+        Some(Self { overall, examples: actual.len() / horizon, horizon, by_step })
+    }
+}
+
 /// The report of `predicted` against `actual` (same length, at least one value); `scale` is
 /// [`mase_scale`] of the training series.
 pub fn report(actual: &[f64], predicted: &[f64], scale: Option<f64>) -> Option<ForecastReport> {
@@ -162,6 +196,20 @@ fn solve(a: &mut [f64], b: &mut [f64], k: usize) -> Option<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_per_step_ahead() {
+        // Two forecasts of two steps: step 1 errs by 1 and 3, step 2 by 0 and 2.
+        let actual = [10.0, 20.0, 30.0, 40.0];
+        let predicted = [11.0, 20.0, 27.0, 42.0];
+        let s = ForecastScores::compute(&actual, &predicted, 2, Some(2.0)).unwrap();
+        assert_eq!((s.examples, s.horizon), (2, 2));
+        assert_eq!(s.overall.mae, 1.5);
+        assert_eq!(s.overall.mase, 0.75);
+        assert_eq!((s.by_step[0].mae, s.by_step[1].mae), (2.0, 1.0));
+        assert!(ForecastScores::compute(&actual, &predicted[..3], 2, None).is_none());
+        assert!(ForecastScores::compute(&actual[..3], &predicted[..3], 2, None).is_none());
+    }
 
     /// `10 + 3 sin(2πn/12) + 0.05 n + 0.5 cos(0.7 n)`, n = 0..60: monthly-like with trend.
     fn series() -> Vec<f64> {

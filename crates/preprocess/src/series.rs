@@ -19,82 +19,13 @@
 //! `history` rows with a target value are the history, and, when the model takes known
 //! covariates, the `horizon` rows after them give those.
 
-use pipeline_core::config::Issue;
 use pipeline_core::raw::{Column, RawDataset, RawInputs, RawSchema, Table, Values};
 use pipeline_core::{Dataset, Feature, FeatureKind, InputSchema, Schema, Target, Targets, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Scale;
+pub use crate::config::SeriesConfig;
 use crate::{Error, InputTransform, PreprocessConfig, Preprocessor, Result, Split, TargetEncoder};
-
-fn one() -> usize {
-    1
-}
-
-/// `preprocess.series`: how a series becomes forecasting examples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeriesConfig {
-    /// The time column: numbers or text (ISO dates sort as text), strictly increasing. Without
-    /// it, rows are taken in file order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<String>,
-    /// Past steps each forecast sees.
-    pub history: usize,
-    /// Steps forecast at once.
-    #[serde(default = "one")]
-    pub horizon: usize,
-    /// The season length in steps (12 for monthly data with a yearly cycle): the seasonal-naive
-    /// baseline and MASE's scale use it; 1 means none (the naive forecast).
-    #[serde(default = "one")]
-    pub season: usize,
-    /// Observed numeric covariates: inputs for the history steps only.
-    #[serde(default)]
-    pub covariates: Vec<String>,
-    /// Known-future numeric covariates: inputs for the history and for the forecast steps.
-    #[serde(default)]
-    pub known: Vec<String>,
-    /// Steps between consecutive forecast origins in each window (1: every step).
-    #[serde(default = "one")]
-    pub stride: usize,
-    /// Lags of the linear-autoregression baseline (default: `history`, the window the model
-    /// sees).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ar_lags: Option<usize>,
-}
-
-impl SeriesConfig {
-    /// Problems with the values; keys start with `key`.
-    pub fn validate(&self, key: &str) -> Vec<Issue> {
-        let mut issues = Vec::new();
-        for (name, v) in
-            [("history", self.history), ("horizon", self.horizon), ("season", self.season), ("stride", self.stride)]
-        {
-            if v == 0 {
-                issues.push(Issue::new(format!("{key}.{name}"), "must be at least 1, got 0"));
-            }
-        }
-        if self.ar_lags == Some(0) {
-            issues.push(Issue::new(format!("{key}.ar_lags"), "must be at least 1, got 0"));
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for (list, names) in [("covariates", &self.covariates), ("known", &self.known)] {
-            for (i, n) in names.iter().enumerate() {
-                if Some(n) == self.time.as_ref() {
-                    issues.push(Issue::new(format!("{key}.{list}[{i}]"), format!("`{n}` is the time column")));
-                } else if !seen.insert(n.clone()) {
-                    issues.push(Issue::new(format!("{key}.{list}[{i}]"), format!("`{n}` is listed twice")));
-                }
-            }
-        }
-        issues
-    }
-
-    /// The baseline's AR order.
-    pub fn ar_order(&self) -> usize {
-        self.ar_lags.unwrap_or(self.history)
-    }
-}
 
 /// The fitted series transform: `bundle/preprocess.json`'s inputs for a forecasting model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
