@@ -33,6 +33,7 @@ pub mod hub;
 pub mod idx;
 pub mod images;
 pub mod source;
+pub mod sql;
 pub mod summary;
 pub mod table;
 pub mod text;
@@ -69,6 +70,8 @@ pub enum DataConfig {
     AudioList(AudioListConfig),
     /// JSON Lines: one object per line.
     Jsonl(JsonlConfig),
+    /// A query against SQLite or PostgreSQL.
+    Sql(sql::SqlConfig),
 }
 
 pipeline_core::tagged_enum!(DataConfig, "format", [
@@ -80,6 +83,7 @@ pipeline_core::tagged_enum!(DataConfig, "format", [
     "audio_folder" => DataConfig::AudioFolder,
     "audio_list" => DataConfig::AudioList,
     "jsonl" => DataConfig::Jsonl,
+    "sql" => DataConfig::Sql,
 ]);
 
 /// `format: jsonl`: one JSON object per line (gzip or plain). Nested objects are flattened to
@@ -400,6 +404,7 @@ impl DataConfig {
             DataConfig::AudioFolder(c) => vec![("data.path", &mut c.path)],
             DataConfig::AudioList(c) => vec![("data.path", &mut c.path)],
             DataConfig::Jsonl(c) => vec![("data.path", &mut c.path)],
+            DataConfig::Sql(_) => Vec::new(),
         }
     }
 
@@ -410,6 +415,9 @@ impl DataConfig {
             if hub::parse(p).is_none() {
                 *p = normalize(&base.join(&*p));
             }
+        }
+        if let DataConfig::Sql(c) = self {
+            c.resolve_paths(base);
         }
     }
 
@@ -469,6 +477,7 @@ impl DataConfig {
                 .extend(AudioOptions { sample_rate: c.sample_rate, duration: c.duration, align: c.align }.validate()),
             DataConfig::AudioList(c) => issues
                 .extend(AudioOptions { sample_rate: c.sample_rate, duration: c.duration, align: c.align }.validate()),
+            DataConfig::Sql(c) => issues.extend(c.validate()),
             DataConfig::Jsonl(c) if c.target.is_none() => {
                 issues.push(Issue::new("data.target", "name the target column (a key, dotted for nested objects)"));
             }
@@ -481,6 +490,7 @@ impl DataConfig {
             DataConfig::Idx(c) => c.label_names.as_ref(),
             DataConfig::Csv(c) => c.label_names.as_ref(),
             DataConfig::Jsonl(c) => c.label_names.as_ref(),
+            DataConfig::Sql(c) => c.label_names.as_ref(),
             _ => None,
         };
         if names.is_some_and(Vec::is_empty) {
@@ -495,6 +505,7 @@ impl DataConfig {
             DataConfig::Idx(c) => TargetSpec { task: TaskHint::Classification, label_names: c.label_names.clone() },
             DataConfig::Csv(c) => TargetSpec { task: c.task, label_names: c.label_names.clone() },
             DataConfig::Jsonl(c) => TargetSpec { task: c.task, label_names: c.label_names.clone() },
+            DataConfig::Sql(c) => TargetSpec { task: c.task, label_names: c.label_names.clone() },
             _ => TargetSpec { task: TaskHint::Classification, label_names: None },
         }
     }
@@ -607,6 +618,7 @@ pub fn load(config: &DataConfig) -> Result<Ingested> {
                 report: main.report,
             })
         }
+        DataConfig::Sql(c) => sql::load(c),
         DataConfig::Jsonl(c) => {
             let sel = table::Selection {
                 target: c.target.clone(),
