@@ -437,6 +437,22 @@ impl DataConfig {
                         );
                     if folder && !p.is_dir() {
                         issues.push(Issue::new(key, format!("folder not found: {}", p.display())));
+                    } else if !folder && table::is_pattern(p) {
+                        let several = key == "data.path" && matches!(self, DataConfig::Csv(_) | DataConfig::Jsonl(_));
+                        match table::expand(p) {
+                            _ if !several => issues.push(Issue::new(
+                                key,
+                                format!(
+                                    "names one file; a pattern ({}) is for data.path of csv and jsonl",
+                                    p.display()
+                                ),
+                            )),
+                            Ok(files) if files.is_empty() => {
+                                issues.push(Issue::new(key, format!("no file matches {}", p.display())))
+                            }
+                            Ok(_) => {}
+                            Err(e) => issues.push(Issue::new(key, e.to_string())),
+                        }
                     } else if !folder && !p.is_file() {
                         issues.push(Issue::new(key, format!("file not found: {}", p.display())));
                     }
@@ -452,6 +468,12 @@ impl DataConfig {
                     (Some(_), Some(_)) => issues
                         .push(Issue::new("data.target_file", "give either data.target or data.target_file, not both")),
                     _ => {}
+                }
+                if c.target_file.is_some() && table::is_pattern(&c.path) {
+                    issues.push(Issue::new(
+                        "data.target_file",
+                        "pairs with one data file, not a pattern: put the targets in the files' own column",
+                    ));
                 }
                 if let Some(q) = c.quote
                     && !q.is_ascii()
@@ -591,8 +613,8 @@ pub fn load(config: &DataConfig) -> Result<Ingested> {
                 kinds: c.kinds.clone(),
                 require_kinds: false,
             };
-            let mut main = table::read(&c.path, "data.path", &fmt, &sel)?;
-            let mut inputs = vec![main.input.clone()];
+            let mut main = table::read_all(&c.path, "data.path", &fmt, &sel)?;
+            let mut inputs = main.inputs.clone();
             if let Some(tf) = &c.target_file {
                 let tfmt =
                     table::TableFormat { header: false, skip_rows: 0, names: Some(vec!["target".into()]), ..fmt };
@@ -626,10 +648,10 @@ pub fn load(config: &DataConfig) -> Result<Ingested> {
                 kinds: c.kinds.clone(),
                 require_kinds: false,
             };
-            let main = table::read(&c.path, "data.path", &c.format(), &sel)?;
+            let main = table::read_all(&c.path, "data.path", &c.format(), &sel)?;
             Ok(Ingested {
                 data: RawDataset { inputs: RawInputs::Table(main.table), target: main.target, parts: None },
-                inputs: vec![main.input],
+                inputs: main.inputs,
                 report: main.report,
             })
         }

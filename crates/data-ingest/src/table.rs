@@ -354,7 +354,11 @@ fn json_records(
                     _ => "null",
                 }
             )),
-            Err(e) => Err(format!("not valid JSON: {e}")),
+            Err(e) => {
+                let full = e.to_string();
+                let at = format!(" at line {} column {}", e.line(), e.column());
+                Err(format!("not valid JSON (column {}): {}", e.column(), full.strip_suffix(&at).unwrap_or(&full)))
+            }
         };
         if fixed {
             emit(line, fields, &header, &index, f)?;
@@ -504,6 +508,95 @@ pub struct TableRead {
 }
 
 const SAMPLE: usize = 1000;
+
+/// Whether `path` is a glob pattern (`*`, `?` or `[…]` in it).
+pub fn is_pattern(path: &Path) -> bool {
+    path.to_string_lossy().contains(['*', '?', '['])
+}
+
+/// The files a pattern matches, in name order (a plain path: itself).
+pub fn expand(path: &Path) -> Result<Vec<PathBuf>> {
+    if !is_pattern(path) {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let text = path.to_string_lossy();
+    let paths = glob::glob(&text).map_err(|e| Error::format(path, format!("not a valid pattern: {e}")))?;
+    let mut files = Vec::new();
+    for p in paths {
+        let p = p.map_err(|e| Error::io(e.path().to_path_buf(), std::io::Error::other(e.to_string())))?;
+        if p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Tables read from one or several files.
+#[derive(Debug, Clone)]
+pub struct TablesRead {
+    /// The feature columns, the files' rows one after the other.
+    pub table: Table,
+    /// The target column, if one was selected.
+    pub target: Option<Column>,
+    /// Each file's identity, in reading order.
+    pub inputs: Vec<InputFile>,
+    /// Bad records and unparsable values, over all files.
+    pub report: ReadReport,
+}
+
+/// Reads every file `path` names ([`expand`]) as [`read`] does, one after the other: the
+/// first file's columns and kinds (inferred, or as `sel` fixes them) hold for all, and a file
+/// with other columns is an error naming it.
+pub fn read_all(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> Result<TablesRead> {
+    let files = expand(path)?;
+    let Some((first, rest)) = files.split_first() else {
+        return Err(Error::format(path, "no file matches the pattern"));
+    };
+    let head = read(first, role, fmt, sel)?;
+    let names = |t: &Table, y: &Option<Column>| -> Vec<String> {
+        t.columns.iter().chain(y.iter()).map(|c| c.name.clone()).collect()
+    };
+    let expected = names(&head.table, &head.target);
+    let mut kinds = sel.kinds.clone();
+    for c in head.table.columns.iter().chain(head.target.iter()) {
+        kinds.insert(c.name.clone(), c.kind);
+    }
+    let fixed = Selection { kinds, ..sel.clone() };
+    let mut out = TablesRead { table: head.table, target: head.target, inputs: vec![head.input], report: head.report };
+    for p in rest {
+        let r = read(p, role, fmt, &fixed)?;
+        let found = names(&r.table, &r.target);
+        if found != expected {
+            return Err(Error::Invalid {
+                path: p.clone(),
+                message: format!(
+                    "has the columns {} where {} has {}: the files of one pattern must have the same columns",
+                    found.join(", "),
+                    first.display(),
+                    expected.join(", ")
+                ),
+            });
+        }
+        for (a, b) in
+            out.table.columns.iter_mut().chain(out.target.iter_mut()).zip(r.table.columns.into_iter().chain(r.target))
+        {
+            match (&mut a.values, b.values) {
+                (Values::Numbers(x), Values::Numbers(y)) => x.extend(y),
+                (Values::Strings(x), Values::Strings(y)) => x.extend(y),
+                _ => {
+                    return Err(Error::Invalid {
+                        path: p.clone(),
+                        message: format!("column `{}` changes kind", a.name),
+                    });
+                }
+            }
+        }
+        out.inputs.push(r.input);
+        out.report.merge(r.report);
+    }
+    Ok(out)
+}
 
 /// Reads the table at `path`.
 pub fn read(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> Result<TableRead> {
@@ -728,6 +821,23 @@ mod tests {
         assert_eq!(r.report.records, 3);
     }
 
+    #[test]
+    fn a_pattern_reads_every_file_in_name_order_with_the_first_files_kinds() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "part-2.csv", b"x,c,y\n3,b,1\n4,a,0\n");
+        write(dir.path(), "part-1.csv", b"x,c,y\n1,a,0\n2,b,1\n");
+        write(dir.path(), "other.csv", b"z\n1\n");
+        let r = read_all(&dir.path().join("part-*.csv"), "data.path", &fmt(), &sel("y")).unwrap();
+        assert_eq!(r.inputs.len(), 2);
+        assert!(r.inputs[0].path.ends_with("part-1.csv") && r.inputs[1].path.ends_with("part-2.csv"));
+        assert!(matches!(&r.table.columns[0].values, Values::Numbers(v) if v == &[1.0, 2.0, 3.0, 4.0]));
+        assert_eq!(r.report.records, 4);
+        write(dir.path(), "part-3.csv", b"x,d,y\n5,a,1\n");
+        let e = read_all(&dir.path().join("part-*.csv"), "data.path", &fmt(), &sel("y")).unwrap_err().to_string();
+        assert!(e.contains("part-3.csv: has the columns x, d, y where") && e.contains("has x, c, y"), "{e}");
+        assert!(expand(&dir.path().join("none-*.csv")).unwrap().is_empty());
+    }
+
     fn jsonl() -> TableFormat {
         TableFormat { delimiter: Delimiter::JsonLines, quote: None, ..fmt() }
     }
@@ -773,7 +883,7 @@ mod tests {
         let p =
             write(dir.path(), "b.jsonl", b"{\"x\": 1, \"y\": 0}\n{\"x\": 2, \"y\": 1\n[1, 2]\n{\"x\": 3, \"y\": 1}\n");
         let e = read(&p, "data", &jsonl(), &sel("y")).unwrap_err().to_string();
-        assert!(e.contains(":2: not valid JSON: EOF while parsing an object"), "{e}");
+        assert!(e.contains(":2: not valid JSON (column 15): EOF while parsing an object"), "{e}");
         let skip = TableFormat { on_bad_record: OnBadRecord::Skip, ..jsonl() };
         let r = read(&p, "data", &skip, &sel("y")).unwrap();
         assert_eq!(r.report.records, 2);

@@ -1,0 +1,79 @@
+//! JSON Lines and several files per pattern, end to end through the real command line: the
+//! shipped `configs/sensors-jsonl.yaml` (nested JSON records) and a CSV split into shards read
+//! by a pattern both give the model of `configs/sensors.yaml` on the same rows; bad lines and
+//! patterns that match nothing are one line.
+
+#![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+mod common;
+use common::{dlp, ok, repo};
+
+fn run(config: &std::path::Path, runs: &std::path::Path) -> (Value, Value) {
+    let stdout = ok(dlp(&["run", config.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()]));
+    let run = PathBuf::from(stdout.lines().find_map(|l| l.strip_prefix("run directory: ")).unwrap());
+    let eval: Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    (eval, manifest)
+}
+
+#[test]
+fn json_lines_and_sharded_csv_read_the_same_rows_as_one_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let (csv, _) = run(&repo().join("configs/sensors.yaml"), &runs);
+    let (jsonl, manifest) = run(&repo().join("configs/sensors-jsonl.yaml"), &runs);
+    assert_eq!(jsonl["accuracy"], csv["accuracy"]);
+    assert_eq!(jsonl["macro_avg"], csv["macro_avg"]);
+    assert!(manifest["inputs"][0]["path"].as_str().unwrap().ends_with("train.jsonl"));
+
+    // train.csv in three shards, read by one pattern.
+    let text = std::fs::read_to_string(repo().join("data/sensors/train.csv")).unwrap();
+    let (header, rows) = text.split_once('\n').unwrap();
+    let rows: Vec<&str> = rows.lines().collect();
+    let shards = dir.path().join("shards");
+    std::fs::create_dir_all(&shards).unwrap();
+    for (i, chunk) in rows.chunks(700).enumerate() {
+        std::fs::write(shards.join(format!("part-{i}.csv")), format!("{header}\n{}\n", chunk.join("\n"))).unwrap();
+    }
+    let config = std::fs::read_to_string(repo().join("configs/sensors.yaml"))
+        .unwrap()
+        .replace("../data/sensors/train.csv", "shards/part-*.csv");
+    let cfg = dir.path().join("sharded.yaml");
+    std::fs::write(&cfg, &config).unwrap();
+    let (sharded, manifest) = run(&cfg, &runs);
+    assert_eq!(sharded["accuracy"], csv["accuracy"]);
+    let inputs = manifest["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 3, "each shard hashed on its own");
+    assert!(inputs[2]["path"].as_str().unwrap().ends_with("part-2.csv"));
+
+    // A pattern that matches nothing, and a bad JSON line.
+    let none = dir.path().join("none.yaml");
+    std::fs::write(&none, config.replace("part-*.csv", "nothing-*.csv")).unwrap();
+    let out = dlp(&["check", none.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("data.path: no file matches"), "{out:?}");
+    let mut lines: Vec<String> =
+        std::fs::read_to_string(repo().join("data/sensors/train.jsonl")).unwrap().lines().map(String::from).collect();
+    lines[41] = "{\"id\": 42, \"readings\": {\"temperature\": 20.1,".into();
+    std::fs::write(dir.path().join("bad.jsonl"), lines.join("\n") + "\n").unwrap();
+    let jsonl_cfg = std::fs::read_to_string(repo().join("configs/sensors-jsonl.yaml"))
+        .unwrap()
+        .replace("../data/sensors/train.jsonl", "bad.jsonl");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, &jsonl_cfg).unwrap();
+    let out = dlp(&["run", bad.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("bad.jsonl:42: not valid JSON (column 44): EOF while parsing a value"), "{err}");
+    // Skipped instead, and reported.
+    let skip = dir.path().join("skip.yaml");
+    std::fs::write(&skip, jsonl_cfg.replace("  target: status\n", "  target: status\n  on_bad_record: skip\n"))
+        .unwrap();
+    let (_, manifest) = run(&skip, &runs);
+    assert_eq!(manifest["data_report"]["read"]["skipped"], 1, "{manifest}");
+}
