@@ -8,7 +8,9 @@
 //!
 //! - `csv`: CSV / TSV / whitespace-separated, header or not, quoting, gzip, columns by name or
 //!   index, kinds inferred (numeric, boolean, categorical, text) or given, targets in the same
-//!   file or a separate one ([`table`]);
+//!   file or a separate one ([`table`]); `path` may be a glob pattern of several files;
+//! - `jsonl`: one JSON object per line, nested keys flattened to dotted columns ([`table`]);
+//! - `sql`: a query against SQLite or PostgreSQL, rows streamed through a cursor ([`sql`]);
 //! - `idx`: the IDX files of MNIST ([`idx`]);
 //! - `image_folder`: one sub-folder per class of PNG / JPEG / BMP images ([`images`]);
 //! - `text_lines` and `text_folder`: `label<TAB>text` lines, or one file per document in one
