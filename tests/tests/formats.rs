@@ -77,3 +77,46 @@ fn json_lines_and_sharded_csv_read_the_same_rows_as_one_csv() {
     let (_, manifest) = run(&skip, &runs);
     assert_eq!(manifest["data_report"]["read"]["skipped"], 1, "{manifest}");
 }
+
+#[test]
+fn parquet_reads_the_same_rows_as_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let (csv, _) = run(&repo().join("configs/iris.yaml"), &runs);
+    let (parquet, manifest) = run(&repo().join("configs/iris-parquet.yaml"), &runs);
+    assert_eq!(parquet["accuracy"], csv["accuracy"]);
+    assert_eq!(parquet["macro_avg"], csv["macro_avg"]);
+    assert!(manifest["inputs"][0]["path"].as_str().unwrap().ends_with("iris.parquet"));
+    assert_eq!(
+        manifest["inputs"][0]["bytes"],
+        std::fs::metadata(repo().join("data/sklearn/iris.parquet")).unwrap().len()
+    );
+    // A damaged file, and a column the file lacks: one line, exit 1.
+    let bytes = std::fs::read(repo().join("data/sklearn/iris.parquet")).unwrap();
+    std::fs::write(dir.path().join("cut.parquet"), &bytes[..bytes.len() / 2]).unwrap();
+    let text = std::fs::read_to_string(repo().join("configs/iris-parquet.yaml")).unwrap();
+    for (name, config, want) in [
+        (
+            "cut.yaml",
+            text.replace("../data/sklearn/iris.parquet", "cut.parquet"),
+            "cut.parquet: not a readable Parquet file",
+        ),
+        (
+            "col.yaml",
+            text.replace(
+                "../data/sklearn/iris.parquet",
+                &repo().join("data/sklearn/iris.parquet").display().to_string(),
+            )
+            .replace("target: species", "target: kind"),
+            "data.target: no column Name(\"kind\") (the file has `sepal_length`",
+        ),
+    ] {
+        let cfg = dir.path().join(name);
+        std::fs::write(&cfg, config).unwrap();
+        let out = dlp(&["run", cfg.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+}

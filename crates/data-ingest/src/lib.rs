@@ -29,6 +29,7 @@
 //! belong to `preprocess`).
 
 pub mod audio;
+pub mod columnar;
 mod error;
 pub mod features;
 pub mod hub;
@@ -74,6 +75,10 @@ pub enum DataConfig {
     Jsonl(JsonlConfig),
     /// A query against SQLite or PostgreSQL.
     Sql(sql::SqlConfig),
+    /// An Apache Parquet file.
+    Parquet(columnar::ColumnarConfig),
+    /// An Arrow IPC file (Feather v2).
+    Arrow(columnar::ColumnarConfig),
 }
 
 pipeline_core::tagged_enum!(DataConfig, "format", [
@@ -86,6 +91,8 @@ pipeline_core::tagged_enum!(DataConfig, "format", [
     "audio_list" => DataConfig::AudioList,
     "jsonl" => DataConfig::Jsonl,
     "sql" => DataConfig::Sql,
+    "parquet" => DataConfig::Parquet,
+    "arrow" => DataConfig::Arrow,
 ]);
 
 /// `format: jsonl`: one JSON object per line (gzip or plain). Nested objects are flattened to
@@ -407,6 +414,7 @@ impl DataConfig {
             DataConfig::AudioList(c) => vec![("data.path", &mut c.path)],
             DataConfig::Jsonl(c) => vec![("data.path", &mut c.path)],
             DataConfig::Sql(_) => Vec::new(),
+            DataConfig::Parquet(c) | DataConfig::Arrow(c) => vec![("data.path", &mut c.path)],
         }
     }
 
@@ -440,12 +448,19 @@ impl DataConfig {
                     if folder && !p.is_dir() {
                         issues.push(Issue::new(key, format!("folder not found: {}", p.display())));
                     } else if !folder && table::is_pattern(p) {
-                        let several = key == "data.path" && matches!(self, DataConfig::Csv(_) | DataConfig::Jsonl(_));
+                        let several = key == "data.path"
+                            && matches!(
+                                self,
+                                DataConfig::Csv(_)
+                                    | DataConfig::Jsonl(_)
+                                    | DataConfig::Parquet(_)
+                                    | DataConfig::Arrow(_)
+                            );
                         match table::expand(p) {
                             _ if !several => issues.push(Issue::new(
                                 key,
                                 format!(
-                                    "names one file; a pattern ({}) is for data.path of csv and jsonl",
+                                    "names one file; a pattern ({}) is for data.path of csv, jsonl, parquet and arrow",
                                     p.display()
                                 ),
                             )),
@@ -502,6 +517,9 @@ impl DataConfig {
             DataConfig::AudioList(c) => issues
                 .extend(AudioOptions { sample_rate: c.sample_rate, duration: c.duration, align: c.align }.validate()),
             DataConfig::Sql(c) => issues.extend(c.validate()),
+            DataConfig::Parquet(c) | DataConfig::Arrow(c) if c.target.is_none() => {
+                issues.push(Issue::new("data.target", "name the target column"));
+            }
             DataConfig::Jsonl(c) if c.target.is_none() => {
                 issues.push(Issue::new("data.target", "name the target column (a key, dotted for nested objects)"));
             }
@@ -515,6 +533,7 @@ impl DataConfig {
             DataConfig::Csv(c) => c.label_names.as_ref(),
             DataConfig::Jsonl(c) => c.label_names.as_ref(),
             DataConfig::Sql(c) => c.label_names.as_ref(),
+            DataConfig::Parquet(c) | DataConfig::Arrow(c) => c.label_names.as_ref(),
             _ => None,
         };
         if names.is_some_and(Vec::is_empty) {
@@ -530,6 +549,9 @@ impl DataConfig {
             DataConfig::Csv(c) => TargetSpec { task: c.task, label_names: c.label_names.clone() },
             DataConfig::Jsonl(c) => TargetSpec { task: c.task, label_names: c.label_names.clone() },
             DataConfig::Sql(c) => TargetSpec { task: c.task, label_names: c.label_names.clone() },
+            DataConfig::Parquet(c) | DataConfig::Arrow(c) => {
+                TargetSpec { task: c.task, label_names: c.label_names.clone() }
+            }
             _ => TargetSpec { task: TaskHint::Classification, label_names: None },
         }
     }
@@ -643,6 +665,8 @@ pub fn load(config: &DataConfig) -> Result<Ingested> {
             })
         }
         DataConfig::Sql(c) => sql::load(c),
+        DataConfig::Parquet(c) => columnar::load(c, columnar::Container::Parquet),
+        DataConfig::Arrow(c) => columnar::load(c, columnar::Container::Arrow),
         DataConfig::Jsonl(c) => {
             let sel = table::Selection {
                 target: c.target.clone(),
