@@ -11,6 +11,8 @@
 //!   file or a separate one ([`table`]); `path` may be a glob pattern of several files;
 //! - `jsonl`: one JSON object per line, nested keys flattened to dotted columns ([`table`]);
 //! - `sql`: a query against SQLite or PostgreSQL, rows streamed through a cursor ([`sql`]);
+//! - `parquet` and `arrow`: Parquet and Arrow IPC (Feather v2) files, the used columns only,
+//!   batch by batch ([`columnar`]);
 //! - `idx`: the IDX files of MNIST ([`idx`]);
 //! - `image_folder`: one sub-folder per class of PNG / JPEG / BMP images ([`images`]);
 //! - `text_lines` and `text_folder`: `label<TAB>text` lines, or one file per document in one
