@@ -11,6 +11,8 @@
 //!   file or a separate one ([`table`]); `path` may be a glob pattern of several files;
 //! - `jsonl`: one JSON object per line, nested keys flattened to dotted columns ([`table`]);
 //! - `sql`: a query against SQLite or PostgreSQL, rows streamed through a cursor ([`sql`]);
+//! - `http`: a JSON API, page by page, with retries, a bearer token from the environment and
+//!   the responses kept for a reproducible run ([`http`]);
 //! - `parquet` and `arrow`: Parquet and Arrow IPC (Feather v2) files, the used columns only,
 //!   batch by batch ([`columnar`]);
 //! - `idx`: the IDX files of MNIST ([`idx`]);
@@ -34,6 +36,7 @@ pub mod audio;
 pub mod columnar;
 mod error;
 pub mod features;
+pub mod http;
 pub mod hub;
 pub mod idx;
 pub mod images;
@@ -81,6 +84,8 @@ pub enum DataConfig {
     Parquet(columnar::ColumnarConfig),
     /// An Arrow IPC file (Feather v2).
     Arrow(columnar::ColumnarConfig),
+    /// Records from a JSON API, page by page.
+    Http(http::HttpConfig),
 }
 
 pipeline_core::tagged_enum!(DataConfig, "format", [
@@ -95,6 +100,7 @@ pipeline_core::tagged_enum!(DataConfig, "format", [
     "sql" => DataConfig::Sql,
     "parquet" => DataConfig::Parquet,
     "arrow" => DataConfig::Arrow,
+    "http" => DataConfig::Http,
 ]);
 
 /// `format: jsonl`: one JSON object per line (gzip or plain). Nested objects are flattened to
@@ -417,6 +423,7 @@ impl DataConfig {
             DataConfig::Jsonl(c) => vec![("data.path", &mut c.path)],
             DataConfig::Sql(_) => Vec::new(),
             DataConfig::Parquet(c) | DataConfig::Arrow(c) => vec![("data.path", &mut c.path)],
+            DataConfig::Http(_) => Vec::new(),
         }
     }
 
@@ -519,6 +526,7 @@ impl DataConfig {
             DataConfig::AudioList(c) => issues
                 .extend(AudioOptions { sample_rate: c.sample_rate, duration: c.duration, align: c.align }.validate()),
             DataConfig::Sql(c) => issues.extend(c.validate()),
+            DataConfig::Http(c) => issues.extend(c.validate()),
             DataConfig::Parquet(c) | DataConfig::Arrow(c) if c.target.is_none() => {
                 issues.push(Issue::new("data.target", "name the target column"));
             }
@@ -536,6 +544,7 @@ impl DataConfig {
             DataConfig::Jsonl(c) => c.label_names.as_ref(),
             DataConfig::Sql(c) => c.label_names.as_ref(),
             DataConfig::Parquet(c) | DataConfig::Arrow(c) => c.label_names.as_ref(),
+            DataConfig::Http(c) => c.label_names.as_ref(),
             _ => None,
         };
         if names.is_some_and(Vec::is_empty) {
@@ -554,6 +563,7 @@ impl DataConfig {
             DataConfig::Parquet(c) | DataConfig::Arrow(c) => {
                 TargetSpec { task: c.task, label_names: c.label_names.clone() }
             }
+            DataConfig::Http(c) => TargetSpec { task: c.task, label_names: c.label_names.clone() },
             _ => TargetSpec { task: TaskHint::Classification, label_names: None },
         }
     }
@@ -669,6 +679,7 @@ pub fn load(config: &DataConfig) -> Result<Ingested> {
         DataConfig::Sql(c) => sql::load(c),
         DataConfig::Parquet(c) => columnar::load(c, columnar::Container::Parquet),
         DataConfig::Arrow(c) => columnar::load(c, columnar::Container::Arrow),
+        DataConfig::Http(c) => http::load(c),
         DataConfig::Jsonl(c) => {
             let sel = table::Selection {
                 target: c.target.clone(),

@@ -193,6 +193,19 @@ fn execute(
     let mut clock = Clock::start();
     let seed = config.seed;
     let device = config.device.open()?;
+    // An API's responses are kept in the run directory, and a resumed run reads them from there.
+    let with_cache;
+    let config = match &config.data {
+        data_ingest::DataConfig::Http(h) if h.cache.is_none() => {
+            let mut c = config.clone();
+            if let data_ingest::DataConfig::Http(h) = &mut c.data {
+                h.cache = Some(run.root().join("data-cache"));
+            }
+            with_cache = c;
+            &with_cache
+        }
+        _ => config,
+    };
 
     let prepared = prepare(config, resume.as_ref().map(|_| manifest.inputs.as_slice()), &mut clock)?;
     let Prepared {
