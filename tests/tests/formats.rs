@@ -120,3 +120,46 @@ fn parquet_reads_the_same_rows_as_csv() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+#[test]
+fn dlp_predict_reads_json_lines_and_parquet_as_it_reads_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let predict = |bundle: &std::path::Path, input: &std::path::Path, name: &str| -> String {
+        let out = dir.path().join(name);
+        ok(dlp(&[
+            "predict",
+            bundle.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ]));
+        std::fs::read_to_string(out).unwrap()
+    };
+    let bundle_of = |cfg: &str| -> PathBuf {
+        let stdout = ok(dlp(&["run", repo().join(cfg).to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()]));
+        PathBuf::from(stdout.lines().find_map(|l| l.strip_prefix("run directory: ")).unwrap()).join("bundle")
+    };
+    // Parquet: the iris file itself, and the same rows as a CSV with the model's column names.
+    let iris = bundle_of("configs/iris-parquet.yaml");
+    let text = std::fs::read_to_string(repo().join("data/sklearn/iris.csv")).unwrap();
+    let mut csv = String::from("sepal_length,sepal_width,petal_length,petal_width\n");
+    for l in text.lines().skip(1) {
+        csv.push_str(&l.rsplit_once(',').unwrap().0.replace(' ', ""));
+        csv.push('\n');
+    }
+    std::fs::write(dir.path().join("iris.csv"), csv).unwrap();
+    let from_parquet = predict(&iris, &repo().join("data/sklearn/iris.parquet"), "pq.csv");
+    assert_eq!(from_parquet, predict(&iris, &dir.path().join("iris.csv"), "csv.csv"));
+    assert_eq!(from_parquet.lines().count(), 151);
+    // JSON Lines: the sensor records, and the same rows as a CSV with dotted column names.
+    let sensors = bundle_of("configs/sensors-jsonl.yaml");
+    let text = std::fs::read_to_string(repo().join("data/sensors/train.csv")).unwrap();
+    let csv =
+        text.replacen("temperature,pressure,site,status", "readings.temperature,readings.pressure,site,status", 1);
+    std::fs::write(dir.path().join("sensors.csv"), csv).unwrap();
+    let from_jsonl = predict(&sensors, &repo().join("data/sensors/train.jsonl"), "j.csv");
+    assert_eq!(from_jsonl, predict(&sensors, &dir.path().join("sensors.csv"), "c.csv"));
+    assert_eq!(from_jsonl.lines().count(), 2001);
+}

@@ -84,6 +84,23 @@ fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
 }
 
+/// The snapshot folder of `hub`'s repository at its revision in the local cache (`cache`), if
+/// the cache holds it: `<kind>s--owner--name/snapshots/<commit>`, the commit read from
+/// `refs/<revision>` (or the revision itself when it is a commit).
+pub fn snapshot_dir(hub: &HubPath, cache: &Path) -> Option<PathBuf> {
+    let prefix = match hub.kind {
+        HubKind::Dataset => "datasets",
+        HubKind::Model => "models",
+        HubKind::Space => "spaces",
+    };
+    let repo = cache.join(format!("{prefix}--{}", hub.repo.replace('/', "--")));
+    let commit = std::fs::read_to_string(repo.join("refs").join(&hub.revision))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_else(|_| hub.revision.clone());
+    let dir = repo.join("snapshots").join(commit);
+    dir.is_dir().then_some(dir)
+}
+
 /// The local path of `path`: itself, or the cached (or downloaded) file of an `hf://` path.
 pub fn resolve(path: &Path) -> Result<PathBuf> {
     resolve_with(path, &cache_dir(), offline())

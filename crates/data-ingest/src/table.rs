@@ -514,11 +514,38 @@ pub fn is_pattern(path: &Path) -> bool {
     path.to_string_lossy().contains(['*', '?', '['])
 }
 
-/// The files a pattern matches, in name order (a plain path: itself).
+/// The files a pattern matches, in name order (a plain path: itself). A pattern of hub files
+/// (`hf://datasets/<owner>/<name>/data/train-*.parquet`) is matched in the local hub cache's
+/// snapshot of the repository, as the Python library downloaded it.
 pub fn expand(path: &Path) -> Result<Vec<PathBuf>> {
+    expand_with(path, &crate::hub::cache_dir())
+}
+
+fn expand_with(path: &Path, hub_cache: &Path) -> Result<Vec<PathBuf>> {
     if !is_pattern(path) {
         return Ok(vec![path.to_path_buf()]);
     }
+    let local;
+    let path = match crate::hub::parse(path) {
+        None => path,
+        Some(Err(bad)) => return Err(Error::format(path, bad.to_string())),
+        Some(Ok(hub)) => {
+            let dir = crate::hub::snapshot_dir(&hub, hub_cache).ok_or_else(|| {
+                Error::format(
+                    path,
+                    format!(
+                        "a pattern of hub files is matched in the local hub cache ({}), which does not hold {} at \
+                         {}: download the files first (huggingface_hub's snapshot_download)",
+                        hub_cache.display(),
+                        hub.repo,
+                        hub.revision
+                    ),
+                )
+            })?;
+            local = dir.join(&hub.file);
+            local.as_path()
+        }
+    };
     let text = path.to_string_lossy();
     let paths = glob::glob(&text).map_err(|e| Error::format(path, format!("not a valid pattern: {e}")))?;
     let mut files = Vec::new();
@@ -819,6 +846,24 @@ mod tests {
         let t = r.target.unwrap();
         assert_eq!((t.name.as_str(), t.kind), ("y", FeatureKind::Numeric));
         assert_eq!(r.report.records, 3);
+    }
+
+    #[test]
+    fn a_hub_pattern_matches_the_cached_snapshot() {
+        let cache = tempfile::tempdir().unwrap();
+        let repo = cache.path().join("datasets--acme--flowers");
+        let snap = repo.join("snapshots/0123abc/data");
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "0123abc\n").unwrap();
+        for f in ["train-00001.parquet", "train-00000.parquet", "test-00000.parquet"] {
+            std::fs::write(snap.join(f), b"x").unwrap();
+        }
+        let got = expand_with(Path::new("hf://datasets/acme/flowers/data/train-*.parquet"), cache.path()).unwrap();
+        let names: Vec<String> = got.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["train-00000.parquet", "train-00001.parquet"]);
+        let e = expand_with(Path::new("hf://datasets/acme/other/*.parquet"), cache.path()).unwrap_err().to_string();
+        assert!(e.contains("does not hold acme/other at main"), "{e}");
     }
 
     #[test]

@@ -435,6 +435,9 @@ enum Format {
     Csv,
     Text,
     Images,
+    Jsonl,
+    Parquet,
+    Arrow,
 }
 
 /// Runs the CLI with the process arguments; the binary's `main`.
@@ -724,6 +727,9 @@ fn input_format(format: Option<Format>, path: &std::path::Path) -> serve::InputF
         Some(Format::Csv) => serve::InputFormat::Csv,
         Some(Format::Text) => serve::InputFormat::Text,
         Some(Format::Images) => serve::InputFormat::ImageFolder,
+        Some(Format::Jsonl) => serve::InputFormat::Jsonl,
+        Some(Format::Parquet) => serve::InputFormat::Parquet,
+        Some(Format::Arrow) => serve::InputFormat::Arrow,
         None => serve::InputFormat::from_path(path),
     }
 }

@@ -52,11 +52,19 @@ pub enum InputFormat {
     ImageFolder,
     /// One recording (WAV / FLAC / Ogg / MP3), for audio models.
     Audio,
+    /// JSON Lines (`.jsonl`, `.ndjson`) holding the columns the model reads (nested keys dotted),
+    /// for table models.
+    Jsonl,
+    /// Parquet (`.parquet`), for table models.
+    Parquet,
+    /// Arrow IPC / Feather v2 (`.arrow`, `.feather`), for table models.
+    Arrow,
 }
 
 impl InputFormat {
     /// Guesses from the path: a directory is an image folder, `.csv` / `.tsv` (gzipped or not)
-    /// CSV, `.txt` text, anything else IDX.
+    /// CSV, `.jsonl` / `.ndjson` JSON Lines, `.parquet` Parquet, `.arrow` / `.feather` Arrow,
+    /// audio extensions a recording, `.txt` text, anything else IDX.
     pub fn from_path(path: &Path) -> Self {
         if path.is_dir() {
             return Self::ImageFolder;
@@ -65,6 +73,12 @@ impl InputFormat {
         let name = name.strip_suffix(".gz").unwrap_or(&name);
         if name.ends_with(".csv") || name.ends_with(".tsv") {
             Self::Csv
+        } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
+            Self::Jsonl
+        } else if name.ends_with(".parquet") {
+            Self::Parquet
+        } else if name.ends_with(".arrow") || name.ends_with(".feather") {
+            Self::Arrow
         } else if data_ingest::audio::EXTENSIONS.iter().any(|e| name.ends_with(&format!(".{e}"))) {
             Self::Audio
         } else if name.ends_with(".txt") {
@@ -117,6 +131,41 @@ pub fn read_inputs(bundle: &Bundle, input: &Path, format: InputFormat) -> Result
             };
             Ok(RawInputs::Table(data_ingest::table::read(input, "input", &fmt, &sel)?.table))
         }
+        (RawSchema::Table { columns }, InputFormat::Jsonl) => {
+            let fmt = data_ingest::table::TableFormat {
+                delimiter: data_ingest::Delimiter::JsonLines,
+                quote: None,
+                header: true,
+                skip_rows: 0,
+                names: None,
+                missing: data_ingest::table::default_missing(),
+                on_bad_record: data_ingest::OnBadRecord::Fail,
+            };
+            let sel = data_ingest::table::Selection {
+                target: None,
+                features: Some(columns.iter().map(|c| data_ingest::ColumnRef::Name(c.name.clone())).collect()),
+                kinds: columns.iter().map(|c| (c.name.clone(), c.kind)).collect(),
+                require_kinds: true,
+            };
+            Ok(RawInputs::Table(data_ingest::table::read(input, "input", &fmt, &sel)?.table))
+        }
+        (RawSchema::Table { columns }, InputFormat::Parquet | InputFormat::Arrow) => {
+            let config = data_ingest::columnar::ColumnarConfig {
+                path: input.into(),
+                target: None,
+                columns: Some(columns.iter().map(|c| data_ingest::ColumnRef::Name(c.name.clone())).collect()),
+                kinds: columns.iter().map(|c| (c.name.clone(), c.kind)).collect(),
+                batch_size: 8192,
+                task: Default::default(),
+                label_names: None,
+            };
+            let container = if format == InputFormat::Parquet {
+                data_ingest::columnar::Container::Parquet
+            } else {
+                data_ingest::columnar::Container::Arrow
+            };
+            Ok(data_ingest::columnar::load(&config, container)?.data.inputs)
+        }
         (RawSchema::Table { columns }, InputFormat::Text)
             if columns.len() == 1 && columns[0].kind == FeatureKind::Text =>
         {
@@ -144,6 +193,9 @@ pub fn read_inputs(bundle: &Bundle, input: &Path, format: InputFormat) -> Result
         (RawSchema::Image { .. }, InputFormat::Text) => {
             Err(shape_err("text input does not fit an image model: give an IDX or CSV file of pixels".into()))
         }
+        (RawSchema::Image { .. }, InputFormat::Jsonl | InputFormat::Parquet | InputFormat::Arrow) => Err(shape_err(
+            "JSON Lines, Parquet and Arrow inputs fit table models only: give an IDX or CSV file of pixels".into(),
+        )),
         (RawSchema::Audio { .. }, InputFormat::Audio | InputFormat::ImageFolder) => {
             stream::read_recordings(bundle, input, format)
         }

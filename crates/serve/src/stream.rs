@@ -485,6 +485,16 @@ fn open(bundle: &Bundle, input: &Path, format: InputFormat) -> Result<Box<dyn Ch
     let raw = &bundle.preprocess.raw;
     Ok(match (format, raw) {
         (InputFormat::Idx, _) => Box::new(IdxChunks::open(input, raw)?),
+        // Read whole (the columnar and JSON readers type every column at once).
+        (InputFormat::Jsonl | InputFormat::Parquet | InputFormat::Arrow, RawSchema::Table { .. }) => {
+            match crate::read_inputs(bundle, input, format)? {
+                RawInputs::Table(t) => Box::new(TableOnce { table: Some(t) }),
+                _ => return Err(shape_err(input, "a table model reads a table")),
+            }
+        }
+        (InputFormat::Jsonl | InputFormat::Parquet | InputFormat::Arrow, _) => {
+            return Err(shape_err(input, "JSON Lines, Parquet and Arrow inputs fit table models only"));
+        }
         (InputFormat::Csv, _) => Box::new(CsvChunks::open(input, raw)?),
         (InputFormat::Text, RawSchema::Table { columns })
             if columns.len() == 1 && columns[0].kind == FeatureKind::Text =>
@@ -530,6 +540,24 @@ fn open(bundle: &Bundle, input: &Path, format: InputFormat) -> Result<Box<dyn Ch
             ));
         }
     })
+}
+
+/// A table read whole: one chunk.
+struct TableOnce {
+    table: Option<Table>,
+}
+
+impl Chunks for TableOnce {
+    fn next(&mut self, _n: usize) -> Result<Option<(RawInputs, Vec<String>)>> {
+        Ok(self.table.take().map(|t| {
+            let names = (0..t.rows()).map(|i| i.to_string()).collect();
+            (RawInputs::Table(t), names)
+        }))
+    }
+
+    fn total(&self) -> Option<u64> {
+        self.table.as_ref().map(|t| t.rows() as u64)
+    }
 }
 
 /// Writes prediction rows as CSV, header first.
