@@ -234,11 +234,12 @@ fn shipped_configs_are_valid() {
     for entry in std::fs::read_dir(repo().join("configs")).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "yaml") {
-            // configs/iris-postgres.yaml takes its URL from the environment (checked, not
-            // connected to: `dlp check` does not touch the data).
+            // configs/iris-postgres.yaml takes its URL, and configs/sensors-http.yaml its token,
+            // from the environment (checked, not used: `dlp check` does not touch the data).
             let out = common::dlp_command()
                 .args(["check", p.to_str().unwrap()])
                 .env("DLP_DATABASE_URL", "postgresql://dlp@127.0.0.1:5432/iris")
+                .env("SENSORS_API_TOKEN", "t0ken")
                 .output()
                 .unwrap();
             assert_eq!(ok(out).trim(), format!("{}: ok", p.display()));
