@@ -260,6 +260,13 @@ pub fn auto(
         && std::fs::read_to_string(source).is_ok_and(|t| t.contains("data:"));
     let name = source.file_stem().map(|s| s.to_string_lossy().split('.').next().unwrap_or("").to_string());
     let stem = format!("{}-auto-{}", name.unwrap_or_default(), chrono::Utc::now().format("%Y%m%d-%H%M%S"));
+    if is_config && crate::config::load(source)?.preprocess.series.is_some() {
+        bail!(
+            "{}: dlp auto does not search forecasting configs (preprocess.series) yet: tune one with a tune: section \
+             (dlp tune) and backtest it with dlp cv",
+            source.display()
+        );
+    }
     let dir = RunDir::create(runs_dir, &stem).context("creating the study directory")?;
     let dir = dir.root().to_path_buf();
     let (config_path, mut config) = if is_config {
