@@ -163,6 +163,28 @@ pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
     load_with(path, |_| {})
 }
 
+/// The config at `config_path` with its data file replaced by `data` (`dlp retrain --data`,
+/// `dlp evaluate --data`): the file of a csv, jsonl, text_lines, parquet or arrow section.
+pub fn with_data(config_path: &Path, data: &Path) -> anyhow::Result<PipelineConfig> {
+    use data_ingest::DataConfig;
+    let mut format_ok = true;
+    let config = load_with(config_path, |c| match &mut c.data {
+        DataConfig::Csv(c) => c.path = data.to_path_buf(),
+        DataConfig::TextLines(c) => c.path = data.to_path_buf(),
+        DataConfig::Jsonl(c) => c.path = data.to_path_buf(),
+        DataConfig::Parquet(c) | DataConfig::Arrow(c) => c.path = data.to_path_buf(),
+        _ => format_ok = false,
+    })?;
+    if !format_ok {
+        anyhow::bail!(
+            "{}: --data replaces the file of a `format: csv`, `jsonl`, `text_lines`, `parquet` or `arrow` data section; \
+             this config reads another format: put the new data in a config and give it with --config",
+            config_path.display()
+        );
+    }
+    Ok(config)
+}
+
 /// [`load`], with `edit` applied to the parsed config (paths resolved) before it is validated:
 /// `dlp retrain` puts the new data file in place of the config's before its existence is
 /// checked.

@@ -21,6 +21,8 @@
 //! - `dlp check <config.yaml>`: validate a config without running it;
 //! - `dlp augment-preview <config.yaml> --out grid.png`: training images beside their
 //!   augmented versions ([`preview`]);
+//! - `dlp evaluate <bundle> --data <file>`: a saved model's test report on new labelled data
+//!   ([`assess`]);
 //! - `dlp predict <bundle> --input <file> --output <file.csv>`: batch prediction with a bundle,
 //!   streamed in constant memory;
 //! - `dlp serve <bundle-or-repository>`: the HTTP inference server ([`serve::server`]);
@@ -38,6 +40,7 @@
 //! What it must not do: hold pipeline logic. It only parses, wires and prints; the library is
 //! split so the end-to-end tests can run the same `main`.
 
+pub mod assess;
 pub mod auto;
 pub mod config;
 pub mod cv;
@@ -221,6 +224,21 @@ enum Command {
     Check {
         /// The pipeline config (YAML).
         config: PathBuf,
+    },
+    /// Score a saved model on new labelled data: the test report (metrics, plots, errors, the
+    /// config's gate) in a new directory.
+    Evaluate {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The labelled data, in the layout of the config's `data:` section.
+        #[arg(long)]
+        data: PathBuf,
+        /// The pipeline config (default: the bundle's own config.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where the evaluation directory goes.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
     },
     /// Predict with a model bundle, writing one CSV row per input record (streamed: memory
     /// does not grow with the input).
@@ -496,6 +514,19 @@ fn dispatch(command: Command) -> Result<()> {
             if let Some(g) = summary.gate().filter(|g| !g.passed) {
                 let failed: Vec<&str> = g.checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_str()).collect();
                 anyhow::bail!("the evaluation gate failed: {}", failed.join("; "));
+            }
+        }
+        Command::Evaluate { bundle, data, config, runs_dir } => {
+            let a = assess::assess(&assess::AssessOptions { bundle, data, config, runs_dir })?;
+            writeln!(out, "evaluation directory: {}", a.dir.display())?;
+            writeln!(out, "{}", a.evaluation.test.headline())?;
+            writeln!(out, "report: {}", a.dir.join("report.html").display())?;
+            if let Some(g) = a.evaluation.gate.as_ref() {
+                writeln!(out, "gate on {}: {}", g.metric, if g.passed { "passed" } else { "FAILED" })?;
+                if !g.passed {
+                    let failed: Vec<&str> = g.checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_str()).collect();
+                    anyhow::bail!("the evaluation gate failed: {}", failed.join("; "));
+                }
             }
         }
         Command::Cv { config: path, folds, runs_dir } => {

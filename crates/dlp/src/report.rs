@@ -291,6 +291,32 @@ pub fn markdown(input: &ReportInput<'_>, image: &dyn Fn(&str) -> String) -> Stri
         median.map_or("—".into(), |v| format!("{v:.0}")),
     );
 
+    test_sections(w, e, image);
+
+    let _ = writeln!(w, "## Timings\n");
+    table_header(w, &["phase".into(), "seconds".into()]);
+    for t in &m.timings {
+        table_row(w, &[t.phase.clone(), format!("{:.2}", t.seconds)]);
+    }
+    let _ = writeln!(w);
+    let _ = writeln!(w, "## Environment\n");
+    let versions: Vec<String> = m.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(
+        w,
+        "{}; git revision {}; {} {} with {} CPUs.\n",
+        versions.join(", "),
+        m.git_revision.as_deref().unwrap_or("unknown"),
+        m.host.os,
+        m.host.arch,
+        m.host.cpus
+    );
+    let _ = writeln!(w, "## Config\n\n```yaml\n{}```", input.config_yaml);
+    s
+}
+
+/// The test metrics, plots, most confident errors and notes of `e`, appended to `w` (the run
+/// report's, and `dlp evaluate`'s); `image` turns a plot's file name into its link.
+pub fn test_sections(w: &mut String, e: &Evaluation, image: &dyn Fn(&str) -> String) {
     let _ = writeln!(w, "## Test metrics\n");
     match &e.test {
         TestReport::Classification { labels, report } => {
@@ -418,26 +444,6 @@ pub fn markdown(input: &ReportInput<'_>, image: &dyn Fn(&str) -> String) -> Stri
         }
         let _ = writeln!(w);
     }
-
-    let _ = writeln!(w, "## Timings\n");
-    table_header(w, &["phase".into(), "seconds".into()]);
-    for t in &m.timings {
-        table_row(w, &[t.phase.clone(), format!("{:.2}", t.seconds)]);
-    }
-    let _ = writeln!(w);
-    let _ = writeln!(w, "## Environment\n");
-    let versions: Vec<String> = m.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    let _ = writeln!(
-        w,
-        "{}; git revision {}; {} {} with {} CPUs.\n",
-        versions.join(", "),
-        m.git_revision.as_deref().unwrap_or("unknown"),
-        m.host.os,
-        m.host.arch,
-        m.host.cpus
-    );
-    let _ = writeln!(w, "## Config\n\n```yaml\n{}```", input.config_yaml);
-    s
 }
 
 fn table_header(w: &mut String, cells: &[String]) {

@@ -24,7 +24,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use data_ingest::DataConfig;
 use models::Params;
 use pipeline_core::run::{BUNDLE_FORMAT_VERSION, write_json};
 use pipeline_core::{BundleDir, BundleIndex, Predictions, rng};
@@ -200,20 +199,7 @@ pub fn retrain(options: &RetrainOptions) -> Result<RetrainOutcome> {
     if !data.is_file() {
         bail!("--data {}: no such file", options.data.display());
     }
-    let mut format_ok = true;
-    let mut config: PipelineConfig = config::load_with(&config_path, |c| match &mut c.data {
-        DataConfig::Csv(c) => c.path = data.clone(),
-        DataConfig::TextLines(c) => c.path = data.clone(),
-        DataConfig::Jsonl(c) => c.path = data.clone(),
-        _ => format_ok = false,
-    })?;
-    if !format_ok {
-        bail!(
-            "{}: --data replaces the file of a `format: csv`, `jsonl` or `text_lines` data section; this config reads \
-             another format: put the new data in a config and give it with --config",
-            config_path.display()
-        );
-    }
+    let mut config = config::with_data(&config_path, &data)?;
     if let Some(e) = options.epochs {
         if e == 0 {
             bail!("--epochs must be at least 1");
