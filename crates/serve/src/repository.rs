@@ -56,6 +56,71 @@ pub struct LoadedModel {
     pub observers: Vec<Arc<dyn Observer>>,
     /// Its drift monitor: `None` when monitoring is off or the bundle has no reference.
     pub drift: Option<Arc<DriftMonitor>>,
+    /// Its inference statistics (`GET /v2/models/{m}/stats`).
+    pub stats: Arc<ModelStats>,
+    /// The batching it runs with (`GET /v2/models/{m}/config`).
+    pub batch: BatchConfig,
+}
+
+/// The inference statistics of one model version, as Triton's statistics extension reports
+/// them: requests that succeeded or failed (count and total nanoseconds, from the request's
+/// arrival at the model to its answer), inferences (rows predicted), executions (forward
+/// passes: the batcher merges requests), and the time of the last inference.
+#[derive(Debug, Default)]
+pub struct ModelStats {
+    success: std::sync::atomic::AtomicU64,
+    success_ns: std::sync::atomic::AtomicU64,
+    fail: std::sync::atomic::AtomicU64,
+    fail_ns: std::sync::atomic::AtomicU64,
+    inferences: std::sync::atomic::AtomicU64,
+    executions: std::sync::atomic::AtomicU64,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl ModelStats {
+    /// A request that ended in `elapsed` with `rows` predictions (`None`: it failed).
+    pub fn record(&self, rows: Option<usize>, elapsed: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        match rows {
+            Some(n) => {
+                self.success.fetch_add(1, Relaxed);
+                self.success_ns.fetch_add(ns, Relaxed);
+                self.inferences.fetch_add(n as u64, Relaxed);
+                let now = std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                self.last_ms.store(u64::try_from(now.as_millis()).unwrap_or(u64::MAX), Relaxed);
+            }
+            None => {
+                self.fail.fetch_add(1, Relaxed);
+                self.fail_ns.fetch_add(ns, Relaxed);
+            }
+        }
+    }
+
+    /// A forward pass of the batcher.
+    pub fn executed(&self) {
+        self.executions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The statistics in Triton's JSON (`model_stats[]` entry).
+    pub fn json(&self, name: &str, version: u64) -> serde_json::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        let pair = |c: &std::sync::atomic::AtomicU64, ns: &std::sync::atomic::AtomicU64| serde_json::json!({"count": c.load(Relaxed), "ns": ns.load(Relaxed)});
+        let zero = serde_json::json!({"count": 0, "ns": 0});
+        serde_json::json!({
+            "name": name,
+            "version": version.to_string(),
+            "last_inference": self.last_ms.load(Relaxed),
+            "inference_count": self.inferences.load(Relaxed),
+            "execution_count": self.executions.load(Relaxed),
+            "inference_stats": {
+                "success": pair(&self.success, &self.success_ns),
+                "fail": pair(&self.fail, &self.fail_ns),
+                "queue": zero, "compute_input": zero, "compute_infer": zero, "compute_output": zero,
+            },
+            "batch_stats": [],
+        })
+    }
 }
 
 /// A version that was refused, and why.
@@ -254,7 +319,13 @@ impl Registry {
         let bundle = Arc::new(bundle);
         let metrics = self.ctx.metrics.clone();
         let label = name.clone();
-        let batcher = Batcher::start(bundle.clone(), self.ctx.batch, Arc::new(move |n| metrics.batch(&label, n)))
+        let stats = Arc::new(ModelStats::default());
+        let counted = stats.clone();
+        let on_batch = Arc::new(move |n| {
+            metrics.batch(&label, n);
+            counted.executed();
+        });
+        let batcher = Batcher::start(bundle.clone(), self.ctx.batch, on_batch)
             .map_err(|e| format!("cannot start the batching thread: {e}"))?;
         let mut observers: Vec<Arc<dyn Observer>> =
             self.ctx.observers.iter().filter_map(|f| f(&name, version, &bundle)).collect();
@@ -287,6 +358,8 @@ impl Registry {
             bundle,
             batcher,
             observers,
+            stats,
+            batch: self.ctx.batch,
         }))
     }
 

@@ -153,6 +153,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/models/{name}/versions/{version}", get(metadata_version))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_version))
+        .route("/v2/models/stats", get(all_stats))
+        .route("/v2/models/{name}/stats", get(stats))
+        .route("/v2/models/{name}/versions/{version}/stats", get(stats_version))
+        .route("/v2/models/{name}/config", get(config))
+        .route("/v2/models/{name}/versions/{version}/config", get(config_version))
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
         .route("/v1/models/{name}/predict", post(predict))
@@ -251,7 +256,11 @@ async fn ready(State(st): State<Arc<AppState>>) -> Response {
 async fn server_metadata() -> Response {
     respond(
         StatusCode::OK,
-        &json!({ "name": "dlp", "version": env!("CARGO_PKG_VERSION"), "extensions": ["model_repository"] }),
+        &json!({
+            "name": "dlp",
+            "version": env!("CARGO_PKG_VERSION"),
+            "extensions": ["model_repository", "model_configuration", "statistics"],
+        }),
     )
 }
 
@@ -309,6 +318,66 @@ async fn metadata_version(
     UrlPath((name, version)): UrlPath<(String, String)>,
 ) -> Response {
     resolve(&st, &name, Some(&version)).map_or_else(Response::from, |m| metadata_of(&m))
+}
+
+/// Triton's model configuration of `model`: its inputs and outputs without the batch dimension,
+/// `max_batch_size` and dynamic batching as the server batches.
+fn config_of(model: &LoadedModel) -> Response {
+    let tensor = |t: &records::TensorSpec| {
+        let data_type = match t.datatype.as_str() {
+            "BYTES" => "TYPE_STRING".to_string(),
+            other => format!("TYPE_{other}"),
+        };
+        json!({"name": t.name, "data_type": data_type, "dims": t.shape.iter().skip(1).collect::<Vec<_>>()})
+    };
+    respond(
+        StatusCode::OK,
+        &json!({
+            "name": model.name,
+            "platform": "dlp_candle",
+            "backend": "dlp",
+            "max_batch_size": model.batch.max_batch,
+            "input": model.inputs.iter().map(tensor).collect::<Vec<_>>(),
+            "output": model.outputs.iter().map(tensor).collect::<Vec<_>>(),
+            "version_policy": {"latest": {"num_versions": 1}},
+            "dynamic_batching": {
+                "max_queue_delay_microseconds": u64::try_from(model.batch.window.as_micros()).unwrap_or(u64::MAX),
+            },
+        }),
+    )
+}
+
+async fn config(State(st): State<Arc<AppState>>, UrlPath(name): UrlPath<String>) -> Response {
+    resolve(&st, &name, None).map_or_else(Response::from, |m| config_of(&m))
+}
+
+async fn config_version(
+    State(st): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+) -> Response {
+    resolve(&st, &name, Some(&version)).map_or_else(Response::from, |m| config_of(&m))
+}
+
+async fn stats(State(st): State<Arc<AppState>>, UrlPath(name): UrlPath<String>) -> Response {
+    resolve(&st, &name, None).map_or_else(Response::from, |m| {
+        respond(StatusCode::OK, &json!({"model_stats": [m.stats.json(&m.name, m.version)]}))
+    })
+}
+
+async fn stats_version(
+    State(st): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+) -> Response {
+    resolve(&st, &name, Some(&version)).map_or_else(Response::from, |m| {
+        respond(StatusCode::OK, &json!({"model_stats": [m.stats.json(&m.name, m.version)]}))
+    })
+}
+
+/// Every served model's statistics.
+async fn all_stats(State(st): State<Arc<AppState>>) -> Response {
+    let all: Vec<Value> =
+        st.registry.slots().iter().filter_map(|s| s.current()).map(|m| m.stats.json(&m.name, m.version)).collect();
+    respond(StatusCode::OK, &json!({ "model_stats": all }))
 }
 
 async fn model_ready(State(st): State<Arc<AppState>>, UrlPath(name): UrlPath<String>) -> Response {
@@ -449,9 +518,23 @@ async fn run_model(
     Ok(preds)
 }
 
+/// Runs `f` for the model `name` (at `version`) and records the outcome in its statistics:
+/// every request that reaches a model counts, a malformed one as a failure.
+async fn counted<F, Fut>(st: &AppState, name: &str, version: Option<&str>, f: F) -> Result<Value, RequestError>
+where
+    F: FnOnce(Arc<LoadedModel>) -> Fut,
+    Fut: Future<Output = Result<(Value, usize), RequestError>>,
+{
+    let model = resolve(st, name, version)?;
+    let start = Instant::now();
+    let stats = model.stats.clone();
+    let result = f(model).await;
+    stats.record(result.as_ref().ok().map(|r| r.1), start.elapsed());
+    result.map(|r| r.0)
+}
+
 async fn infer_impl(st: &AppState, name: &str, version: Option<&str>, raw: Result<Bytes, BytesRejection>) -> Response {
-    let result: Result<Value, RequestError> = async {
-        let model = resolve(st, name, version)?;
+    let result = counted(st, name, version, |model| async move {
         let bytes = body(st, raw)?;
         let req: records::InferRequest = records::parse_json(&bytes)?;
         let inputs = records::infer_inputs(&req, &model.bundle.preprocess.raw)?;
@@ -466,8 +549,8 @@ async fn infer_impl(st: &AppState, name: &str, version: Option<&str>, raw: Resul
         if let Some(id) = req.id {
             out["id"] = Value::String(id);
         }
-        Ok(out)
-    }
+        Ok((out, preds.len()))
+    })
     .await;
     result.map_or_else(Response::from, |v| respond(StatusCode::OK, &v))
 }
@@ -494,8 +577,7 @@ async fn predict_impl(
     version: Option<&str>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result: Result<Value, RequestError> = async {
-        let model = resolve(st, name, version)?;
+    let result = counted(st, name, version, |model| async move {
         let bytes = body(st, raw)?;
         let schema = &model.bundle.preprocess.raw;
         let inputs = if records::is_recording_upload(&bytes, schema) {
@@ -518,8 +600,8 @@ async fn predict_impl(
             out["forecast"] = json!(records::forecast_steps(series, &inputs, &preds));
             out["target"] = json!(series.target);
         }
-        Ok(out)
-    }
+        Ok((out, preds.len()))
+    })
     .await;
     result.map_or_else(Response::from, |v| respond(StatusCode::OK, &v))
 }

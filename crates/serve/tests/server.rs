@@ -891,3 +891,44 @@ fn drift_is_explained_when_unavailable_and_predictions_are_logged_with_rotation(
     assert_ne!(second_last["id"], last["id"]);
     assert!(second_last["inputs"]["x"].is_null(), "a missing value is null");
 }
+
+#[test]
+fn triton_model_configuration_and_statistics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    common::image_bundle(&bundle, 1);
+    let server = RunningServer::start(&bundle, "127.0.0.1:0", options()).unwrap();
+    let c = Client::new(&server);
+    let extensions = c.get("/v2").1["extensions"].clone();
+    assert_eq!(extensions, json!(["model_repository", "model_configuration", "statistics"]));
+    let (status, config) = c.get("/v2/models/tiny/config");
+    assert_eq!(status, 200, "{config}");
+    assert_eq!(config["name"], "tiny");
+    assert_eq!(config["max_batch_size"], json!(options().batch.max_batch));
+    assert_eq!(config["input"], json!([{"name": "pixels", "data_type": "TYPE_FP32", "dims": [1, 4, 4]}]));
+    assert_eq!(
+        config["output"],
+        json!([{"name": "label", "data_type": "TYPE_STRING", "dims": []},
+               {"name": "probabilities", "data_type": "TYPE_FP32", "dims": [3]}])
+    );
+    assert_eq!(c.get("/v2/models/tiny/versions/1/config").1, config);
+    assert_eq!(c.get("/v2/models/tiny/versions/2/config").0, 404);
+
+    // Two good requests (3 and 2 rows) and a bad one.
+    let stats = || c.get("/v2/models/tiny/stats").1["model_stats"][0].clone();
+    assert_eq!(stats()["inference_count"], 0);
+    assert_eq!(c.post("/v2/models/tiny/infer", &infer_body(&pixels(3))).0, 200);
+    assert_eq!(c.post("/v2/models/tiny/infer", &infer_body(&pixels(2))).0, 200);
+    let bad = json!({"inputs": [{"name": "pixels", "shape": [1, 1, 4, 5], "datatype": "FP32", "data": vec![0; 20]}]});
+    assert_eq!(c.post("/v2/models/tiny/infer", &bad.to_string()).0, 400);
+    let s = stats();
+    assert_eq!((s["name"].clone(), s["version"].clone()), (json!("tiny"), json!("1")));
+    assert_eq!(s["inference_count"], 5, "{s}");
+    assert_eq!(s["execution_count"], 2, "{s}");
+    assert_eq!(s["inference_stats"]["success"]["count"], 2, "{s}");
+    assert!(s["inference_stats"]["success"]["ns"].as_u64().unwrap() > 0);
+    assert_eq!(s["inference_stats"]["fail"]["count"], 1, "{s}");
+    assert!(s["last_inference"].as_u64().unwrap() > 1_700_000_000_000);
+    assert_eq!(c.get("/v2/models/stats").1["model_stats"].as_array().unwrap().len(), 1);
+    assert_eq!(c.get("/v2/models/tiny/versions/1/stats").1["model_stats"][0]["inference_count"], 5);
+}
