@@ -133,9 +133,10 @@ pub struct InferInput {
     pub shape: Vec<i64>,
     /// Its datatype.
     pub datatype: String,
-    /// Its elements, row-major, flat or nested.
+    /// Its elements, row-major, flat or nested (absent: given as binary data, [`binary_inputs`]).
+    #[serde(default)]
     pub data: Value,
-    /// Tensor parameters (accepted, none used).
+    /// Tensor parameters (`binary_data_size` of the binary tensor extension; others accepted).
     #[serde(default)]
     pub parameters: Option<serde_json::Map<String, Value>>,
 }
@@ -162,6 +163,132 @@ pub struct OutputTensor {
     pub datatype: &'static str,
     /// Its elements, row-major.
     pub data: Vec<Value>,
+}
+
+/// The binary tensor extension (Triton's): the body is the JSON request (`json_len` bytes, the
+/// `Inference-Header-Content-Length` header), then the raw data of every input whose
+/// `parameters.binary_data_size` says so, in input order. Each such input's `data` is filled
+/// from its bytes (little-endian numbers, `BOOL` one byte each, `BYTES` as 4-byte little-endian
+/// lengths followed by the bytes).
+pub fn parse_binary(body: &[u8], json_len: usize) -> Result<InferRequest> {
+    let Some((head, mut rest)) = (json_len <= body.len()).then(|| body.split_at(json_len)) else {
+        return Err(RequestError::bad(format!(
+            "Inference-Header-Content-Length is {json_len}, but the body holds {} bytes",
+            body.len()
+        )));
+    };
+    let mut req: InferRequest = parse_json(head)?;
+    for (i, input) in req.inputs.iter_mut().enumerate() {
+        let Some(size) = input.parameters.as_ref().and_then(|p| p.get("binary_data_size")) else {
+            if input.data.is_null() {
+                return Err(RequestError::bad(format!("inputs[{i}]: missing field `data` (or binary_data_size)")));
+            }
+            continue;
+        };
+        let size = size
+            .as_u64()
+            .ok_or_else(|| RequestError::bad(format!("inputs[{i}].parameters.binary_data_size: not a byte count")))?
+            as usize;
+        if size > rest.len() {
+            return Err(RequestError::bad(format!(
+                "inputs[{i}]: binary_data_size is {size} bytes, only {} remain in the body",
+                rest.len()
+            )));
+        }
+        let (bytes, tail) = rest.split_at(size);
+        rest = tail;
+        input.data =
+            decode_binary(bytes, &input.datatype).map_err(|m| RequestError::bad(format!("inputs[{i}]: {m}")))?;
+    }
+    if !rest.is_empty() {
+        return Err(RequestError::bad(format!(
+            "{} bytes of binary data follow the inputs' declared sizes",
+            rest.len()
+        )));
+    }
+    Ok(req)
+}
+
+fn decode_binary(b: &[u8], datatype: &str) -> std::result::Result<Value, String> {
+    macro_rules! numbers {
+        ($t:ty) => {{
+            const N: usize = std::mem::size_of::<$t>();
+            if !b.len().is_multiple_of(N) {
+                return Err(format!("{} bytes are not a whole number of {datatype} values", b.len()));
+            }
+            b.chunks_exact(N)
+                .map(|c| {
+                    let mut a = [0u8; N];
+                    a.copy_from_slice(c);
+                    serde_json::json!(<$t>::from_le_bytes(a))
+                })
+                .collect()
+        }};
+    }
+    let values: Vec<Value> = match datatype {
+        "FP32" => numbers!(f32),
+        "FP64" => numbers!(f64),
+        "INT8" => numbers!(i8),
+        "INT16" => numbers!(i16),
+        "INT32" => numbers!(i32),
+        "INT64" => numbers!(i64),
+        "UINT8" => numbers!(u8),
+        "UINT16" => numbers!(u16),
+        "UINT32" => numbers!(u32),
+        "UINT64" => numbers!(u64),
+        "BOOL" => b.iter().map(|&x| Value::Bool(x != 0)).collect(),
+        "BYTES" => {
+            let mut out = Vec::new();
+            let mut at = 0;
+            while at < b.len() {
+                let len = b.get(at..at + 4).map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize);
+                let Some(len) = len.filter(|l| at + 4 + l <= b.len()) else {
+                    return Err(format!("BYTES element {} is cut short (4-byte length, then the bytes)", out.len()));
+                };
+                let s = std::str::from_utf8(&b[at + 4..at + 4 + len])
+                    .map_err(|_| format!("BYTES element {} is not UTF-8 text", out.len()))?;
+                out.push(Value::String(s.to_string()));
+                at += 4 + len;
+            }
+            out
+        }
+        other => {
+            return Err(format!(
+                "binary data of datatype {other} is not read (FP32, FP64, INT*, UINT*, BOOL, BYTES are)"
+            ));
+        }
+    };
+    Ok(Value::Array(values))
+}
+
+/// Whether the response should carry `name` as binary data: the output's
+/// `parameters.binary_data`, else the request's `parameters.binary_data_output`.
+pub fn wants_binary(req: &InferRequest, name: &str) -> bool {
+    let flag = |p: &Option<serde_json::Map<String, Value>>, k: &str| {
+        p.as_ref().and_then(|m| m.get(k)).and_then(Value::as_bool)
+    };
+    let per_output =
+        req.outputs.iter().flatten().find(|o| o.name == name).and_then(|o| flag(&o.parameters, "binary_data"));
+    per_output.or_else(|| flag(&req.parameters, "binary_data_output")).unwrap_or(false)
+}
+
+/// An output's data as bytes of the binary tensor extension.
+pub fn encode_binary(t: &OutputTensor) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in &t.data {
+        match (t.datatype, v) {
+            ("BYTES", v) => {
+                let s = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+            ("BOOL", v) => out.push(u8::from(v.as_bool().unwrap_or(false))),
+            ("FP64", v) => out.extend_from_slice(&v.as_f64().unwrap_or(f64::NAN).to_le_bytes()),
+            ("INT64", v) => out.extend_from_slice(&v.as_i64().unwrap_or(0).to_le_bytes()),
+            (_, v) => out.extend_from_slice(&(v.as_f64().unwrap_or(f64::NAN) as f32).to_le_bytes()),
+        }
+    }
+    out
 }
 
 /// Parses a JSON body into `T`, naming the path of the first problem.

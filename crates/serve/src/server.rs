@@ -520,10 +520,10 @@ async fn run_model(
 
 /// Runs `f` for the model `name` (at `version`) and records the outcome in its statistics:
 /// every request that reaches a model counts, a malformed one as a failure.
-async fn counted<F, Fut>(st: &AppState, name: &str, version: Option<&str>, f: F) -> Result<Value, RequestError>
+async fn counted<T, F, Fut>(st: &AppState, name: &str, version: Option<&str>, f: F) -> Result<T, RequestError>
 where
     F: FnOnce(Arc<LoadedModel>) -> Fut,
-    Fut: Future<Output = Result<(Value, usize), RequestError>>,
+    Fut: Future<Output = Result<(T, usize), RequestError>>,
 {
     let model = resolve(st, name, version)?;
     let start = Instant::now();
@@ -533,42 +533,92 @@ where
     result.map(|r| r.0)
 }
 
-async fn infer_impl(st: &AppState, name: &str, version: Option<&str>, raw: Result<Bytes, BytesRejection>) -> Response {
+/// The JSON length of a binary-extension request (`Inference-Header-Content-Length`).
+fn binary_header(headers: &axum::http::HeaderMap) -> Result<Option<usize>, RequestError> {
+    match headers.get("inference-header-content-length") {
+        None => Ok(None),
+        Some(v) => v.to_str().ok().and_then(|s| s.trim().parse().ok()).map(Some).ok_or_else(|| {
+            RequestError::bad("Inference-Header-Content-Length must be the JSON part's length in bytes")
+        }),
+    }
+}
+
+async fn infer_impl(
+    st: &AppState,
+    name: &str,
+    version: Option<&str>,
+    headers: &axum::http::HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
     let result = counted(st, name, version, |model| async move {
+        let mut binary_out: Vec<Vec<u8>> = Vec::new();
         let bytes = body(st, raw)?;
-        let req: records::InferRequest = records::parse_json(&bytes)?;
+        let req: records::InferRequest = match binary_header(headers)? {
+            Some(len) => records::parse_binary(&bytes, len)?,
+            None => records::parse_json(&bytes)?,
+        };
         let inputs = records::infer_inputs(&req, &model.bundle.preprocess.raw)?;
         records::check_outputs(&model.outputs, req.outputs.as_deref())?;
         let preds = run_model(st, &model, &inputs, req.id.as_deref()).await?;
         let outputs = records::infer_outputs(model.bundle.task(), &preds, req.outputs.as_deref())?;
+        let mut listed = Vec::with_capacity(outputs.len());
+        for o in &outputs {
+            let mut v = serde_json::to_value(o).map_err(|e| RequestError { status: 500, message: e.to_string() })?;
+            if records::wants_binary(&req, &o.name) {
+                let bytes = records::encode_binary(o);
+                v["parameters"] = json!({ "binary_data_size": bytes.len() });
+                if let Some(m) = v.as_object_mut() {
+                    m.remove("data");
+                }
+                binary_out.push(bytes);
+            }
+            listed.push(v);
+        }
         let mut out = json!({
             "model_name": model.name,
             "model_version": model.version.to_string(),
-            "outputs": outputs,
+            "outputs": listed,
         });
         if let Some(id) = req.id {
             out["id"] = Value::String(id);
         }
-        Ok((out, preds.len()))
+        Ok(((out, binary_out), preds.len()))
     })
     .await;
-    result.map_or_else(Response::from, |v| respond(StatusCode::OK, &v))
+    match result {
+        Err(e) => Response::from(e),
+        Ok((v, binary_out)) if binary_out.is_empty() => respond(StatusCode::OK, &v),
+        Ok((v, binary_out)) => {
+            let head = v.to_string();
+            let mut body = head.clone().into_bytes();
+            binary_out.iter().for_each(|b| body.extend_from_slice(b));
+            let mut resp = Response::new(Body::from(body));
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            if let Ok(len) = HeaderValue::from_str(&head.len().to_string()) {
+                h.insert("inference-header-content-length", len);
+            }
+            resp
+        }
+    }
 }
 
 async fn infer(
     State(st): State<Arc<AppState>>,
     UrlPath(name): UrlPath<String>,
+    headers: axum::http::HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    infer_impl(&st, &name, None, raw).await
+    infer_impl(&st, &name, None, &headers, raw).await
 }
 
 async fn infer_version(
     State(st): State<Arc<AppState>>,
     UrlPath((name, version)): UrlPath<(String, String)>,
+    headers: axum::http::HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    infer_impl(&st, &name, Some(&version), raw).await
+    infer_impl(&st, &name, Some(&version), &headers, raw).await
 }
 
 async fn predict_impl(

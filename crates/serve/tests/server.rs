@@ -932,3 +932,41 @@ fn triton_model_configuration_and_statistics() {
     assert_eq!(c.get("/v2/models/stats").1["model_stats"].as_array().unwrap().len(), 1);
     assert_eq!(c.get("/v2/models/tiny/versions/1/stats").1["model_stats"][0]["inference_count"], 5);
 }
+
+#[test]
+fn binary_tensors_in_and_out_match_json_tensors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    common::image_bundle(&bundle, 1);
+    let server = RunningServer::start(&bundle, "127.0.0.1:0", options()).unwrap();
+    let c = Client::new(&server);
+    let px = pixels(2);
+    let (_, json_out) = c.post("/v2/models/tiny/infer", &infer_body(&px));
+    let want = floats(&json_out["outputs"][1]["data"]);
+    // Triton's binary extension: JSON header, then the raw FP32 data; all outputs binary.
+    let head = json!({"inputs": [{"name": "pixels", "shape": [2, 1, 4, 4], "datatype": "FP32",
+        "parameters": {"binary_data_size": px.len() * 4}}], "parameters": {"binary_data_output": true}})
+    .to_string();
+    let mut body = head.clone().into_bytes();
+    px.iter().for_each(|&p| body.extend_from_slice(&f32::from(p).to_le_bytes()));
+    let resp = agent()
+        .post(&format!("http://{}/v2/models/tiny/infer", server.addr))
+        .set("Inference-Header-Content-Length", &head.len().to_string())
+        .send_bytes(&body)
+        .unwrap();
+    let json_len: usize = resp.header("Inference-Header-Content-Length").unwrap().parse().unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes).unwrap();
+    let meta: Value = serde_json::from_slice(&bytes[..json_len]).unwrap();
+    let label_len = meta["outputs"][0]["parameters"]["binary_data_size"].as_u64().unwrap() as usize;
+    let probs: Vec<f32> =
+        bytes[json_len + label_len..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    assert_eq!(probs, want);
+    assert!(meta["outputs"][1].get("data").is_none(), "{meta}");
+    // A declared size past the body is a 400.
+    let short = agent()
+        .post(&format!("http://{}/v2/models/tiny/infer", server.addr))
+        .set("Inference-Header-Content-Length", &head.len().to_string())
+        .send_bytes(&body[..body.len() - 4]);
+    assert!(matches!(short, Err(ureq::Error::Status(400, _))));
+}
