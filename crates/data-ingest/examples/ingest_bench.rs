@@ -22,15 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match args.get(1).map(String::as_str) {
         Some("csv") => {
             let (file, repeats) = (args.get(2).ok_or(usage)?, args.get(3).ok_or(usage)?.parse::<usize>()?);
-            let fmt = TableFormat {
-                delimiter: Delimiter::Byte(b','),
-                quote: Some(b'"'),
-                header: true,
-                skip_rows: 0,
-                names: None,
-                missing: default_missing(),
-                on_bad_record: OnBadRecord::Fail,
-            };
+            let fmt = csv_format();
             for _ in 0..repeats {
                 let t = Instant::now();
                 let r = read(Path::new(file), "bench", &fmt, &Selection::default())?;
@@ -57,15 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("make-parquet") => {
             use std::sync::Arc;
             let (csv, out) = (args.get(2).ok_or(usage)?, args.get(3).ok_or(usage)?);
-            let fmt = TableFormat {
-                delimiter: Delimiter::Byte(b','),
-                quote: Some(b'"'),
-                header: true,
-                skip_rows: 0,
-                names: None,
-                missing: default_missing(),
-                on_bad_record: OnBadRecord::Fail,
-            };
+            let fmt = csv_format();
             let table = read(Path::new(csv), "bench", &fmt, &Selection::default())?.table;
             let mut fields = Vec::new();
             let mut columns: Vec<arrow_array::ArrayRef> = Vec::new();
@@ -116,4 +100,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err(usage.into()),
     }
     Ok(())
+}
+
+/// The benchmark CSV's format: comma-separated with a header, default missing markers.
+fn csv_format() -> TableFormat {
+    TableFormat {
+        delimiter: Delimiter::Byte(b','),
+        quote: Some(b'"'),
+        header: true,
+        skip_rows: 0,
+        names: None,
+        missing: default_missing(),
+        on_bad_record: OnBadRecord::Fail,
+    }
 }

@@ -92,6 +92,7 @@ pub fn assess(options: &AssessOptions) -> Result<Assessment> {
         &EvalInput {
             task: &task,
             preprocessor: &bundle.preprocess,
+            // Only the baselines read the training part, and they are off.
             train: &test,
             test: &test,
             test_raw: &loaded.data,

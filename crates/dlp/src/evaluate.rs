@@ -31,7 +31,7 @@ pub struct SeriesData {
     pub times: Vec<String>,
     /// The temporal split.
     pub windows: preprocess::series::Windows,
-    /// The fitted transform (configuration, MASE scale).
+    /// The fitted transform (its configuration: horizon, season, lags).
     pub transform: preprocess::series::SeriesTransform,
 }
 

@@ -103,7 +103,8 @@ fn baselines(
 /// The evaluation phase of a forecasting model.
 pub fn evaluate(config: &EvalConfig, input: &EvalInput<'_>, series: &SeriesData) -> Result<Evaluation> {
     let k = series.transform.config.horizon;
-    let scale = series.transform.mase_scale;
+    // MASE's scale: the in-sample seasonal-naive MAE of the steps before the test window.
+    let scale = eval::forecast::mase_scale(&series.values[..series.windows.test_start], series.transform.config.season);
     let actual = match crate::evaluate::Actual::of(input.test, input.preprocessor)? {
         crate::evaluate::Actual::Values(v) => v,
         crate::evaluate::Actual::Classes(_) => bail!("forecast targets are values"),
@@ -135,7 +136,7 @@ pub fn evaluate(config: &EvalConfig, input: &EvalInput<'_>, series: &SeriesData)
         None => None,
     };
     let plots = match input.plot_dir {
-        Some(dir) => plots(dir, series, input.test_rows, predicted, &baseline_forecasts, &test)?,
+        Some(dir) => plots(dir, series, input.test_rows, predicted, &baseline_forecasts, &scored, &test)?,
         None => Vec::new(),
     };
     Ok(Evaluation { test, baselines: scored, comparison: None, gate, errors: Vec::new(), plots, notes })
@@ -150,6 +151,7 @@ fn plots(
     origins: &[usize],
     predicted: &[f32],
     baselines: &[(String, String, Vec<f64>)],
+    scored: &[BaselineScore],
     report: &TestReport,
 ) -> Result<Vec<Plot>> {
     let k = series.transform.config.horizon;
@@ -168,11 +170,18 @@ fn plots(
         lines.push(steps(format!("model, {k} steps ahead"), &|i| f64::from(predicted[i]), k - 1));
     }
     let TestReport::Forecast(model) = report else { bail!("a forecast report") };
-    // The best baseline by MASE (MAE without a scale), one step ahead.
-    let best = baselines.iter().min_by(|a, b| {
-        let mae = |v: &[f64]| v.iter().step_by(k).zip(origins).map(|(p, &t)| (p - series.values[t]).abs()).sum::<f64>();
-        mae(&a.2).total_cmp(&mae(&b.2))
-    });
+    // Each baseline's scores per step ahead, as the evaluation computed them.
+    let steps_of = |b: &BaselineScore| match &b.report {
+        TestReport::Forecast(f) => Some(f.by_step.clone()),
+        _ => None,
+    };
+    let baseline_steps: Vec<Vec<eval::forecast::ForecastReport>> = scored.iter().filter_map(steps_of).collect();
+    // The best baseline one step ahead.
+    let best = baselines
+        .iter()
+        .zip(&baseline_steps)
+        .min_by(|a, b| a.1[0].mae.total_cmp(&b.1[0].mae))
+        .map(|(forecast, _)| forecast);
     if let Some((name, _, v)) = best {
         lines.push(steps(format!("{name}, 1 step ahead"), &|i| v[i], 0));
     }
@@ -195,12 +204,10 @@ fn plots(
         name: "model".into(),
         points: model.by_step.iter().enumerate().map(|(j, r)| ((j + 1) as f64, r.mae)).collect(),
     }];
-    let actual: Vec<f64> = origins.iter().flat_map(|&t| (t..t + k).map(|j| series.values[j])).collect();
-    for (name, _, v) in baselines {
-        let s = ForecastScores::compute(&actual, v, k, None).context("baseline forecasts of the test window")?;
+    for ((name, _, _), steps) in baselines.iter().zip(&baseline_steps) {
         by_step.push(Series {
             name: name.clone(),
-            points: s.by_step.iter().enumerate().map(|(j, r)| ((j + 1) as f64, r.mae)).collect(),
+            points: steps.iter().enumerate().map(|(j, r)| ((j + 1) as f64, r.mae)).collect(),
         });
     }
     let chart = Chart {

@@ -45,8 +45,6 @@ pub struct SeriesTransform {
     /// For dates or date-times: their `chrono` format (`%Y-%m-%dT%H:%M`, `%Y-%m-%d`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_format: Option<String>,
-    /// MASE's denominator: the in-sample seasonal-naive MAE of the series before the test window.
-    pub mase_scale: Option<f64>,
 }
 
 /// A series read in time order: the channels' values and the time labels.
@@ -110,9 +108,8 @@ impl SeriesTransform {
         }
     }
 
-    /// Reads the series of `table` (every channel column, and the time column) in time order.
-    /// `rows_needed` is how many rows must have every channel; a missing value elsewhere is an
-    /// error naming its row.
+    /// Reads the series of `table` (every channel column, and the time column), checking that
+    /// the rows are in time order; `what` names the table in errors.
     fn order(&self, table: &Table, what: &str) -> Result<Ordered> {
         let n = table.rows();
         let get = |name: &str| -> Result<&Column> {
@@ -329,7 +326,6 @@ pub fn fit(config: &PreprocessConfig, series: &SeriesConfig, data: &RawDataset) 
         scale: Vec::new(),
         time_step: None,
         time_format: None,
-        mase_scale: None,
     };
     let s = draft.order(&table, "the data")?;
     let n = s.times.len();
@@ -405,8 +401,7 @@ pub fn fit(config: &PreprocessConfig, series: &SeriesConfig, data: &RawDataset) 
         (None, _) => (None, None),
     };
     let values = s.channels[0].clone();
-    let mase_scale = eval_scale(&values[..w.test_start], series.season);
-    let transform = SeriesTransform { shift, scale, time_step, time_format, mase_scale, ..draft };
+    let transform = SeriesTransform { shift, scale, time_step, time_format, ..draft };
     let output = transform.output();
     let encoder = TargetEncoder::Values { shift: transform.shift[0], scale: transform.scale[0] };
     let schema = Schema {
@@ -435,15 +430,6 @@ pub fn fit(config: &PreprocessConfig, series: &SeriesConfig, data: &RawDataset) 
         target_name: target.name.clone(),
     };
     Ok(SeriesFit { preprocessor, train, validation, test, split, values, times: s.times, windows: w, train_rows })
-}
-
-/// MASE's scale (the in-sample seasonal-naive MAE, `m = season`).
-fn eval_scale(before_test: &[f64], season: usize) -> Option<f64> {
-    let m = season.max(1);
-    (before_test.len() > m).then(|| {
-        before_test[m..].iter().zip(before_test).map(|(a, b)| (a - b).abs()).sum::<f64>()
-            / (before_test.len() - m) as f64
-    })
 }
 
 #[cfg(test)]
@@ -557,7 +543,6 @@ mod tests {
             scale: vec![1.0],
             time_step: step,
             time_format: Some(format),
-            mase_scale: None,
         };
         assert_eq!(t.forecast_times(Some("2026-03-29T00:00")), ["2026-03-29T01:00", "2026-03-29T02:00"]);
         assert!(date_times(&["2024-02-28".to_string(), "soon".to_string()]).is_none());

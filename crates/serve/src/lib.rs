@@ -89,6 +89,16 @@ impl InputFormat {
     }
 }
 
+/// Reads exactly the bundle's `columns`, typed as it was trained.
+fn bundle_columns(columns: &[pipeline_core::Feature]) -> data_ingest::table::Selection {
+    data_ingest::table::Selection {
+        target: None,
+        features: Some(columns.iter().map(|c| data_ingest::ColumnRef::Name(c.name.clone())).collect()),
+        kinds: columns.iter().map(|c| (c.name.clone(), c.kind)).collect(),
+        require_kinds: true,
+    }
+}
+
 /// Reads the records of `input` in the layout the bundle expects.
 pub fn read_inputs(bundle: &Bundle, input: &Path, format: InputFormat) -> Result<RawInputs> {
     let raw = &bundle.preprocess.raw;
@@ -123,13 +133,7 @@ pub fn read_inputs(bundle: &Bundle, input: &Path, format: InputFormat) -> Result
                 missing: data_ingest::table::default_missing(),
                 on_bad_record: data_ingest::OnBadRecord::Fail,
             };
-            let sel = data_ingest::table::Selection {
-                target: None,
-                features: Some(columns.iter().map(|c| data_ingest::ColumnRef::Name(c.name.clone())).collect()),
-                kinds: columns.iter().map(|c| (c.name.clone(), c.kind)).collect(),
-                require_kinds: true,
-            };
-            Ok(RawInputs::Table(data_ingest::table::read(input, "input", &fmt, &sel)?.table))
+            Ok(RawInputs::Table(data_ingest::table::read(input, "input", &fmt, &bundle_columns(columns))?.table))
         }
         (RawSchema::Table { columns }, InputFormat::Jsonl) => {
             let fmt = data_ingest::table::TableFormat {
@@ -141,13 +145,7 @@ pub fn read_inputs(bundle: &Bundle, input: &Path, format: InputFormat) -> Result
                 missing: data_ingest::table::default_missing(),
                 on_bad_record: data_ingest::OnBadRecord::Fail,
             };
-            let sel = data_ingest::table::Selection {
-                target: None,
-                features: Some(columns.iter().map(|c| data_ingest::ColumnRef::Name(c.name.clone())).collect()),
-                kinds: columns.iter().map(|c| (c.name.clone(), c.kind)).collect(),
-                require_kinds: true,
-            };
-            Ok(RawInputs::Table(data_ingest::table::read(input, "input", &fmt, &sel)?.table))
+            Ok(RawInputs::Table(data_ingest::table::read(input, "input", &fmt, &bundle_columns(columns))?.table))
         }
         (RawSchema::Table { columns }, InputFormat::Parquet | InputFormat::Arrow) => {
             let config = data_ingest::columnar::ColumnarConfig {
