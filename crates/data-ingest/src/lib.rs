@@ -34,6 +34,7 @@
 
 pub mod audio;
 pub mod columnar;
+mod delimited;
 mod error;
 pub mod features;
 pub mod http;

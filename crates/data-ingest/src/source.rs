@@ -18,6 +18,8 @@ pub struct Source {
     digest: Arc<Mutex<(Sha256, u64)>>,
     path: PathBuf,
     role: String,
+    /// The stored size when the stream is the file's own bytes (not gzip), else `None`.
+    plain_len: Option<u64>,
 }
 
 struct Hashing<R> {
@@ -48,7 +50,8 @@ impl Source {
         } else {
             Box::new(raw)
         };
-        Ok(Self { reader, digest, path, role: role.into() })
+        let plain_len = if gzip { None } else { std::fs::metadata(&path).ok().map(|m| m.len()) };
+        Ok(Self { reader, digest, path, role: role.into(), plain_len })
     }
 
     /// The path read (after `hf://` resolution).
@@ -56,8 +59,14 @@ impl Source {
         &self.path
     }
 
+    /// How many bytes the stream holds, when that is known before reading (a file that is not
+    /// compressed).
+    pub fn plain_len(&self) -> Option<u64> {
+        self.plain_len
+    }
+
     /// The decompressed byte stream.
-    pub fn reader(&mut self) -> &mut dyn BufRead {
+    pub fn reader(&mut self) -> &mut (dyn BufRead + Send) {
         &mut self.reader
     }
 

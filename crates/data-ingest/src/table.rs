@@ -16,6 +16,7 @@ use pipeline_core::raw::{Column, Table, Values};
 use pipeline_core::run::InputFile;
 use serde::{Deserialize, Serialize};
 
+use crate::delimited::{self, Builder, Event, Missing, Next, Parsed, Slot, text};
 use crate::source::Source;
 use crate::{Error, Result};
 
@@ -167,63 +168,26 @@ pub struct TableFormat {
 /// A record, or why it is bad.
 type RecordResult<'a> = std::result::Result<&'a ::csv::ByteRecord, String>;
 
-/// Splits the stream of `source` into records, calling `f(line, record or a reason)`. Records
-/// are checked to be UTF-8 as a whole; fields are handed over as bytes, without allocating.
+/// Splits the stream of `source` (JSON Lines when `json`, else whitespace-separated) into
+/// records, calling `f(line, record or a reason)`. Records are checked to be UTF-8 as a whole.
 fn for_each_record(
     source: &mut Source,
-    fmt: &TableFormat,
+    skip_rows: usize,
+    json: bool,
     f: &mut dyn FnMut(u64, RecordResult<'_>) -> Result<()>,
 ) -> Result<()> {
     let path: PathBuf = source.path().into();
     let reader = source.reader();
-    for _ in 0..fmt.skip_rows {
+    for _ in 0..skip_rows {
         let mut sink = Vec::new();
         reader.read_until(b'\n', &mut sink).map_err(|e| Error::io(&path, e))?;
     }
-    let offset = fmt.skip_rows as u64;
-    let checked = |rec: &::csv::ByteRecord| -> std::result::Result<(), String> {
-        if std::str::from_utf8(rec.as_slice()).is_ok() {
-            return Ok(());
-        }
-        let (j, at) = rec
-            .iter()
-            .enumerate()
-            .find_map(|(j, b)| std::str::from_utf8(b).err().map(|e| (j, e.valid_up_to())))
-            .unwrap_or((0, 0));
-        Err(format!("field {} is not valid UTF-8 (byte {at})", j + 1))
-    };
+    let offset = skip_rows as u64;
+    let checked = |rec: &::csv::ByteRecord| delimited::utf8_error(rec).map_or(Ok(()), Err);
     let mut rec = ::csv::ByteRecord::new();
-    match fmt.delimiter {
-        Delimiter::Byte(d) => {
-            let mut r = ::csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .delimiter(d)
-                .quoting(fmt.quote.is_some())
-                .quote(fmt.quote.unwrap_or(b'"'))
-                .from_reader(reader);
-            loop {
-                match r.read_byte_record(&mut rec) {
-                    Ok(false) => break,
-                    Ok(true) => {
-                        let line = rec.position().map_or(0, |p| p.line()) + offset;
-                        match checked(&rec) {
-                            Ok(()) => f(line, Ok(&rec))?,
-                            Err(reason) => f(line, Err(reason))?,
-                        }
-                    }
-                    Err(e) => {
-                        let line = e.position().map_or(0, |p| p.line()) + offset;
-                        match e.into_kind() {
-                            ::csv::ErrorKind::Io(io) => return Err(Error::io(&path, io)),
-                            other => f(line, Err(format!("{other:?}")))?,
-                        }
-                    }
-                }
-            }
-        }
-        Delimiter::JsonLines => json_records(reader, &path, offset, f)?,
-        Delimiter::Whitespace => {
+    match json {
+        true => json_records(reader, &path, offset, f)?,
+        false => {
             let mut line_no = offset;
             let mut buf = Vec::new();
             loop {
@@ -390,10 +354,7 @@ fn json_records(
     Ok(())
 }
 
-/// A field as text (records are UTF-8-checked before fields are read).
-fn text(b: &[u8]) -> &str {
-    std::str::from_utf8(b).unwrap_or_default()
-}
+pub use crate::delimited::{parse_bool, parse_number_bytes};
 
 /// Column kinds decided by looking at values.
 pub fn infer_kind<'a>(values: impl Iterator<Item = &'a str>) -> FeatureKind {
@@ -415,70 +376,6 @@ pub fn infer_kind<'a>(values: impl Iterator<Item = &'a str>) -> FeatureKind {
 /// A finite number, or `None`.
 pub fn parse_number(s: &str) -> Option<f64> {
     parse_number_bytes(s.as_bytes())
-}
-
-/// A finite number from bytes (surrounding ASCII whitespace ignored), or `None`.
-pub fn parse_number_bytes(b: &[u8]) -> Option<f64> {
-    let b = b.trim_ascii();
-    // fast-float2 accepts a leading '+' and inf/nan; reject the latter (NaN means missing here).
-    match fast_float2::parse::<f64, _>(b) {
-        Ok(v) if v.is_finite() => Some(v),
-        _ => None,
-    }
-}
-
-/// `true`/`false`, `yes`/`no`, `t`/`f`, `y`/`n` in any case (and `1`/`0` when `digits`).
-pub fn parse_bool(s: &str, digits: bool) -> Option<f64> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "t" | "y" => Some(1.0),
-        "false" | "no" | "f" | "n" => Some(0.0),
-        "1" if digits => Some(1.0),
-        "0" if digits => Some(0.0),
-        _ => None,
-    }
-}
-
-/// Accumulates one column's values in its kind.
-struct Builder {
-    kind: FeatureKind,
-    numbers: Vec<f64>,
-    strings: Vec<Option<String>>,
-    unparsable: usize,
-}
-
-impl Builder {
-    fn new(kind: FeatureKind) -> Self {
-        Self { kind, numbers: Vec::new(), strings: Vec::new(), unparsable: 0 }
-    }
-
-    /// Adds a value (`None`: missing), given as the field's bytes (already UTF-8-checked).
-    fn push(&mut self, value: Option<&[u8]>) {
-        match self.kind {
-            FeatureKind::Numeric | FeatureKind::Boolean => {
-                let v = value.map(|b| {
-                    let parsed = if self.kind == FeatureKind::Numeric {
-                        parse_number_bytes(b)
-                    } else {
-                        parse_bool(text(b), true)
-                    };
-                    parsed.unwrap_or_else(|| {
-                        self.unparsable += 1;
-                        f64::NAN
-                    })
-                });
-                self.numbers.push(v.unwrap_or(f64::NAN));
-            }
-            FeatureKind::Categorical | FeatureKind::Text => self.strings.push(value.map(|b| text(b).to_string())),
-        }
-    }
-
-    fn finish(self, name: String) -> (Column, usize) {
-        let values = match self.kind {
-            FeatureKind::Numeric | FeatureKind::Boolean => Values::Numbers(self.numbers),
-            _ => Values::Strings(self.strings),
-        };
-        (Column { name, kind: self.kind, values }, self.unparsable)
-    }
 }
 
 /// The columns to read and how to type them.
@@ -629,67 +526,117 @@ pub fn read_all(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> 
 pub fn read(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> Result<TableRead> {
     let mut source = Source::open(path, role)?;
     let path: PathBuf = source.path().into();
+    let plain_len = source.plain_len();
     let file = path.display().to_string();
     let mut report = ReadReport::default();
-    let tokens: Vec<&[u8]> = fmt.missing.iter().map(|m| m.trim().as_bytes()).collect();
-    let missing = |b: &[u8]| {
-        let t = b.trim_ascii();
-        tokens.contains(&t)
-    };
+    let missing = Missing::new(&fmt.missing);
+    let fail = fmt.on_bad_record == OnBadRecord::Fail;
     let mut header: Option<Vec<String>> = None;
     let mut expect_fields: Option<usize> = None;
     let mut sample: Vec<::csv::ByteRecord> = Vec::new();
     let mut plan: Option<Plan> = None;
-    {
-        let mut on_record = |line: u64, rec: RecordResult<'_>| -> Result<()> {
-            let rec = match rec {
-                Ok(r) => r,
-                Err(reason) => return bad(&mut report, fmt, &file, &path, line, reason),
-            };
-            if fmt.header && header.is_none() {
-                header = Some(rec.iter().map(|s| text(s).trim().to_string()).collect());
-                expect_fields = Some(rec.len());
-                return Ok(());
+    // The header and the inference sample, record by record; then the typed bulk parse.
+    let mut stage = |event: Event<'_>| -> Result<Next> {
+        let (line, rec) = match event {
+            Event::Record(line, rec) => (line, rec),
+            Event::Bad(line, reason) => {
+                bad(&mut report, fmt, &file, &path, line, reason)?;
+                return Ok(Next::More);
             }
-            let n = *expect_fields.get_or_insert(rec.len());
-            if rec.len() != n {
-                return bad(&mut report, fmt, &file, &path, line, format!("expected {n} fields, found {}", rec.len()));
-            }
-            match plan.as_mut() {
-                Some(p) => p.push(rec, &missing),
-                None => {
-                    sample.push(rec.clone());
-                    if sample.len() == SAMPLE {
-                        let mut p = Plan::new(&path, fmt, sel, header.as_deref(), n, &sample, &missing)?;
-                        for r in sample.drain(..) {
-                            p.push(&r, &missing);
-                        }
-                        plan = Some(p);
+        };
+        if fmt.header && header.is_none() {
+            header = Some(rec.iter().map(|s| text(s).trim().to_string()).collect());
+            expect_fields = Some(rec.len());
+            return Ok(Next::More);
+        }
+        let n = *expect_fields.get_or_insert(rec.len());
+        if rec.len() != n {
+            bad(&mut report, fmt, &file, &path, line, format!("expected {n} fields, found {}", rec.len()))?;
+            return Ok(Next::More);
+        }
+        sample.push(rec.clone());
+        if sample.len() < SAMPLE {
+            return Ok(Next::More);
+        }
+        let (p, builders) = Plan::new(&path, fmt, sel, header.as_deref(), n, &sample, &missing)?;
+        let slots = p.slots(n);
+        let mut builders = builders;
+        if let Some(len) = plain_len {
+            // Room for the whole file's records, estimated from the sample's, so the columns
+            // are not reallocated and copied as they grow.
+            let sample_bytes: usize = sample.iter().map(|r| r.as_slice().len() + r.len()).sum();
+            let estimate = (len as f64 / (sample_bytes as f64 / sample.len() as f64) * 1.02) as usize;
+            builders.iter_mut().for_each(|b| b.reserve(estimate.min(1 << 28)));
+        }
+        for r in sample.drain(..) {
+            delimited::push_record(&r, &slots, &mut builders, &missing);
+        }
+        plan = Some(p);
+        Ok(Next::Bulk { slots, builders, fields: n })
+    };
+    let parsed = match fmt.delimiter {
+        Delimiter::Byte(d) => {
+            let dialect = delimited::Dialect { delimiter: d, quote: fmt.quote };
+            delimited::read(&mut source, dialect, fmt.skip_rows, &missing, fail, &mut stage)?
+        }
+        Delimiter::Whitespace | Delimiter::JsonLines => {
+            let mut bulk: Option<(Vec<Slot>, usize, Parsed)> = None;
+            let json = fmt.delimiter == Delimiter::JsonLines;
+            for_each_record(&mut source, fmt.skip_rows, json, &mut |line, rec| {
+                let Some((slots, n, parsed)) = bulk.as_mut() else {
+                    let event = match rec {
+                        Ok(r) => Event::Record(line, r),
+                        Err(reason) => Event::Bad(line, reason),
+                    };
+                    if let Next::Bulk { slots, builders, fields } = stage(event)? {
+                        bulk = Some((slots, fields, Parsed { builders, records: 0, bad: Vec::new() }));
+                    }
+                    return Ok(());
+                };
+                let reason = match rec {
+                    Err(reason) => reason,
+                    Ok(r) if r.len() != *n => format!("expected {n} fields, found {}", r.len()),
+                    Ok(r) => {
+                        delimited::push_record(r, slots, &mut parsed.builders, &missing);
+                        parsed.records += 1;
+                        return Ok(());
+                    }
+                };
+                match fail {
+                    true => Err(Error::Record { path: path.clone(), line, message: reason }),
+                    false => {
+                        parsed.bad.push((line, reason));
+                        Ok(())
                     }
                 }
+            })?;
+            bulk.map(|(_, _, p)| p)
+        }
+    };
+    let (plan, builders, records) = match (plan, parsed) {
+        (Some(plan), Some(parsed)) => {
+            for (line, reason) in parsed.bad {
+                bad(&mut report, fmt, &file, &path, line, reason)?;
             }
-            Ok(())
-        };
-        for_each_record(&mut source, fmt, &mut on_record)?;
-    }
-    let plan = match plan {
-        Some(p) => p,
-        None => {
+            (plan, parsed.builders, SAMPLE + parsed.records)
+        }
+        _ => {
             let Some(n) = expect_fields else {
                 return Err(Error::format(&path, "empty file: no header and no records"));
             };
             if sample.is_empty() {
                 return Err(Error::format(&path, "no records after the header"));
             }
-            let mut p = Plan::new(&path, fmt, sel, header.as_deref(), n, &sample, &missing)?;
-            for r in sample.drain(..) {
-                p.push(&r, &missing);
+            let (p, mut builders) = Plan::new(&path, fmt, sel, header.as_deref(), n, &sample, &missing)?;
+            let slots = p.slots(n);
+            for r in &sample {
+                delimited::push_record(r, &slots, &mut builders, &missing);
             }
-            p
+            (p, builders, sample.len())
         }
     };
     let input = source.finish()?;
-    let (table, target, unparsable, records) = plan.finish();
+    let (table, target, unparsable) = plan.finish(builders);
     report.records = records;
     report.unparsable = unparsable;
     Ok(TableRead { table, target, input, report })
@@ -707,13 +654,14 @@ fn bad(report: &mut ReadReport, fmt: &TableFormat, file: &str, path: &Path, line
 
 /// Which fields go where, decided from the header and the sample.
 struct Plan {
-    /// For each feature column: its field index, name and builder.
-    features: Vec<(usize, String, Builder)>,
-    target: Option<(usize, String, Builder)>,
-    records: usize,
+    /// For each builder (the features, then the target): its field index and column name.
+    columns: Vec<(usize, String)>,
+    /// Whether the last builder is the target's.
+    target: bool,
 }
 
 impl Plan {
+    /// The plan and its empty builders, one per column in the plan's order.
     fn new(
         path: &Path,
         fmt: &TableFormat,
@@ -721,8 +669,8 @@ impl Plan {
         header: Option<&[String]>,
         n: usize,
         sample: &[::csv::ByteRecord],
-        missing: &dyn Fn(&[u8]) -> bool,
-    ) -> Result<Self> {
+        missing: &Missing,
+    ) -> Result<(Self, Vec<Builder>)> {
         let names: Vec<String> = match (&fmt.names, header) {
             (Some(names), _) => {
                 if names.len() != n {
@@ -748,10 +696,11 @@ impl Plan {
             }
         };
         let target = sel.target.as_ref().map(&find).transpose()?;
-        let feature_idx: Vec<usize> = match &sel.features {
+        let mut fields: Vec<usize> = match &sel.features {
             Some(refs) => refs.iter().map(&find).collect::<Result<_>>()?,
             None => (0..n).filter(|&i| Some(i) != target).collect(),
         };
+        fields.extend(target);
         let kind_of = |i: usize| -> Result<FeatureKind> {
             if let Some(k) = sel.kinds.get(&names[i]) {
                 return Ok(*k);
@@ -759,42 +708,44 @@ impl Plan {
             if sel.require_kinds && Some(i) != target {
                 return Err(Error::format(path, format!("unexpected column `{}`", names[i])));
             }
-            Ok(infer_kind(sample.iter().map(|r| &r[i]).filter(|v| !missing(v)).map(text)))
+            Ok(infer_kind(sample.iter().map(|r| &r[i]).filter(|v| !missing.is(v)).map(text)))
         };
-        let features = feature_idx
-            .into_iter()
-            .map(|i| Ok((i, names[i].clone(), Builder::new(kind_of(i)?))))
-            .collect::<Result<Vec<_>>>()?;
-        let target = target.map(|i| Ok::<_, Error>((i, names[i].clone(), Builder::new(kind_of(i)?)))).transpose()?;
-        Ok(Self { features, target, records: 0 })
+        let builders = fields.iter().map(|&i| Ok(Builder::new(kind_of(i)?))).collect::<Result<Vec<_>>>()?;
+        let columns = fields.into_iter().map(|i| (i, names[i].clone())).collect();
+        Ok((Self { columns, target: target.is_some() }, builders))
     }
 
-    fn push(&mut self, rec: &::csv::ByteRecord, missing: &dyn Fn(&[u8]) -> bool) {
-        for (i, _, b) in self.features.iter_mut().chain(self.target.iter_mut()) {
-            let v = &rec[*i];
-            b.push((!missing(v)).then_some(v));
+    /// Where each of the `n` fields goes.
+    fn slots(&self, n: usize) -> Vec<Slot> {
+        let mut slots = vec![Slot::Skip; n];
+        for (b, (i, _)) in self.columns.iter().enumerate() {
+            slots[*i] = match std::mem::replace(&mut slots[*i], Slot::Skip) {
+                Slot::Skip => Slot::One(b),
+                Slot::One(a) => Slot::Many(vec![a, b]),
+                Slot::Many(mut v) => {
+                    v.push(b);
+                    Slot::Many(v)
+                }
+            };
         }
-        self.records += 1;
+        slots
     }
 
-    fn finish(self) -> (Table, Option<Column>, BTreeMap<String, usize>, usize) {
+    fn finish(self, builders: Vec<Builder>) -> (Table, Option<Column>, BTreeMap<String, usize>) {
         let mut unparsable = BTreeMap::new();
         let mut columns = Vec::new();
-        for (_, name, b) in self.features {
-            let (c, bad) = b.finish(name.clone());
-            if bad > 0 {
-                unparsable.insert(name, bad);
+        for ((_, name), b) in self.columns.into_iter().zip(builders) {
+            if b.unparsable > 0 {
+                unparsable.insert(name.clone(), b.unparsable);
             }
-            columns.push(c);
+            let values = match b.kind {
+                FeatureKind::Numeric | FeatureKind::Boolean => Values::Numbers(b.numbers),
+                _ => Values::Strings(b.strings),
+            };
+            columns.push(Column { name, kind: b.kind, values });
         }
-        let target = self.target.map(|(_, name, b)| {
-            let (c, bad) = b.finish(name.clone());
-            if bad > 0 {
-                unparsable.insert(name, bad);
-            }
-            c
-        });
-        (Table { columns }, target, unparsable, self.records)
+        let target = if self.target { columns.pop() } else { None };
+        (Table { columns }, target, unparsable)
     }
 }
 
