@@ -113,7 +113,7 @@ pub fn tune(config_path: &Path, config: &PipelineConfig, runs_dir: &Path) -> Res
     let dir = RunDir::create(runs_dir, &stem).context("creating the study directory")?;
     let dir = dir.root().to_path_buf();
     write_atomic(&dir.join("config.yaml"), config.to_yaml().as_bytes())?;
-    let storage = SqliteStorage::open(&dir.join(STUDY_DB))?;
+    let storage = SqliteStorage::open_exclusive(&dir.join(STUDY_DB), true)?;
     storage.set_attr("config_file", &config_path.display().to_string())?;
     storage.set_attr("created_at", &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))?;
     run_study(&dir, config, &storage)
@@ -126,7 +126,7 @@ pub fn resume(dir: &Path) -> Result<TuneSummary> {
         bail!("{}: not a study directory (its config.yaml has no `tune:` section)", dir.display());
     }
     device::set_threads(config.threads);
-    let storage = SqliteStorage::open_existing(&dir.join(STUDY_DB))?;
+    let storage = SqliteStorage::open_exclusive(&dir.join(STUDY_DB), false)?;
     run_study(dir, &config, &storage)
 }
 

@@ -257,6 +257,9 @@ fn split(outcome: &Outcome) -> (TrialState, Option<f64>, Option<String>) {
 /// `intermediate(number, step, value)`.
 pub struct SqliteStorage {
     conn: Mutex<Connection>,
+    /// The held lock of [`SqliteStorage::open_exclusive`] (released when the process ends,
+    /// however it ends).
+    _lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for SqliteStorage {
@@ -298,7 +301,39 @@ impl SqliteStorage {
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self { conn: Mutex::new(conn), _lock: None })
+    }
+
+    /// Opens the study database at `path` (creating it with `create`, else it must exist) for
+    /// running trials: takes an exclusive lock on `<path>.lock` first, so a second process
+    /// running the same study — a second `dlp tune --resume` — is refused instead of marking
+    /// the first one's running trials interrupted and duplicating them. The operating system
+    /// releases the lock when the holder exits, killed or not, so a dead run never blocks a
+    /// resume. Readers ([`SqliteStorage::open_existing`], `dlp tune status`) take no lock.
+    pub fn open_exclusive(path: &Path, create: bool) -> Result<Self> {
+        if !create && !path.is_file() {
+            return Err(Error::Storage(format!("{}: no study database here", path.display())));
+        }
+        let mut name = path.as_os_str().to_owned();
+        name.push(".lock");
+        let lock_path = std::path::PathBuf::from(name);
+        let io = |e: std::io::Error| Error::Storage(format!("{}: {e}", lock_path.display()));
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Storage(format!(
+                    "{}: the study is being run by another process (it holds {}); wait for it to end, \
+                     or watch it with `dlp tune status`",
+                    path.display(),
+                    lock_path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let mut storage = Self::open(path)?;
+        storage._lock = Some(file);
+        Ok(storage)
     }
 
     /// Opens an existing study database read-only in effect (fails when `path` is absent).
@@ -467,5 +502,36 @@ mod tests {
         let again = SqliteStorage::open_existing(&path).unwrap();
         assert_eq!(again.trials().unwrap().len(), 3);
         assert!(SqliteStorage::open_existing(&dir.path().join("none.db")).is_err());
+    }
+
+    #[test]
+    fn a_second_runner_is_refused_until_the_first_ends_even_when_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("study.db");
+        assert!(SqliteStorage::open_exclusive(&path, false).is_err(), "no study yet, and not asked to create one");
+        let first = SqliteStorage::open_exclusive(&path, true).unwrap();
+        let err = SqliteStorage::open_exclusive(&path, false).unwrap_err().to_string();
+        assert!(err.contains("the study is being run by another process"), "{err}");
+        // Readers (`dlp tune status`) are not locked out.
+        assert!(SqliteStorage::open_existing(&path).unwrap().trials().unwrap().is_empty());
+        drop(first);
+        drop(SqliteStorage::open_exclusive(&path, false).unwrap());
+        // Another process holds the lock (util-linux `flock`, as a running `dlp tune` would), then
+        // is killed: the lock goes with it.
+        let lock = dir.path().join("study.db.lock");
+        let mut holder = std::process::Command::new("flock")
+            .args(["-x", "-o"]) // -o: the lock stays with flock itself, not with its `sleep`
+            .arg(&lock)
+            .args(["sleep", "60"])
+            .spawn()
+            .expect("util-linux flock");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while SqliteStorage::open_exclusive(&path, false).is_ok() {
+            assert!(std::time::Instant::now() < deadline, "the other process never took the lock");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        drop(SqliteStorage::open_exclusive(&path, false).unwrap());
     }
 }
