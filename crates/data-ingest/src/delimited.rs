@@ -91,38 +91,39 @@ fn simple_decimal(b: &[u8], mut i: usize) -> Option<(f64, usize)> {
     if neg {
         i += 1;
     }
-    let first = i;
-    let mut m: u64 = 0;
-    while i < n {
-        let d = b[i].wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-        i += 1;
-    }
-    let mut digits = i - first;
+    let (mut m, first) = (0u64, i);
+    i = digits(b, i, &mut m);
+    let mut count = i - first;
     let mut frac = 0;
     if i < n && b[i] == b'.' {
-        i += 1;
-        let start = i;
-        while i < n {
-            let d = b[i].wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-            i += 1;
-        }
+        let start = i + 1;
+        i = digits(b, start, &mut m);
         frac = i - start;
-        digits += frac;
+        count += frac;
     }
-    if digits == 0 || digits > 15 {
+    if count == 0 || count > 15 {
         return None;
     }
     // m < 10^15 < 2^53: exact as a signed integer, which converts in one instruction.
     let v = (m as i64) as f64 / POW10[frac];
     Some((if neg { -v } else { v }, i))
+}
+
+/// Appends the decimal digits from `b[i]` on to the mantissa `m`; returns where they stop.
+#[inline]
+fn digits(b: &[u8], mut i: usize, m: &mut u64) -> usize {
+    while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+        *m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    i
+}
+
+/// Where the unquoted field at `pos` ends: at the separator, a terminator or the end of data.
+#[inline]
+fn field_end(data: &[u8], pos: usize, delimiter: u8) -> usize {
+    let pos = pos.min(data.len());
+    memchr::memchr3(delimiter, b'\n', b'\r', &data[pos..]).map_or(data.len(), |i| pos + i)
 }
 
 /// `true`/`false`, `yes`/`no`, `t`/`f`, `y`/`n` in any case (and `1`/`0` when `digits`).
@@ -608,7 +609,7 @@ fn field_bytes(data: &[u8], mut pos: usize, d: Dialect, out: &mut Vec<u8>) -> (u
             }
         }
     }
-    let end = memchr::memchr3(d.delimiter, b'\n', b'\r', &data[pos.min(n)..]).map_or(n, |i| pos + i);
+    let end = field_end(data, pos, d.delimiter);
     out.extend_from_slice(&data[pos.min(n)..end]);
     (end, newlines)
 }
@@ -682,16 +683,14 @@ fn piece(
                         e
                     }
                     _ => {
-                        let e = memchr::memchr3(d.delimiter, b'\n', b'\r', &data[pos..]).map_or(n, |i| pos + i);
+                        let e = field_end(data, pos, d.delimiter);
                         builders[*b].push_field(&data[pos..e], missing);
                         e
                     }
                 },
-                Slot::Skip if !quoted => {
-                    memchr::memchr3(d.delimiter, b'\n', b'\r', &data[pos..]).map_or(n, |i| pos + i)
-                }
+                Slot::Skip if !quoted => field_end(data, pos, d.delimiter),
                 Slot::One(b) if !quoted => {
-                    let e = memchr::memchr3(d.delimiter, b'\n', b'\r', &data[pos..]).map_or(n, |i| pos + i);
+                    let e = field_end(data, pos, d.delimiter);
                     builders[*b].push_field(&data[pos..e], missing);
                     e
                 }
