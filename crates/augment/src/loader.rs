@@ -94,9 +94,7 @@ impl<'a> Loader<'a> {
             Some(a) => {
                 let w = self.data.width();
                 let mut xs = Vec::with_capacity(rows.len() * w);
-                for &i in &rows {
-                    xs.extend_from_slice(self.data.row(i));
-                }
+                self.data.rows_into(&rows, &mut xs)?;
                 for (x, &i) in xs.chunks_exact_mut(w.max(1)).zip(&rows) {
                     a.apply(x, epoch, i);
                 }

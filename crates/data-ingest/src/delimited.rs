@@ -195,7 +195,7 @@ impl Builder {
         if self.numeric() { self.numbers.reserve(n) } else { self.strings.reserve(n) }
     }
 
-    fn empty_like(&self) -> Self {
+    pub(crate) fn empty_like(&self) -> Self {
         Self::new(self.kind)
     }
 
@@ -240,6 +240,9 @@ pub(crate) enum Event<'a> {
     Record(u64, &'a csv::ByteRecord),
     /// A bad record (not UTF-8) and why.
     Bad(u64, String),
+    /// A streamed read's builders after a block: the stage takes their values (the read goes on
+    /// into the emptied builders).
+    Chunk(&'a mut Vec<Builder>),
 }
 
 /// What a stage says after a record: go on with records, or switch to the typed bulk parse.
@@ -262,25 +265,29 @@ pub(crate) struct Parsed {
 
 /// Reads `source` after `skip_rows` raw lines: records go one by one to `stage` until it
 /// returns [`Next::Bulk`]; the rest are parsed in parallel into its builders. With `fail`, the
-/// first bad record of the bulk parse stops it. Returns `None` when the stage never asked for
-/// the bulk parse (the file ended first).
+/// first bad record of the bulk parse stops it. With `stream`, the builders go to `stage` as an
+/// [`Event::Chunk`] after every block, so only a block's values are held at once. Returns
+/// `None` when the stage never asked for the bulk parse (the file ended first).
 pub(crate) fn read(
     source: &mut Source,
     dialect: Dialect,
     skip_rows: usize,
     missing: &Missing,
     fail: bool,
+    stream: bool,
     stage: &mut dyn FnMut(Event<'_>) -> Result<Next>,
 ) -> Result<Option<Parsed>> {
-    read_sized(source, dialect, skip_rows, missing, fail, stage, SIZES)
+    read_sized(source, dialect, skip_rows, missing, fail, stream, stage, SIZES)
 }
 
+#[allow(clippy::too_many_arguments, reason = "the stages' settings, passed through from read")]
 fn read_sized(
     source: &mut Source,
     dialect: Dialect,
     skip_rows: usize,
     missing: &Missing,
     fail: bool,
+    stream: bool,
     stage: &mut dyn FnMut(Event<'_>) -> Result<Next>,
     sizes: Sizes,
 ) -> Result<Option<Parsed>> {
@@ -353,6 +360,9 @@ fn read_sized(
                 let sets = columns.first().map_or(0, Vec::len);
                 for _ in 0..sets {
                     spare.push(columns.iter_mut().filter_map(Vec::pop).collect());
+                }
+                if stream {
+                    stage(Event::Chunk(&mut parsed.builders))?;
                 }
             }
             let _ = back.send(block.data);
@@ -754,7 +764,8 @@ mod tests {
 
     /// Every record of `text` as `read_sized` gives it with tiny blocks and pieces (every field
     /// read as text, or as numbers), with its line; bad records as `Err(line)`.
-    fn ours(text: &[u8], numbers: bool, sizes: Sizes) -> (Vec<(u64, Vec<String>)>, Vec<u64>) {
+    /// With `stream`, the values are collected from the chunks a streamed read hands over.
+    fn ours(text: &[u8], numbers: bool, sizes: Sizes, stream: bool) -> (Vec<(u64, Vec<String>)>, Vec<u64>) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.csv");
         std::fs::write(&p, text).unwrap();
@@ -763,7 +774,15 @@ mod tests {
         let dialect = Dialect { delimiter: b',', quote: Some(b'"') };
         let mut first: Option<(u64, Vec<String>)> = None;
         let mut width = 0;
+        let mut streamed: Vec<Builder> = Vec::new();
         let mut stage = |e: Event<'_>| -> Result<Next> {
+            if let Event::Chunk(builders) = e {
+                if streamed.is_empty() {
+                    streamed = builders.iter().map(Builder::empty_like).collect();
+                }
+                streamed.iter_mut().zip(builders.iter_mut()).for_each(|(a, b)| a.append(b));
+                return Ok(Next::More);
+            }
             let Event::Record(line, rec) = e else { panic!("the first record is UTF-8") };
             first = Some((line, rec.iter().map(|f| text_of(f, numbers)).collect()));
             width = rec.len();
@@ -771,9 +790,15 @@ mod tests {
             let builders = (0..width).map(|_| Builder::new(kind)).collect();
             Ok(Next::Bulk { slots: (0..width).map(Slot::One).collect(), builders, fields: width })
         };
-        let parsed = read_sized(&mut source, dialect, 0, &missing, false, &mut stage, sizes).unwrap();
+        let parsed = read_sized(&mut source, dialect, 0, &missing, false, stream, &mut stage, sizes).unwrap();
         let mut rows = vec![first.unwrap()];
-        let Some(parsed) = parsed else { return (rows, Vec::new()) };
+        let Some(mut parsed) = parsed else { return (rows, Vec::new()) };
+        if stream {
+            assert!(parsed.builders.iter().all(|b| b.len() == 0), "a streamed read hands over every value");
+            if !streamed.is_empty() {
+                parsed.builders = streamed;
+            }
+        }
         for r in 0..parsed.records {
             let row = parsed
                 .builders
@@ -871,7 +896,7 @@ mod tests {
             let sizes = Sizes { block, min_piece: rng.random_range(1..16) };
             let numbers = case % 2 == 1;
             let (want_rows, want_bad) = reference(&text, numbers);
-            let (got_rows, got_bad) = ours(&text, numbers, sizes);
+            let (got_rows, got_bad) = ours(&text, numbers, sizes, rng.random_bool(0.5));
             let shown = String::from_utf8_lossy(&text);
             assert_eq!(got_rows, want_rows, "case {case}, block {block}: {shown:?}");
             assert_eq!(got_bad, want_bad, "case {case}, block {block}: {shown:?}");

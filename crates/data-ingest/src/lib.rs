@@ -225,6 +225,105 @@ pub struct CsvConfig {
     /// Class names for integer class labels `0..n`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_names: Option<Vec<String>>,
+    /// The memory budget of the data: files larger than this are read in chunks and trained on
+    /// out of core (`dlp run`); `None`: half the machine's memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<ByteSize>,
+}
+
+/// A size in bytes: a number, or a number with a unit (`512MiB`, `2GiB`, `64MB`, `100kB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0;
+        let units = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+        match units.iter().find(|(u, _)| b >= *u && b % u == 0) {
+            Some((u, name)) => write!(f, "{}{name}", b / u),
+            None => write!(f, "{b}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let (number, unit) = (&t[..split], t[split..].trim());
+        let bad = || format!("`{s}` is not a size: write bytes, or a number with KiB, MiB, GiB, kB, MB or GB");
+        let n: f64 = number.parse().map_err(|_| bad())?;
+        let scale = match unit {
+            "" | "B" => 1.0,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            "kB" | "KB" => 1e3,
+            "MB" => 1e6,
+            "GB" => 1e9,
+            _ => return Err(bad()),
+        };
+        Ok(ByteSize((n * scale).round() as u64))
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(b) => Ok(ByteSize(b)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl ByteSize {
+    /// Half the machine's physical memory (`/proc/meminfo`; 4 GiB where it cannot be read).
+    pub fn half_of_memory() -> ByteSize {
+        let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        });
+        ByteSize(total.map_or(4 << 30, |kib| kib * 1024 / 2))
+    }
+}
+
+impl CsvConfig {
+    /// The memory budget: `memory_limit`, or half the machine's memory.
+    pub fn memory_budget(&self) -> ByteSize {
+        self.memory_limit.unwrap_or_else(ByteSize::half_of_memory)
+    }
+
+    /// The bytes of the files `path` names, as a measure of the table's size in memory (a
+    /// parsed number takes 8 bytes, about as many as its text); a compressed file counts four
+    /// times its size. `None` when a file cannot be listed (reading it will say why).
+    pub fn data_size(&self) -> Option<u64> {
+        let mut total = 0;
+        for f in table::expand(&self.path).ok()? {
+            let len = std::fs::metadata(&f).ok()?.len();
+            let gz = f.extension().is_some_and(|e| e == "gz");
+            total += if gz { len * 4 } else { len };
+        }
+        Some(total)
+    }
+
+    /// Whether the data is larger than the memory budget, and so is read in chunks.
+    pub fn out_of_core(&self) -> bool {
+        self.data_size().is_some_and(|n| n > self.memory_budget().0)
+    }
 }
 
 /// `format: text_lines`.
@@ -627,6 +726,32 @@ impl CsvConfig {
             on_bad_record: self.on_bad_record,
         }
     }
+}
+
+/// Reads the CSV files of `config` in chunks of consecutive records, in file order, handing
+/// each to `sink` as a table dataset (features and target): memory holds one chunk, whatever
+/// the files' size. The returned [`Ingested`] has the columns' names and kinds but no records.
+pub fn stream(config: &CsvConfig, sink: &mut dyn FnMut(RawDataset) -> Result<()>) -> Result<Ingested> {
+    if let Some(tf) = &config.target_file {
+        return Err(Error::format(
+            tf,
+            "data.target_file: a separate target file is not read in chunks (the data is larger than \
+             data.memory_limit); put the target in the data file",
+        ));
+    }
+    let sel = table::Selection {
+        target: config.target.clone(),
+        features: config.columns.clone(),
+        kinds: config.kinds.clone(),
+        require_kinds: false,
+    };
+    let mut each = |t: pipeline_core::raw::Table, y: Option<Column>| sink(RawDataset { inputs: RawInputs::Table(t), target: y, parts: None });
+    let main = table::stream_all(&config.path, "data.path", &config.format(), &sel, &mut each)?;
+    Ok(Ingested {
+        data: RawDataset { inputs: RawInputs::Table(main.table), target: main.target, parts: None },
+        inputs: main.inputs,
+        report: main.report,
+    })
 }
 
 /// Reads the source that `config` describes.

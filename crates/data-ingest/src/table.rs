@@ -473,11 +473,33 @@ pub struct TablesRead {
 /// first file's columns and kinds (inferred, or as `sel` fixes them) hold for all, and a file
 /// with other columns is an error naming it.
 pub fn read_all(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> Result<TablesRead> {
+    read_all_with(path, role, fmt, sel, None)
+}
+
+/// Streams every file `path` names, one after the other, as [`stream`] does: the returned
+/// table has the columns' names and kinds but no values.
+pub fn stream_all(
+    path: &Path,
+    role: &str,
+    fmt: &TableFormat,
+    sel: &Selection,
+    sink: &mut Sink<'_>,
+) -> Result<TablesRead> {
+    read_all_with(path, role, fmt, sel, Some(sink))
+}
+
+fn read_all_with(
+    path: &Path,
+    role: &str,
+    fmt: &TableFormat,
+    sel: &Selection,
+    mut sink: Option<&mut Sink<'_>>,
+) -> Result<TablesRead> {
     let files = expand(path)?;
     let Some((first, rest)) = files.split_first() else {
         return Err(Error::format(path, "no file matches the pattern"));
     };
-    let head = read(first, role, fmt, sel)?;
+    let head = read_with(first, role, fmt, sel, sink.as_deref_mut())?;
     let names = |t: &Table, y: &Option<Column>| -> Vec<String> {
         t.columns.iter().chain(y.iter()).map(|c| c.name.clone()).collect()
     };
@@ -488,8 +510,31 @@ pub fn read_all(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> 
     }
     let fixed = Selection { kinds, ..sel.clone() };
     let mut out = TablesRead { table: head.table, target: head.target, inputs: vec![head.input], report: head.report };
+    let streaming = sink.is_some();
     for p in rest {
-        let r = read(p, role, fmt, &fixed)?;
+        // The columns are checked before any of this file's records reach the sink.
+        let mut check = |t: Table, y: Option<Column>| -> Result<()> {
+            let found = names(&t, &y);
+            if found != expected {
+                return Err(Error::Invalid {
+                    path: p.clone(),
+                    message: format!(
+                        "has the columns {} where {} has {}: the files of one pattern must have the same columns",
+                        found.join(", "),
+                        first.display(),
+                        expected.join(", ")
+                    ),
+                });
+            }
+            match sink.as_deref_mut() {
+                Some(sink) => sink(t, y),
+                None => Ok(()),
+            }
+        };
+        let r = match streaming {
+            true => read_with(p, role, fmt, &fixed, Some(&mut check))?,
+            false => read_with(p, role, fmt, &fixed, None)?,
+        };
         let found = names(&r.table, &r.target);
         if found != expected {
             return Err(Error::Invalid {
@@ -524,6 +569,28 @@ pub fn read_all(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> 
 
 /// Reads the table at `path`.
 pub fn read(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> Result<TableRead> {
+    read_with(path, role, fmt, sel, None)
+}
+
+/// What receives a streamed table's chunks: the feature columns and the target of some
+/// consecutive records.
+pub type Sink<'s> = dyn FnMut(Table, Option<Column>) -> Result<()> + 's;
+
+/// Reads the delimited table at `path` as [`read`] does, handing its records to `sink` in
+/// chunks of a block (a few MiB of the file) at a time, in file order: memory holds one chunk,
+/// whatever the file's size. The returned table has the columns' names and kinds but no
+/// values. Whitespace-separated and JSON Lines tables are not streamed.
+pub fn stream(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection, sink: &mut Sink<'_>) -> Result<TableRead> {
+    read_with(path, role, fmt, sel, Some(sink))
+}
+
+fn read_with(
+    path: &Path,
+    role: &str,
+    fmt: &TableFormat,
+    sel: &Selection,
+    mut sink: Option<&mut Sink<'_>>,
+) -> Result<TableRead> {
     let mut source = Source::open(path, role)?;
     let path: PathBuf = source.path().into();
     let plain_len = source.plain_len();
@@ -536,8 +603,21 @@ pub fn read(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> Resu
     let mut sample: Vec<::csv::ByteRecord> = Vec::new();
     let mut plan: Option<Plan> = None;
     // The header and the inference sample, record by record; then the typed bulk parse.
+    let streaming = sink.is_some();
+    let mut streamed_unparsable: BTreeMap<String, usize> = BTreeMap::new();
     let mut stage = |event: Event<'_>| -> Result<Next> {
         let (line, rec) = match event {
+            Event::Chunk(builders) => {
+                if let (Some(sink), Some(plan)) = (sink.as_mut(), plan.as_ref()) {
+                    let taken = builders.iter().map(Builder::empty_like).collect();
+                    let (table, target, unparsable) = plan.finish(std::mem::replace(builders, taken));
+                    for (name, n) in unparsable {
+                        *streamed_unparsable.entry(name).or_default() += n;
+                    }
+                    sink(table, target)?;
+                }
+                return Ok(Next::More);
+            }
             Event::Record(line, rec) => (line, rec),
             Event::Bad(line, reason) => {
                 bad(&mut report, fmt, &file, &path, line, reason)?;
@@ -561,7 +641,7 @@ pub fn read(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> Resu
         let (p, builders) = Plan::new(&path, fmt, sel, header.as_deref(), n, &sample, &missing)?;
         let slots = p.slots(n);
         let mut builders = builders;
-        if let Some(len) = plain_len {
+        if let Some(len) = plain_len.filter(|_| !streaming) {
             // Room for the whole file's records, estimated from the sample's, so the columns
             // are not reallocated and copied as they grow.
             let sample_bytes: usize = sample.iter().map(|r| r.as_slice().len() + r.len()).sum();
@@ -577,7 +657,14 @@ pub fn read(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> Resu
     let parsed = match fmt.delimiter {
         Delimiter::Byte(d) => {
             let dialect = delimited::Dialect { delimiter: d, quote: fmt.quote };
-            delimited::read(&mut source, dialect, fmt.skip_rows, &missing, fail, &mut stage)?
+            delimited::read(&mut source, dialect, fmt.skip_rows, &missing, fail, streaming, &mut stage)?
+        }
+        Delimiter::Whitespace | Delimiter::JsonLines if streaming => {
+            return Err(Error::format(
+                &path,
+                "only delimited files are read in chunks (larger than data.memory_limit); whitespace-separated \
+                 and JSON Lines tables are read into memory",
+            ));
         }
         Delimiter::Whitespace | Delimiter::JsonLines => {
             let mut bulk: Option<(Vec<Slot>, usize, Parsed)> = None;
@@ -636,7 +723,20 @@ pub fn read(path: &Path, role: &str, fmt: &TableFormat, sel: &Selection) -> Resu
         }
     };
     let input = source.finish()?;
-    let (table, target, unparsable) = plan.finish(builders);
+    let (table, target, mut unparsable) = plan.finish(builders);
+    let (table, target) = match sink {
+        // A small file's records were all in the sample: one chunk.
+        Some(sink) if table.rows() > 0 => {
+            let empty = |t: &Table| Table { columns: t.columns.iter().map(Column::empty_like).collect() };
+            let (schema, target_schema) = (empty(&table), target.as_ref().map(Column::empty_like));
+            sink(table, target)?;
+            (schema, target_schema)
+        }
+        _ => (table, target),
+    };
+    for (name, n) in streamed_unparsable {
+        *unparsable.entry(name).or_default() += n;
+    }
     report.records = records;
     report.unparsable = unparsable;
     Ok(TableRead { table, target, input, report })
@@ -731,10 +831,11 @@ impl Plan {
         slots
     }
 
-    fn finish(self, builders: Vec<Builder>) -> (Table, Option<Column>, BTreeMap<String, usize>) {
+    fn finish(&self, builders: Vec<Builder>) -> (Table, Option<Column>, BTreeMap<String, usize>) {
         let mut unparsable = BTreeMap::new();
         let mut columns = Vec::new();
-        for ((_, name), b) in self.columns.into_iter().zip(builders) {
+        for ((_, name), b) in self.columns.iter().zip(builders) {
+            let name = name.clone();
             if b.unparsable > 0 {
                 unparsable.insert(name.clone(), b.unparsable);
             }
@@ -990,5 +1091,51 @@ mod tests {
         assert_eq!(r.target.as_ref().unwrap().values.text(2498).as_deref(), Some("y"));
         assert_eq!(r.target.as_ref().unwrap().values.text(2499).as_deref(), Some("x"));
         assert!(matches!(&r.table.columns[0].values, Values::Numbers(v) if v[2499] == 2499.0));
+    }
+
+    #[test]
+    fn a_streamed_pattern_hands_over_the_records_that_a_whole_read_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut big = String::from("x,c,y\n");
+        for i in 0..2500 {
+            let x = if i % 97 == 0 { "oops".to_string() } else { format!("{}.{}", i, i % 7) };
+            big.push_str(&format!("{x},{},{}\n", ["a", "b", "\"q,x\""][i % 3], i % 2));
+        }
+        write(dir.path(), "p-1.csv", big.as_bytes());
+        write(dir.path(), "p-2.csv", b"x,c,y\n1.5,b,1\n,a,0\n");
+        let pattern = dir.path().join("p-*.csv");
+        let whole = read_all(&pattern, "data", &fmt(), &sel("y")).unwrap();
+        let mut chunks = 0;
+        let mut got: Option<(Table, Column)> = None;
+        let streamed = stream_all(&pattern, "data", &fmt(), &sel("y"), &mut |t, y| {
+            chunks += 1;
+            let y = y.unwrap();
+            match got.as_mut() {
+                None => got = Some((t, y)),
+                Some((all, ally)) => {
+                    for (a, b) in all.columns.iter_mut().zip(t.columns) {
+                        a.values.append(b.values).unwrap();
+                    }
+                    ally.values.append(y.values).unwrap();
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+        let (table, target) = got.unwrap();
+        assert!(chunks >= 2, "one chunk per file at least");
+        assert_eq!(table.rows(), 2502);
+        // NaN != NaN: compare the printed values.
+        let shown = |t: &Table| -> Vec<Vec<Option<String>>> {
+            t.columns.iter().map(|c| (0..c.values.len()).map(|i| c.values.text(i)).collect()).collect()
+        };
+        assert_eq!(shown(&table), shown(&whole.table));
+        assert_eq!(target.values, whole.target.unwrap().values);
+        assert_eq!(streamed.table.rows(), 0, "the returned table holds no values");
+        let kinds: Vec<_> = streamed.table.columns.iter().map(|c| (c.name.clone(), c.kind)).collect();
+        assert_eq!(kinds, whole.table.columns.iter().map(|c| (c.name.clone(), c.kind)).collect::<Vec<_>>());
+        assert_eq!(streamed.report.unparsable, whole.report.unparsable);
+        assert_eq!(streamed.report.records, 2502);
+        assert_eq!(streamed.inputs, whole.inputs);
     }
 }

@@ -1,12 +1,14 @@
 //! Datasets, examples, batches and the schema that describes them.
 //!
-//! A [`Dataset`] is dense and in memory: one `f32` row per example, in the order the
-//! [`InputSchema`] gives, and one target per example. Phases hand datasets to each other; the
+//! A [`Dataset`] is dense: one `f32` row per example, in the order the [`InputSchema`] gives,
+//! and one target per example; its rows are in memory, or in a row file when they exceed the
+//! memory budget. Phases hand datasets to each other; the
 //! training loop turns index lists into [`Batch`]es of tensors.
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::rows::RowFile;
 use crate::{Error, Result};
 
 /// What the model is asked to do with an example.
@@ -250,12 +252,21 @@ pub enum TargetValue {
     FirstStep(f32),
 }
 
-/// A dense in-memory dataset: `len()` rows of `schema.input.width()` values, and their targets.
+/// A dense dataset: `len()` rows of `schema.input.width()` values, and their targets. The rows
+/// are in memory, or in a [`RowFile`] when they exceed the memory budget ([`Dataset::on_disk`]);
+/// the targets are always in memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     schema: Schema,
-    features: Vec<f32>,
+    storage: Storage,
     targets: Targets,
+}
+
+/// Where a dataset's rows are.
+#[derive(Debug, Clone, PartialEq)]
+enum Storage {
+    Memory(Vec<f32>),
+    File(RowFile),
 }
 
 impl Dataset {
@@ -271,16 +282,21 @@ impl Dataset {
                 found: features.len(),
             });
         }
-        if let (Targets::Classes(ids), Task::Classification { labels }) = (&targets, &schema.target.task)
-            && let Some(&bad) = ids.iter().find(|&&id| id as usize >= labels.len())
-        {
+        check_classes(&schema, &targets)?;
+        Ok(Self { schema, storage: Storage::Memory(features), targets })
+    }
+
+    /// A dataset whose rows are in `rows` (one per target, of the schema's width).
+    pub fn on_disk(schema: Schema, rows: RowFile, targets: Targets) -> Result<Self> {
+        if rows.width() != schema.input.width() || rows.rows() != targets.len() {
             return Err(Error::SizeMismatch {
-                what: "class id below the number of labels",
-                expected: labels.len(),
-                found: bad as usize,
+                what: "rows in the row file (one per target, of the schema's width)",
+                expected: targets.len() * schema.input.width(),
+                found: rows.rows() * rows.width(),
             });
         }
-        Ok(Self { schema, features, targets })
+        check_classes(&schema, &targets)?;
+        Ok(Self { schema, storage: Storage::File(rows), targets })
     }
 
     /// The schema.
@@ -303,14 +319,27 @@ impl Dataset {
         self.schema.input.width()
     }
 
-    /// All feature values, row-major.
-    pub fn features(&self) -> &[f32] {
-        &self.features
+    /// Whether the rows are in memory (not in a row file).
+    pub fn in_memory(&self) -> bool {
+        matches!(self.storage, Storage::Memory(_))
     }
 
-    /// All feature values, mutable, for in-place transforms that keep the width.
+    /// All feature values, row-major, of a dataset in memory; a dataset on disk has none here
+    /// (an empty slice): read it with [`Dataset::read_range`] or [`Dataset::rows_into`].
+    pub fn features(&self) -> &[f32] {
+        match &self.storage {
+            Storage::Memory(f) => f,
+            Storage::File(_) => &[],
+        }
+    }
+
+    /// All feature values, mutable, for in-place transforms that keep the width (a dataset on
+    /// disk has none here).
     pub fn features_mut(&mut self) -> &mut [f32] {
-        &mut self.features
+        match &mut self.storage {
+            Storage::Memory(f) => f,
+            Storage::File(_) => &mut [],
+        }
     }
 
     /// The targets.
@@ -318,16 +347,51 @@ impl Dataset {
         &self.targets
     }
 
-    /// Row `i`.
+    /// Row `i` of a dataset in memory (empty for a dataset on disk).
     ///
     /// # Panics
     /// If `i >= len()`.
     pub fn row(&self, i: usize) -> &[f32] {
         let w = self.width();
-        &self.features[i * w..(i + 1) * w]
+        match &self.storage {
+            Storage::Memory(f) => &f[i * w..(i + 1) * w],
+            Storage::File(_) => &[],
+        }
     }
 
-    /// Example `i`.
+    /// Appends the rows at `indices`, in that order, to `out`, wherever they are stored.
+    ///
+    /// # Panics
+    /// If an index of an in-memory dataset is out of range.
+    pub fn rows_into(&self, indices: &[usize], out: &mut Vec<f32>) -> Result<()> {
+        match &self.storage {
+            Storage::Memory(_) => {
+                for &i in indices {
+                    out.extend_from_slice(self.row(i));
+                }
+                Ok(())
+            }
+            Storage::File(f) => f.read_rows(indices, out),
+        }
+    }
+
+    /// Rows `start..start + count` (borrowed from memory, or read from the row file).
+    ///
+    /// # Panics
+    /// If the range of an in-memory dataset is out of bounds.
+    pub fn read_range(&self, start: usize, count: usize) -> Result<std::borrow::Cow<'_, [f32]>> {
+        let w = self.width();
+        match &self.storage {
+            Storage::Memory(f) => Ok(std::borrow::Cow::Borrowed(&f[start * w..(start + count) * w])),
+            Storage::File(file) => {
+                let mut out = Vec::with_capacity(count * w);
+                file.read_range(start, count, &mut out)?;
+                Ok(std::borrow::Cow::Owned(out))
+            }
+        }
+    }
+
+    /// Example `i` of a dataset in memory.
     ///
     /// # Panics
     /// If `i >= len()`.
@@ -340,7 +404,8 @@ impl Dataset {
         Example { features: self.row(i), target }
     }
 
-    /// A new dataset with the examples at `indices`, in that order.
+    /// A new in-memory dataset with the examples at `indices` of a dataset in memory, in that
+    /// order (see [`Dataset::take`] for one on disk).
     ///
     /// # Panics
     /// If an index is out of range.
@@ -350,7 +415,22 @@ impl Dataset {
         for &i in indices {
             features.extend_from_slice(self.row(i));
         }
-        Dataset { schema: self.schema.clone(), features, targets: self.targets.select(indices) }
+        Dataset { schema: self.schema.clone(), storage: Storage::Memory(features), targets: self.targets.select(indices) }
+    }
+
+    /// A new in-memory dataset with the examples at `indices`, in that order, wherever the rows
+    /// are stored.
+    ///
+    /// # Panics
+    /// If an index of an in-memory dataset is out of range.
+    pub fn take(&self, indices: &[usize]) -> Result<Dataset> {
+        let mut features = Vec::with_capacity(indices.len() * self.width());
+        self.rows_into(indices, &mut features)?;
+        Ok(Dataset {
+            schema: self.schema.clone(),
+            storage: Storage::Memory(features),
+            targets: self.targets.select(indices),
+        })
     }
 
     /// Stacks the examples at `indices` into a [`Batch`] on `device`.
@@ -360,9 +440,7 @@ impl Dataset {
     pub fn batch(&self, indices: &[usize], device: &Device) -> Result<Batch> {
         let w = self.width();
         let mut xs = Vec::with_capacity(indices.len() * w);
-        for &i in indices {
-            xs.extend_from_slice(self.row(i));
-        }
+        self.rows_into(indices, &mut xs)?;
         let mut shape = vec![indices.len()];
         shape.extend(self.schema.input.shape());
         let inputs = Tensor::from_vec(xs, shape, device)?;
@@ -382,6 +460,20 @@ impl Dataset {
         };
         Ok(Batch { inputs, targets })
     }
+}
+
+/// Class ids must be below the number of labels.
+fn check_classes(schema: &Schema, targets: &Targets) -> Result<()> {
+    if let (Targets::Classes(ids), Task::Classification { labels }) = (targets, &schema.target.task)
+        && let Some(&bad) = ids.iter().find(|&&id| id as usize >= labels.len())
+    {
+        return Err(Error::SizeMismatch {
+            what: "class id below the number of labels",
+            expected: labels.len(),
+            found: bad as usize,
+        });
+    }
+    Ok(())
 }
 
 /// A mini-batch on a device: inputs `[batch, ..example shape]` and targets `[batch]`

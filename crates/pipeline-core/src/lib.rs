@@ -12,10 +12,13 @@
 //! - [`metric`]: the [`Metric`] trait, [`Predictions`] and the optimisation [`Direction`];
 //! - [`config`]: the [`Issue`](config::Issue) a config section's validation reports;
 //! - [`seed`]: how one configured seed becomes independent random streams, one per purpose;
+//! - [`rows`]: feature rows in a file ([`RowFile`](rows::RowFile)), the storage of a dataset
+//!   larger than the memory budget;
 //! - [`run`]: the run-directory and model-bundle layout, the run [`Manifest`], and
 //!   [`write_atomic`](run::write_atomic), the one way the pipeline writes a file.
 //!
-//! What it must not do: know about any phase, or do IO beyond the small helpers in [`run`].
+//! What it must not do: know about any phase, or do IO beyond the small helpers in [`run`] and
+//! the row files of [`rows`].
 
 pub mod config;
 pub mod data;
@@ -23,6 +26,7 @@ pub mod error;
 pub mod metric;
 pub mod model;
 pub mod raw;
+pub mod rows;
 pub mod run;
 pub mod seed;
 

@@ -50,6 +50,25 @@ impl Values {
         }
     }
 
+    /// The same kind of values, none of them.
+    pub fn empty_like(&self) -> Values {
+        match self {
+            Values::Numbers(_) => Values::Numbers(Vec::new()),
+            Values::Strings(_) => Values::Strings(Vec::new()),
+        }
+    }
+
+    /// Moves `other`'s values to the end of these; values of another kind are refused.
+    pub fn append(&mut self, other: Values) -> crate::Result<()> {
+        match (self, other) {
+            (Values::Numbers(a), Values::Numbers(b)) => a.extend(b),
+            (Values::Strings(a), Values::Strings(b)) => a.extend(b),
+            (Values::Numbers(_), _) => return Err(crate::Error::KindMismatch { expected: "numbers" }),
+            (Values::Strings(_), _) => return Err(crate::Error::KindMismatch { expected: "strings" }),
+        }
+        Ok(())
+    }
+
     /// Value `i` as text (numbers formatted), `None` when missing; for hashing and display.
     pub fn text(&self, i: usize) -> Option<String> {
         match self {
@@ -74,6 +93,11 @@ impl Column {
     /// The schema entry of this column.
     pub fn feature(&self) -> Feature {
         Feature { name: self.name.clone(), kind: self.kind }
+    }
+
+    /// The same name and kind, no values.
+    pub fn empty_like(&self) -> Column {
+        Column { name: self.name.clone(), kind: self.kind, values: self.values.empty_like() }
     }
 }
 
