@@ -239,7 +239,7 @@ impl std::fmt::Display for ByteSize {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let b = self.0;
         let units = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-        match units.iter().find(|(u, _)| b >= *u && b % u == 0) {
+        match units.iter().find(|(u, _)| b >= *u && b.is_multiple_of(*u)) {
             Some((u, name)) => write!(f, "{}{name}", b / u),
             None => write!(f, "{b}"),
         }
@@ -745,7 +745,9 @@ pub fn stream(config: &CsvConfig, sink: &mut dyn FnMut(RawDataset) -> Result<()>
         kinds: config.kinds.clone(),
         require_kinds: false,
     };
-    let mut each = |t: pipeline_core::raw::Table, y: Option<Column>| sink(RawDataset { inputs: RawInputs::Table(t), target: y, parts: None });
+    let mut each = |t: pipeline_core::raw::Table, y: Option<Column>| {
+        sink(RawDataset { inputs: RawInputs::Table(t), target: y, parts: None })
+    };
     let main = table::stream_all(&config.path, "data.path", &config.format(), &sel, &mut each)?;
     Ok(Ingested {
         data: RawDataset { inputs: RawInputs::Table(main.table), target: main.target, parts: None },

@@ -203,6 +203,32 @@ pub fn baselines(
     let mut out = Vec::new();
     let rows = test.len();
     let linear_ok = !matches!(train.schema().input, InputSchema::Sequence { .. });
+    // Out of core, the linear baseline is fitted on a seeded sample of the training part (a few
+    // MiB of rows) and predicts the test part in chunks; the trivial baseline sees every target.
+    let sampled;
+    let fit_on = match train.in_memory() {
+        true => train,
+        false => {
+            let n = (8 << 20) / (4 * train.width().max(1));
+            let n = n.clamp(1_000, 20_000).min(train.len());
+            let mut picked =
+                rand::seq::index::sample(&mut pipeline_core::rng(0, "baseline-sample"), train.len(), n).into_vec();
+            picked.sort_unstable();
+            notes.push(format!(
+                "The linear baseline was fitted on a uniform sample of {n} of the {} training examples (the data is \
+                 larger than data.memory_limit).",
+                train.len()
+            ));
+            sampled = train.take(&picked)?;
+            &sampled
+        }
+    };
+    let predict_test = |predict: &dyn Fn(&[f32]) -> Predictions| -> Result<Predictions> {
+        match test.in_memory() {
+            true => Ok(predict(test.features())),
+            false => crate::out_of_core::predict_in_chunks(test, 8192, &mut |rows| Ok(predict(rows))),
+        }
+    };
     let mut add = |name: &str, description: String, predictions: Predictions| -> Result<()> {
         let report = score(task, &predictions, actual, top_k)?;
         out.push(BaselineScore { name: name.into(), description, report });
@@ -219,15 +245,21 @@ pub fn baselines(
             )?;
             if linear_ok {
                 let options = train::baseline::LogisticOptions::default();
-                let m =
-                    train::baseline::LogisticRegression::fit(train.features(), train.width(), y, labels.len(), options)
-                        .context("fitting the logistic regression baseline")?;
+                let y_fit = fit_on.targets().classes().context("class targets")?;
+                let m = train::baseline::LogisticRegression::fit(
+                    fit_on.features(),
+                    fit_on.width(),
+                    y_fit,
+                    labels.len(),
+                    options,
+                )
+                .context("fitting the logistic regression baseline")?;
                 let mut description =
                     "multinomial logistic regression (L2, C = 1, L-BFGS) on the same preprocessed features".to_string();
                 if !m.converged {
                     description.push_str(&format!(" — stopped after {} iterations before converging", m.iterations));
                 }
-                add("logistic_regression", description, m.predict(test.features()))?;
+                add("logistic_regression", description, predict_test(&|rows| m.predict(rows))?)?;
             }
         }
         (Task::Regression, Targets::Values(encoded)) => {
@@ -240,12 +272,22 @@ pub fn baselines(
                 train::baseline::mean(&y, rows),
             )?;
             if linear_ok {
-                let m = train::baseline::Ridge::fit(train.features(), train.width(), &y, 1.0)
+                let y_fit = match fit_on.in_memory() && std::ptr::eq(fit_on, train) {
+                    true => y.clone(),
+                    false => match preprocessor
+                        .target
+                        .decode(Predictions::Values(fit_on.targets().values().context("value targets")?.to_vec()))
+                    {
+                        Predictions::Values(v) => v,
+                        Predictions::Classes { .. } => bail!("regression targets decode to values"),
+                    },
+                };
+                let m = train::baseline::Ridge::fit(fit_on.features(), fit_on.width(), &y_fit, 1.0)
                     .context("fitting the ridge regression baseline")?;
                 add(
                     "ridge",
                     "ridge regression (alpha = 1) on the same preprocessed features".into(),
-                    m.predict(test.features()),
+                    predict_test(&|rows| m.predict(rows))?,
                 )?;
             }
         }

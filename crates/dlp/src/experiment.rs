@@ -77,14 +77,21 @@ impl Experiment {
     /// The model's predictions for every example of `part` (probabilities or values, in the
     /// model's encoded units: decode them with the preprocessor's target encoder).
     pub fn predict(&self, part: &Dataset) -> Result<Predictions> {
-        Ok(models::predict(
-            self.model.as_ref(),
-            part.features(),
-            &self.spec.input_shape,
-            self.head,
-            PREDICT_BATCH,
-            &self.device,
-        )?)
+        let run = |rows: &[f32]| -> Result<Predictions> {
+            Ok(models::predict(
+                self.model.as_ref(),
+                rows,
+                &self.spec.input_shape,
+                self.head,
+                PREDICT_BATCH,
+                &self.device,
+            )?)
+        };
+        match part.in_memory() {
+            true => run(part.features()),
+            // A part on disk is read a few batches at a time.
+            false => crate::out_of_core::predict_in_chunks(part, PREDICT_BATCH * 16, &mut |rows| run(rows)),
+        }
     }
 
     /// The model's layer table (`dlp model summary`).

@@ -53,6 +53,7 @@ pub mod generate;
 pub mod init;
 pub mod inspect;
 mod locate;
+pub mod out_of_core;
 pub mod pipeline;
 pub mod preview;
 pub mod report;

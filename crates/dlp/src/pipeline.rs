@@ -207,7 +207,22 @@ fn execute(
         _ => config,
     };
 
-    let prepared = prepare(config, resume.as_ref().map(|_| manifest.inputs.as_slice()), &mut clock)?;
+    let expect = resume.as_ref().map(|_| manifest.inputs.as_slice());
+    let prepared = match crate::out_of_core::applies(config) {
+        Some(csv) => {
+            if compare.is_some() {
+                bail!(
+                    "--compare: scores the previous model on the test records in memory, and the data is larger \
+                     than data.memory_limit ({})",
+                    csv.memory_budget()
+                );
+            }
+            let s = crate::out_of_core::prepare(config, csv, run.root(), expect, &reference_options(config))?;
+            clock.lap("ingest and preprocess (out of core)");
+            Prepared::from(s)
+        }
+        None => prepare(config, expect, &mut clock)?,
+    };
     let Prepared {
         inputs,
         read_report,
@@ -220,9 +235,20 @@ fn execute(
         test_raw,
         reference,
         series,
+        reference_rows,
     } = prepared;
     manifest.inputs = inputs;
-    manifest.data_report = Some(serde_json::json!({ "read": read_report, "cleaning": cleaning }));
+    let mut data_report = serde_json::json!({ "read": read_report, "cleaning": cleaning });
+    if !train_part.in_memory() {
+        data_report["out_of_core"] = serde_json::json!({
+            "rows": run.root().join("rows").display().to_string(),
+            "memory_limit": match &config.data {
+                data_ingest::DataConfig::Csv(c) => c.memory_budget().to_string(),
+                _ => String::new(),
+            },
+        });
+    }
+    manifest.data_report = Some(data_report);
     // Recorded now, not at the end: a run killed while training must still name the data it
     // read, so that resuming it on changed data is refused.
     write_json(&run.manifest(), &manifest)?;
@@ -314,7 +340,8 @@ fn execute(
     };
     let model_config = config.model.for_bundle()?;
     bundle::write_bundle(&staged, &index, &model_config, &preprocessor, &exp.params)?;
-    let train_preds = exp.predict(&train_part)?;
+    // Out of core, the reference's prediction statistics come from its sample of the training part.
+    let train_preds = exp.predict(reference_rows.as_ref().unwrap_or(&train_part))?;
     let train_preds = preprocessor.target.decode(train_preds);
     write_monitoring(&staged, config, reference, &train_preds, &schema.target.task)?;
     run.publish_bundle(staged)?;
@@ -382,6 +409,28 @@ pub struct Prepared {
     pub reference: bundle::reference::Reference,
     /// For a forecasting model: the series the windows were cut from.
     pub series: Option<crate::evaluate::SeriesData>,
+    /// Out of core: the transformed sample of training records the reference was fitted on
+    /// (`None`: the reference covers the whole training part).
+    pub reference_rows: Option<pipeline_core::Dataset>,
+}
+
+impl From<crate::out_of_core::Streamed> for Prepared {
+    fn from(s: crate::out_of_core::Streamed) -> Self {
+        Prepared {
+            inputs: s.inputs,
+            read_report: s.read_report,
+            cleaning: s.cleaning,
+            split: s.split,
+            preprocessor: s.preprocessor,
+            train: s.train,
+            validation: s.validation,
+            test: s.test,
+            test_raw: s.test_raw,
+            reference: s.reference,
+            series: None,
+            reference_rows: Some(s.reference_rows),
+        }
+    }
 }
 
 /// The data as read and cleaned, with encoded targets, before any split.
@@ -419,33 +468,9 @@ pub fn ingest(
     config: &PipelineConfig,
     expect: Option<&[pipeline_core::run::InputFile]>,
 ) -> Result<data_ingest::Ingested> {
+    crate::out_of_core::refuse_in_memory(config, "this command")?;
     let ingested = data_ingest::load(&config.data).context("reading the data")?;
-    if let Some(expect) = expect {
-        let paths = |files: &[pipeline_core::run::InputFile]| files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
-        if expect.is_empty() {
-            bail!(
-                "the run's manifest records no data files (it was interrupted before reading them, or by an older \
-                 version), so unchanged data cannot be checked; start a new run instead"
-            );
-        }
-        if paths(expect) != paths(&ingested.inputs) {
-            bail!(
-                "the data files changed since the run started ({} then, {} now); start a new run instead",
-                paths(expect).join(", "),
-                paths(&ingested.inputs).join(", ")
-            );
-        }
-    }
-    for (now, then) in ingested.inputs.iter().zip(expect.unwrap_or_default()) {
-        if now.sha256 != then.sha256 {
-            bail!(
-                "{}: the data changed since the run started (sha256 {} then, {} now); start a new run instead",
-                now.path,
-                then.sha256,
-                now.sha256
-            );
-        }
-    }
+    crate::out_of_core::check_inputs(expect, &ingested.inputs)?;
     Ok(ingested)
 }
 
@@ -483,6 +508,7 @@ pub fn fit_parts(config: &PipelineConfig, loaded: &Loaded, split: &preprocess::S
         test_raw,
         reference,
         series: None,
+        reference_rows: None,
     })
 }
 
@@ -598,6 +624,7 @@ fn prepare_series(
         test_raw,
         reference,
         series: Some(crate::evaluate::SeriesData { values, times, windows, transform }),
+        reference_rows: None,
     })
 }
 

@@ -405,6 +405,7 @@ fn fine_tune_parts(
         test_raw: data.select(&split.test),
         series: None,
         reference,
+        reference_rows: None,
     })
 }
 

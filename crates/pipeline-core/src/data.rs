@@ -415,7 +415,11 @@ impl Dataset {
         for &i in indices {
             features.extend_from_slice(self.row(i));
         }
-        Dataset { schema: self.schema.clone(), storage: Storage::Memory(features), targets: self.targets.select(indices) }
+        Dataset {
+            schema: self.schema.clone(),
+            storage: Storage::Memory(features),
+            targets: self.targets.select(indices),
+        }
     }
 
     /// A new in-memory dataset with the examples at `indices`, in that order, wherever the rows

@@ -2,8 +2,8 @@
 //! do not fit in the memory budget (out-of-core training).
 //!
 //! A row file is the rows' `f32` values, little-endian, row after row, with nothing else: row `i`
-//! of a `width`-wide file starts at byte `i × width × 4`. [`RowWriter`] writes one to a
-//! temporary file beside its destination and renames it into place when it is complete, so a
+//! of a `width`-wide file starts at byte `i × width × 4`. [`RowWriter`] writes one, rows in any
+//! order, to a temporary file beside its destination and renames it into place when it is complete, so a
 //! killed run never leaves a half-written file under the final name. [`RowFile`] reads rows
 //! back with positional reads (`pread`): the file's pages stay in the kernel's page cache, which
 //! the kernel may drop under memory pressure, and never count in the process's resident memory
@@ -12,7 +12,8 @@
 //! [`Dataset`]: crate::Dataset
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+#[cfg(windows)]
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -120,11 +121,11 @@ impl RowFile {
     }
 }
 
-/// Writes a row file: rows are appended, and [`RowWriter::finish`] renames the complete file
-/// into place.
+/// Writes a row file of a known number of rows, in any order ([`RowWriter::write_at`]), and
+/// [`RowWriter::finish`] renames the complete file into place.
 #[derive(Debug)]
 pub struct RowWriter {
-    out: BufWriter<File>,
+    file: File,
     temp: PathBuf,
     path: PathBuf,
     width: usize,
@@ -132,38 +133,46 @@ pub struct RowWriter {
 }
 
 impl RowWriter {
-    /// Starts the row file `path` (its directory must exist) of rows of `width` values.
-    pub fn create(path: &Path, width: usize) -> Result<Self> {
+    /// Starts the row file `path` (its directory must exist) of `rows` rows of `width` values
+    /// (all zero until written).
+    pub fn create(path: &Path, rows: usize, width: usize) -> Result<Self> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
         let file = File::create(&temp).map_err(|e| Error::io(&temp, e))?;
-        Ok(Self { out: BufWriter::with_capacity(1 << 20, file), temp, path: path.to_path_buf(), width, rows: 0 })
+        file.set_len((rows * width * 4) as u64).map_err(|e| Error::io(&temp, e))?;
+        Ok(Self { file, temp, path: path.to_path_buf(), width, rows })
     }
 
-    /// Appends whole rows (`values.len()` must be a multiple of the width).
-    pub fn write(&mut self, values: &[f32]) -> Result<()> {
-        if self.width == 0 || values.len() % self.width != 0 {
+    /// Writes whole rows from row `row` on (`values.len()` must be a multiple of the width).
+    pub fn write_at(&mut self, row: usize, values: &[f32]) -> Result<()> {
+        let n = values.len().checked_div(self.width).unwrap_or(0);
+        if self.width == 0 || !values.len().is_multiple_of(self.width) || row + n > self.rows {
             return Err(Error::SizeMismatch {
-                what: "values written to a row file (a multiple of its width)",
-                expected: values.len().div_ceil(self.width.max(1)) * self.width,
-                found: values.len(),
+                what: "rows written to a row file (whole rows, within its length)",
+                expected: self.rows * self.width,
+                found: (row + n) * self.width,
             });
         }
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.out.write_all(&bytes).map_err(|e| Error::io(&self.temp, e))?;
-        self.rows += values.len() / self.width;
-        Ok(())
+        let offset = (row * self.width * 4) as u64;
+        #[cfg(unix)]
+        let r = std::os::unix::fs::FileExt::write_all_at(&self.file, &bytes, offset);
+        #[cfg(windows)]
+        let r = {
+            use std::io::{Seek, SeekFrom};
+            (&self.file).seek(SeekFrom::Start(offset)).and_then(|_| (&self.file).write_all(&bytes))
+        };
+        r.map_err(|e| Error::io(&self.temp, e))
     }
 
-    /// Rows written so far.
+    /// Rows in the file.
     pub fn rows(&self) -> usize {
         self.rows
     }
 
     /// Flushes the file to disk, renames it into place and opens it for reading.
-    pub fn finish(mut self) -> Result<RowFile> {
-        self.out.flush().map_err(|e| Error::io(&self.temp, e))?;
-        self.out.get_ref().sync_all().map_err(|e| Error::io(&self.temp, e))?;
+    pub fn finish(self) -> Result<RowFile> {
+        self.file.sync_all().map_err(|e| Error::io(&self.temp, e))?;
         std::fs::rename(&self.temp, &self.path).map_err(|e| Error::io(&self.path, e))?;
         RowFile::open(&self.path, self.rows, self.width)
     }
@@ -185,11 +194,12 @@ mod tests {
     fn rows_written_are_read_back_by_range_and_by_index() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rows.f32");
-        let mut w = RowWriter::create(&path, 3).unwrap();
+        let mut w = RowWriter::create(&path, 10, 3).unwrap();
         let values: Vec<f32> = (0..30).map(|i| i as f32 * 0.5 - 3.0).collect();
-        w.write(&values[..9]).unwrap();
-        w.write(&values[9..]).unwrap();
-        assert!(w.write(&values[..2]).is_err(), "a partial row is refused");
+        w.write_at(3, &values[9..]).unwrap();
+        w.write_at(0, &values[..9]).unwrap();
+        assert!(w.write_at(0, &values[..2]).is_err(), "a partial row is refused");
+        assert!(w.write_at(9, &values[..6]).is_err(), "past the end is refused");
         assert!(!path.exists(), "nothing under the final name before finish");
         let f = w.finish().unwrap();
         assert_eq!((f.rows(), f.width()), (10, 3));
@@ -207,8 +217,8 @@ mod tests {
     fn an_unfinished_file_is_removed_and_a_wrong_size_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rows.f32");
-        let mut w = RowWriter::create(&path, 2).unwrap();
-        w.write(&[1.0, 2.0]).unwrap();
+        let mut w = RowWriter::create(&path, 1, 2).unwrap();
+        w.write_at(0, &[1.0, 2.0]).unwrap();
         drop(w);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         std::fs::write(&path, [0u8; 12]).unwrap();

@@ -17,6 +17,9 @@
 //! 4. [`Preprocessor::transform`] turns any part into a [`Dataset`];
 //!    [`Preprocessor::transform_inputs`] turns new records into model inputs at serving time.
 //!
+//! Data larger than memory is fitted in a stream instead: [`stream::TableFit`] takes the
+//! training records chunk by chunk and gives the same preprocessor (exact but for the median).
+//!
 //! Forecasting (`preprocess.series`) takes another path: [`series::fit`] reads the table as one
 //! series in time order, splits it in time and cuts (history, horizon) windows, with per-channel
 //! scaling fitted on the training window.
@@ -30,6 +33,7 @@ pub mod audio;
 pub mod config;
 pub mod series;
 mod split;
+pub mod stream;
 pub mod tabular;
 pub mod target;
 pub mod text;

@@ -59,14 +59,14 @@ pub enum ColumnTransform {
 }
 
 /// Percentile `p` of sorted values (linear interpolation, numpy's default).
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let pos = p * (sorted.len() - 1) as f64;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 /// scikit-learn's `_handle_zeros_in_scale`: a zero (or tiny) scale becomes 1.
-fn nonzero(s: f64) -> f64 {
+pub(crate) fn nonzero(s: f64) -> f64 {
     if s < 10.0 * f64::EPSILON { 1.0 } else { s }
 }
 
