@@ -65,6 +65,9 @@ commands:
   bench ingest [--rounds N]                       CSV, Parquet and image ingest against pandas / pyarrow / Pillow
   bench [train] [--rounds N] [--epochs E] [--threads T]
                                                   MNIST MLP / LeNet-5 training and inference against PyTorch
+  bench out-of-core [--rows N] [--features F] [--limit MIB]
+                                                  train on a generated CSV larger than data.memory_limit
+                                                  (default 1,000,000 x 80, 64 MiB) and in memory: peak RSS
   bench augment [--rounds N]                      loader images/s, epoch time with vs without augmentation
   bench serve [--rounds N] [--seconds S]          dlp serve vs PyTorch + FastAPI under wrk, 64 connections
   bench tune                                      TPE vs random search on Branin (40 trials, 10 seeds)
@@ -219,6 +222,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             c.args(["run", "--release", "--locked", "-p", "tune", "--example", "branin"]);
             return status(c);
         }
+        Some("out-of-core") => return bench_out_of_core(&args[1..]),
         Some(k @ ("ingest" | "train" | "augment" | "serve")) => (k, &args[1..]),
         _ => ("train", args),
     };
@@ -247,6 +251,121 @@ fn bench(args: &[String]) -> Result<(), String> {
         "serve" => bench_serve(rounds.unwrap_or(3), seconds as u64),
         _ => bench_train(rounds.unwrap_or(3), epochs, threads),
     }
+}
+
+/// `cargo xtask bench out-of-core`: the same generated table trained on out of core (the file
+/// larger than `data.memory_limit`) and in memory; each run's peak resident memory (`VmHWM`, from
+/// its manifest), wall time and test accuracy.
+#[allow(clippy::print_stdout, reason = "the report is the command's output")]
+fn bench_out_of_core(args: &[String]) -> Result<(), String> {
+    let (mut rows, mut features, mut limit_mib) = (1_000_000usize, 80usize, 64usize);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut number =
+            || it.next().and_then(|v| v.parse::<usize>().ok()).ok_or(format!("{a} needs a number\n{USAGE}"));
+        match a.as_str() {
+            "--rows" => rows = number()?,
+            "--features" => features = number()?,
+            "--limit" => limit_mib = number()?,
+            _ => return Err(format!("unknown argument {a}\n{USAGE}")),
+        }
+    }
+    let dir = root().join("target/bench/out-of-core");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let csv = dir.join(format!("table-{rows}x{features}.csv"));
+    if !csv.exists() {
+        eprintln!("xtask: writing {}", csv.display());
+        write_wide_csv(&csv, rows, features)?;
+    }
+    let mut build = cargo();
+    build.args(["build", "--release", "--locked", "-p", "dlp", "--bin", "dlp"]);
+    status(build)?;
+    let exe = root().join("target/release/dlp");
+    let csv_bytes = std::fs::metadata(&csv).map_err(|e| e.to_string())?.len();
+    let transformed = (rows * features * 4) as u64;
+    println!(
+        "table: {rows} rows x {features} numbers + a 0/1 target; CSV {:.0} MiB; transformed rows {:.0} MiB",
+        csv_bytes as f64 / 1048576.0,
+        transformed as f64 / 1048576.0
+    );
+    println!("| run | data.memory_limit | data / limit | peak RSS (VmHWM) | wall s | test accuracy |");
+    println!("|---|---|---|---|---|---|");
+    for (name, limit) in [("out of core", format!("{limit_mib}MiB")), ("in memory", "64GiB".to_string())] {
+        let runs = dir.join(format!("runs-{}", name.replace(' ', "-")));
+        let _ = std::fs::remove_dir_all(&runs);
+        let config = dir.join(format!("{}.yaml", name.replace(' ', "-")));
+        let yaml = format!(
+            "name: out-of-core-bench\nseed: 1\ndata:\n  format: csv\n  path: {}\n  target: y\n  memory_limit: {limit}\n\
+             preprocess:\n  scale: standard\n  split: {{train: 0.8, validation: 0.05, test: 0.15}}\n\
+             model: {{arch: mlp, hidden: [64]}}\n\
+             train:\n  epochs: 2\n  batch_size: 256\n  optimizer: {{kind: adamw, lr: 0.002}}\n\
+             eval:\n  baselines: false\n",
+            csv.display()
+        );
+        std::fs::write(&config, yaml).map_err(|e| e.to_string())?;
+        let start = std::time::Instant::now();
+        let mut c = Command::new(&exe);
+        c.arg("run").arg(&config).arg("--runs-dir").arg(&runs).stdout(std::process::Stdio::null());
+        status(c)?;
+        let wall = start.elapsed().as_secs_f64();
+        let run = std::fs::read_dir(&runs)
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|e| e.path())
+            .next()
+            .ok_or("no run directory")?;
+        let read = |f: &str| std::fs::read_to_string(run.join(f)).map_err(|e| format!("{f}: {e}"));
+        let peak = json_number(&read("manifest.json")?, "peak_memory_bytes").ok_or("no peak_memory_bytes")?;
+        let accuracy = json_number(&read("eval.json")?, "accuracy").ok_or("no accuracy")?;
+        let limit_bytes = if name == "out of core" { (limit_mib as f64) * 1048576.0 } else { 64.0 * 1073741824.0 };
+        println!(
+            "| {name} | {limit} | {:.1}x | {:.0} MiB | {wall:.1} | {accuracy:.4} |",
+            csv_bytes as f64 / limit_bytes,
+            peak / 1048576.0
+        );
+        let _ = std::fs::remove_dir_all(&runs);
+    }
+    Ok(())
+}
+
+/// A table of `features` numbers per row (uniform in [-1, 1), 5 decimals) and a 0/1 target
+/// from a fixed linear rule with noise.
+fn write_wide_csv(path: &Path, rows: usize, features: usize) -> Result<(), String> {
+    use std::io::Write;
+    let err = |e: std::io::Error| e.to_string();
+    let temp = path.with_extension("csv.tmp");
+    let f = std::fs::File::create(&temp).map_err(|e| format!("{}: {e}", temp.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let header: Vec<String> = (0..features).map(|j| format!("x{j}")).collect();
+    writeln!(w, "{},y", header.join(",")).map_err(err)?;
+    let mut line = String::new();
+    for _ in 0..rows {
+        line.clear();
+        let mut score = 0.0;
+        for j in 0..features {
+            let x = next() * 2.0 - 1.0;
+            score += x * if j % 3 == 0 {
+                1.0
+            } else if j % 3 == 1 {
+                -0.5
+            } else {
+                0.0
+            };
+            line.push_str(&format!("{x:.5},"));
+        }
+        let y = u8::from(score + (next() - 0.5) > 0.0);
+        writeln!(w, "{line}{y}").map_err(err)?;
+    }
+    w.flush().map_err(err)?;
+    drop(w);
+    std::fs::rename(&temp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The number after `"key":` in a flat JSON object.

@@ -873,6 +873,27 @@ pub fn load(config: &DataConfig) -> Result<Ingested> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn sizes_read_with_units_and_print_in_the_largest_exact_one() {
+        for (text, bytes) in
+            [("512", 512), ("64MiB", 64 << 20), ("2GiB", 2 << 30), ("1.5 KiB", 1536), ("64MB", 64_000_000)]
+        {
+            assert_eq!(text.parse::<ByteSize>().unwrap(), ByteSize(bytes), "{text}");
+        }
+        assert_eq!(ByteSize(200 << 10).to_string(), "200KiB");
+        assert_eq!(ByteSize(1000).to_string(), "1000");
+        let e = "64 mb".parse::<ByteSize>().unwrap_err();
+        assert!(e.starts_with("`64 mb` is not a size"), "{e}");
+        let c: CsvConfig = serde_json::from_str(r#"{"path": "a.csv", "memory_limit": "1GiB"}"#).unwrap();
+        assert_eq!(c.memory_limit, Some(ByteSize(1 << 30)));
+        let c: CsvConfig = serde_json::from_str(r#"{"path": "a.csv", "memory_limit": 4096}"#).unwrap();
+        assert_eq!(c.memory_budget(), ByteSize(4096));
+        let e =
+            serde_json::from_str::<CsvConfig>(r#"{"path": "a.csv", "memory_limit": "lots"}"#).unwrap_err().to_string();
+        assert!(e.contains("`lots` is not a size"), "{e}");
+        assert!(ByteSize::half_of_memory().0 > 0);
+    }
+
     fn idx(images: &str, labels: &str) -> DataConfig {
         DataConfig::Idx(IdxConfig { images: images.into(), labels: labels.into(), label_names: None })
     }

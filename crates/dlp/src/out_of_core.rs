@@ -34,7 +34,9 @@ use rand::seq::index::sample;
 
 use crate::config::PipelineConfig;
 
-/// Training records kept for the drift reference's statistics (a seeded uniform sample).
+/// The most training records kept for the drift reference's statistics (a seeded uniform
+/// sample, smaller when their raw values would take more than a sixteenth of the budget, and at
+/// least 1,000).
 pub const REFERENCE_SAMPLE: usize = 50_000;
 
 /// The data of an out-of-core run, prepared: what [`crate::pipeline::Prepared`] holds, with
@@ -286,9 +288,10 @@ pub fn prepare(
     for (part, name) in parts.iter().zip(names) {
         writers.push(RowWriter::create(&dir.join(format!("{name}.f32")), part.len(), width)?);
     }
-    let mut sampled: Vec<usize> =
-        sample(&mut rng(config.seed, "reference-sample"), split.train.len(), REFERENCE_SAMPLE.min(split.train.len()))
-            .into_vec();
+    // The sample's raw values take at most a sixteenth of the budget.
+    let fits = csv.memory_budget().0 as usize / 16 / (8 * schema.len().max(1));
+    let n = REFERENCE_SAMPLE.min(fits.max(1_000)).min(split.train.len());
+    let mut sampled: Vec<usize> = sample(&mut rng(config.seed, "reference-sample"), split.train.len(), n).into_vec();
     sampled.sort_unstable();
     let sampled: Vec<usize> = sampled.into_iter().map(|p| split.train[p]).collect();
     let mut sample_raw: Option<RawDataset> = None;

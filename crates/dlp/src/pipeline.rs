@@ -114,6 +114,7 @@ pub fn run(config_path: &Path, config: &PipelineConfig, options: &RunOptions) ->
         host: Host::current(),
         timings: Vec::new(),
         failed: None,
+        peak_memory_bytes: None,
     };
     write_json(&run.manifest(), &manifest)?;
     let result = execute(&run, config, config_path, manifest.clone(), None, options.compare.as_deref());
@@ -270,6 +271,7 @@ fn execute(
         clock.lap("bundle");
         manifest.timings.extend(clock.laps);
         manifest.finished_at = Some(timestamp(chrono::Utc::now()));
+        manifest.peak_memory_bytes = pipeline_core::run::peak_memory_bytes();
         write_json(&run.manifest(), &manifest)?;
         return Ok(RunSummary { run_dir: run.root().to_path_buf(), evaluation: None, samples: Some(summary.samples) });
     }
@@ -349,6 +351,7 @@ fn execute(
 
     manifest.timings.extend(clock.laps);
     manifest.finished_at = Some(timestamp(chrono::Utc::now()));
+    manifest.peak_memory_bytes = pipeline_core::run::peak_memory_bytes();
     write_json(&run.manifest(), &manifest)?;
 
     let model_summary = exp.summary();

@@ -267,6 +267,17 @@ pub struct Manifest {
     /// Set when the run stopped with an error (a resumed run clears it): when and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<RunFailure>,
+    /// The process's peak resident memory when the run finished, in bytes (`VmHWM`; Linux).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<u64>,
+}
+
+/// This process's peak resident memory so far, in bytes (`VmHWM` of `/proc/self/status`;
+/// `None` where there is no such file).
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
 }
 
 /// Why and when a run stopped with an error, in its manifest.
