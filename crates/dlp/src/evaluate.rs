@@ -226,7 +226,7 @@ pub fn baselines(
     let predict_test = |predict: &dyn Fn(&[f32]) -> Predictions| -> Result<Predictions> {
         match test.in_memory() {
             true => Ok(predict(test.features())),
-            false => crate::out_of_core::predict_in_chunks(test, 8192, &mut |rows| Ok(predict(rows))),
+            false => pipeline_core::metric::predict_in_chunks(test, 8192, &mut |rows| Ok(predict(rows))),
         }
     };
     let mut add = |name: &str, description: String, predictions: Predictions| -> Result<()> {

@@ -90,7 +90,7 @@ impl Experiment {
         match part.in_memory() {
             true => run(part.features()),
             // A part on disk is read a few batches at a time.
-            false => crate::out_of_core::predict_in_chunks(part, PREDICT_BATCH * 16, &mut |rows| run(rows)),
+            false => pipeline_core::metric::predict_in_chunks(part, PREDICT_BATCH * 16, &mut |rows| run(rows)),
         }
     }
 

@@ -28,7 +28,7 @@ use data_ingest::CsvConfig;
 use pipeline_core::raw::{Column, RawDataset, RawInputs, Table};
 use pipeline_core::rows::{RowFile, RowWriter};
 use pipeline_core::run::InputFile;
-use pipeline_core::{Dataset, Predictions, rng};
+use pipeline_core::{Dataset, rng};
 use preprocess::{CleanReport, Preprocessor, Split, TargetEncoder};
 use rand::seq::index::sample;
 
@@ -347,35 +347,4 @@ pub fn prepare(
         reference,
         reference_rows,
     })
-}
-
-/// `rows` rows at a time: the predictions of `predict` on every row of `data`, in order.
-pub fn predict_in_chunks(
-    data: &Dataset,
-    rows: usize,
-    predict: &mut dyn FnMut(&[f32]) -> Result<Predictions>,
-) -> Result<Predictions> {
-    let mut out: Option<Predictions> = None;
-    let mut start = 0;
-    while start < data.len() {
-        let n = rows.max(1).min(data.len() - start);
-        let part = predict(&data.read_range(start, n)?)?;
-        out = Some(match (out, part) {
-            (None, p) => p,
-            (Some(Predictions::Values(mut a)), Predictions::Values(b)) => {
-                a.extend(b);
-                Predictions::Values(a)
-            }
-            (Some(Predictions::Classes { mut probs, classes }), Predictions::Classes { probs: b, .. }) => {
-                probs.extend(b);
-                Predictions::Classes { probs, classes }
-            }
-            _ => bail!("predictions of one model change kind"),
-        });
-        start += n;
-    }
-    match out {
-        Some(p) => Ok(p),
-        None => predict(&[]),
-    }
 }

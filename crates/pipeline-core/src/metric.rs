@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Result, Targets};
+use crate::{Dataset, Result, Targets};
 
 /// Whether larger or smaller values of a metric are better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +95,38 @@ pub trait Metric {
     /// The score. Errors when the predictions and targets do not fit this metric (wrong task,
     /// different lengths).
     fn compute(&self, targets: &Targets, predictions: &Predictions) -> Result<f64>;
+}
+
+/// The predictions of `predict` on every row of `data`, in order, `rows` rows at a time: how a
+/// dataset on disk is predicted (one in memory is given whole when `rows >= data.len()`).
+pub fn predict_in_chunks<E: From<crate::Error>>(
+    data: &Dataset,
+    rows: usize,
+    predict: &mut dyn FnMut(&[f32]) -> std::result::Result<Predictions, E>,
+) -> std::result::Result<Predictions, E> {
+    let mut out: Option<Predictions> = None;
+    let mut start = 0;
+    while start < data.len() {
+        let n = rows.max(1).min(data.len() - start);
+        let part = predict(&data.read_range(start, n)?)?;
+        out = Some(match (out, part) {
+            (None, p) => p,
+            (Some(Predictions::Values(mut a)), Predictions::Values(b)) => {
+                a.extend(b);
+                Predictions::Values(a)
+            }
+            (Some(Predictions::Classes { mut probs, classes }), Predictions::Classes { probs: b, .. }) => {
+                probs.extend(b);
+                Predictions::Classes { probs, classes }
+            }
+            _ => return Err(crate::Error::KindMismatch { expected: "predictions of one kind in every chunk" }.into()),
+        });
+        start += n;
+    }
+    match out {
+        Some(p) => Ok(p),
+        None => predict(&[]),
+    }
 }
 
 #[cfg(test)]
