@@ -192,7 +192,13 @@ impl Builder {
 
     /// Makes room for `n` more values.
     pub fn reserve(&mut self, n: usize) {
-        if self.numeric() { self.numbers.reserve(n) } else { self.strings.reserve(n) }
+        if self.numeric() {
+            self.numbers.reserve(n);
+            crate::hugepages::advise(&self.numbers);
+        } else {
+            self.strings.reserve(n);
+            crate::hugepages::advise(&self.strings);
+        }
     }
 
     pub(crate) fn empty_like(&self) -> Self {

@@ -39,6 +39,7 @@ mod error;
 pub mod features;
 pub mod http;
 pub mod hub;
+mod hugepages;
 pub mod idx;
 pub mod images;
 pub mod source;
