@@ -208,3 +208,25 @@ fn what_needs_the_data_in_memory_is_refused_in_one_line() {
         assert!(!dir.join("bundle").exists(), "{}", dir.display());
     }
 }
+
+#[test]
+fn a_regression_target_is_scaled_out_of_core_as_in_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("points.csv");
+    write_csv(&data);
+    // `x5` as the target: a regression, with `scale_target` (the default) standardizing it.
+    let regression = |name: &str, limit: &str| {
+        let p = config(tmp.path(), name, &data, limit, "");
+        let text = std::fs::read_to_string(&p).unwrap().replace("target: class", "target: x5");
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let in_memory = run(&regression("rmem", "1GiB"), &tmp.path().join("rmem"));
+    let streamed = run(&regression("rooc", "200KiB"), &tmp.path().join("rooc"));
+    assert!(read_json(&streamed.join("manifest.json"))["data_report"].get("out_of_core").is_some());
+    for f in ["bundle/preprocess.json", "bundle/model.safetensors", "predictions.csv"] {
+        assert!(std::fs::read(streamed.join(f)).unwrap() == std::fs::read(in_memory.join(f)).unwrap(), "{f} differs");
+    }
+    let rmse = |run: &Path| read_json(&run.join("eval.json"))["rmse"].as_f64().unwrap();
+    assert_eq!(rmse(&streamed), rmse(&in_memory));
+}

@@ -274,9 +274,12 @@ pub fn prepare(
         })?;
     }
     let train_target = Column { values: target.values.select(&split.train), ..target.clone() };
-    drop(target);
     let preprocessor = fit.finish(encoder, &train_target)?;
     drop(train_target);
+    // Encoded again with the fitted encoder: with `scale_target`, regression targets are
+    // standardized on the training part, as `Preprocessor::transform` does in memory.
+    let targets = preprocessor.target.encode(&target)?;
+    drop(target);
     let width = preprocessor.output.width();
 
     // Pass 4: transform every record into its part's row file; sample the training records.
@@ -310,6 +313,17 @@ pub fn prepare(
         append(&mut sample_raw, chunk.select(&picked))
     })?;
     let mut files: Vec<RowFile> = Vec::new();
+    for (p, part) in parts.iter().enumerate() {
+        if written[p] != part.len() {
+            bail!(
+                "{}: the data changed while it was read ({} of the {} {} records found); start the run again",
+                csv.path.display(),
+                written[p],
+                part.len(),
+                names[p]
+            );
+        }
+    }
     for w in writers {
         files.push(w.finish()?);
     }
