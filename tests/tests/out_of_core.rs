@@ -7,11 +7,9 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 mod common;
-use common::{dlp_command as dlp, metrics_without_timings, ok};
+use common::{dlp_command as dlp, metrics_without_timings, ok, run_and_kill_at};
 
 const ROWS: usize = 20_000;
 
@@ -146,30 +144,7 @@ fn a_file_larger_than_the_memory_limit_trains_out_of_core_as_it_would_in_memory(
     // Killed mid-epoch and resumed: the uninterrupted run's weights.
     let runs = tmp.path().join("killed");
     let cfg = config(tmp.path(), "ooc", &data, "200KiB", "");
-    let mut child = dlp()
-        .args(["run", cfg.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let found = std::fs::read_dir(&runs).ok().and_then(|mut d| d.next()).and_then(|e| {
-            let ck = e.ok()?.path().join("checkpoints");
-            std::fs::read_dir(ck)
-                .ok()?
-                .flatten()
-                .find(|f| f.file_name().to_string_lossy().starts_with("epoch-0002-batch-"))
-        });
-        if found.is_some() {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        assert!(Instant::now() < deadline, "no mid-epoch checkpoint appeared");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    run_and_kill_at(&cfg, &runs, "epoch-0002-batch-");
     let killed = the_run(&runs);
     ok(dlp().args(["train", "--resume", killed.to_str().unwrap()]).output().unwrap());
     assert!(

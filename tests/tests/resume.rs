@@ -6,10 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 mod common;
-use common::{dlp_command as dlp, metrics_without_timings, ok, repo};
+use common::{dlp_command as dlp, metrics_without_timings, ok, repo, run_and_kill_at};
 
 /// MNIST, a small MLP with dropout, a cosine schedule, and a checkpoint every 20 steps.
 fn config(dir: &Path, lr: f64) -> PathBuf {
@@ -52,30 +51,7 @@ fn the_run(runs: &Path) -> PathBuf {
 
 /// Starts a run and SIGKILLs it as soon as a checkpoint from the middle of epoch 3 exists.
 fn run_and_kill(cfg: &Path, runs: &Path) -> PathBuf {
-    let mut child = dlp()
-        .args(["run", cfg.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let found = std::fs::read_dir(runs).ok().and_then(|mut d| d.next()).and_then(|e| {
-            let ck = e.ok()?.path().join("checkpoints");
-            std::fs::read_dir(ck)
-                .ok()?
-                .flatten()
-                .find(|f| f.file_name().to_string_lossy().starts_with("epoch-0003-batch-"))
-        });
-        if found.is_some() {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        assert!(Instant::now() < deadline, "no mid-epoch checkpoint appeared");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    run_and_kill_at(cfg, runs, "epoch-0003-batch-");
     let run = the_run(runs);
     assert!(!run.join("bundle").exists(), "the run was killed after it finished");
     run

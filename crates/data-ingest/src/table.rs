@@ -514,18 +514,7 @@ fn read_all_with(
     for p in rest {
         // The columns are checked before any of this file's records reach the sink.
         let mut check = |t: Table, y: Option<Column>| -> Result<()> {
-            let found = names(&t, &y);
-            if found != expected {
-                return Err(Error::Invalid {
-                    path: p.clone(),
-                    message: format!(
-                        "has the columns {} where {} has {}: the files of one pattern must have the same columns",
-                        found.join(", "),
-                        first.display(),
-                        expected.join(", ")
-                    ),
-                });
-            }
+            same_columns(p, &names(&t, &y), first, &expected)?;
             match sink.as_deref_mut() {
                 Some(sink) => sink(t, y),
                 None => Ok(()),
@@ -535,18 +524,7 @@ fn read_all_with(
             true => read_with(p, role, fmt, &fixed, Some(&mut check))?,
             false => read_with(p, role, fmt, &fixed, None)?,
         };
-        let found = names(&r.table, &r.target);
-        if found != expected {
-            return Err(Error::Invalid {
-                path: p.clone(),
-                message: format!(
-                    "has the columns {} where {} has {}: the files of one pattern must have the same columns",
-                    found.join(", "),
-                    first.display(),
-                    expected.join(", ")
-                ),
-            });
-        }
+        same_columns(p, &names(&r.table, &r.target), first, &expected)?;
         for (a, b) in
             out.table.columns.iter_mut().chain(out.target.iter_mut()).zip(r.table.columns.into_iter().chain(r.target))
         {
@@ -565,6 +543,22 @@ fn read_all_with(
         out.report.merge(r.report);
     }
     Ok(out)
+}
+
+/// A file of a pattern must have the first file's columns.
+fn same_columns(path: &Path, found: &[String], first: &Path, expected: &[String]) -> Result<()> {
+    if found == expected {
+        return Ok(());
+    }
+    Err(Error::Invalid {
+        path: path.to_path_buf(),
+        message: format!(
+            "has the columns {} where {} has {}: the files of one pattern must have the same columns",
+            found.join(", "),
+            first.display(),
+            expected.join(", ")
+        ),
+    })
 }
 
 /// Reads the table at `path`.

@@ -340,12 +340,7 @@ pub fn prepare(
     }
     let [train, validation, test]: [Dataset; 3] =
         datasets.try_into().map_err(|_| anyhow::anyhow!("three parts were written"))?;
-    let source_rows = |part: &[usize]| part.iter().map(|&i| kept_rows[i]).collect::<Vec<_>>();
-    let split = Split {
-        train: source_rows(&split.train),
-        validation: source_rows(&split.validation),
-        test: source_rows(&split.test),
-    };
+    let split = split.mapped(&kept_rows);
     let mut read_report = first.report;
     read_report.records = source;
     Ok(Streamed {

@@ -493,12 +493,7 @@ pub fn fit_parts(config: &PipelineConfig, loaded: &Loaded, split: &preprocess::S
     let test_raw = data.select(&split.test);
     let test = preprocessor.transform(&test_raw)?;
     // Parts are named by their position in the source, before cleaning.
-    let source_rows = |part: &[usize]| part.iter().map(|&i| loaded.kept_rows[i]).collect::<Vec<_>>();
-    let split = preprocess::Split {
-        train: source_rows(&split.train),
-        validation: source_rows(&split.validation),
-        test: source_rows(&split.test),
-    };
+    let split = split.mapped(&loaded.kept_rows);
     Ok(Prepared {
         inputs: loaded.inputs.clone(),
         read_report: loaded.read_report.clone(),

@@ -388,16 +388,11 @@ fn fine_tune_parts(
     let reference = bundle::reference::Reference::fit_inputs(&train_raw.inputs, &pipeline::reference_options(config))
         .context("fitting the drift reference statistics")?;
     let (train, validation, test) = (part(&split.train)?, part(&split.validation)?, part(&split.test)?);
-    let source_rows = |p: &[usize]| p.iter().map(|&i| loaded.kept_rows[i]).collect::<Vec<_>>();
     Ok(Prepared {
         inputs: loaded.inputs.clone(),
         read_report: loaded.read_report.clone(),
         cleaning: loaded.cleaning.clone(),
-        split: preprocess::Split {
-            train: source_rows(&split.train),
-            validation: source_rows(&split.validation),
-            test: source_rows(&split.test),
-        },
+        split: split.mapped(&loaded.kept_rows),
         preprocessor,
         train,
         validation,

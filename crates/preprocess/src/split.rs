@@ -108,6 +108,18 @@ pub struct Split {
     pub test: Vec<usize>,
 }
 
+impl Split {
+    /// The same parts with each index `i` replaced by `rows[i]` (cleaned records back to their
+    /// positions in the source).
+    ///
+    /// # Panics
+    /// If an index is not below `rows.len()`.
+    pub fn mapped(&self, rows: &[usize]) -> Split {
+        let map = |part: &[usize]| part.iter().map(|&i| rows[i]).collect();
+        Split { train: map(&self.train), validation: map(&self.validation), test: map(&self.test) }
+    }
+}
+
 /// Splits the examples of `targets` as `config` says, drawing from `rng`.
 ///
 /// Stratified (classification with `stratify: true`): each class is shuffled and cut on its own,

@@ -3,7 +3,8 @@
 #![allow(dead_code, reason = "each test file uses some of these")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -45,4 +46,30 @@ pub fn metrics_without_timings(run: &Path) -> Vec<serde_json::Value> {
             v
         })
         .collect()
+}
+
+/// Starts `dlp run cfg` into `runs` and SIGKILLs it as soon as a checkpoint whose name starts
+/// with `checkpoint` (e.g. `epoch-0003-batch-`, the middle of epoch 3) exists.
+pub fn run_and_kill_at(cfg: &Path, runs: &Path, checkpoint: &str) {
+    let mut child = dlp_command()
+        .args(["run", cfg.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let found = std::fs::read_dir(runs).ok().and_then(|mut d| d.next()).and_then(|e| {
+            let ck = e.ok()?.path().join("checkpoints");
+            std::fs::read_dir(ck).ok()?.flatten().find(|f| f.file_name().to_string_lossy().starts_with(checkpoint))
+        });
+        if found.is_some() {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(Instant::now() < deadline, "no {checkpoint}* checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
 }
