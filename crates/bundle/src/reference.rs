@@ -121,7 +121,7 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
         .filter(|w| !w.is_empty())
 }
 
-fn text_column<'a>(inputs: &'a RawInputs, column: &str) -> Option<&'a [Option<String>]> {
+fn text_column<'a>(inputs: &'a RawInputs, column: &str) -> Option<&'a [Option<pipeline_core::raw::Str>]> {
     match inputs {
         RawInputs::Table(t) => match &t.column(column)?.values {
             Values::Strings(v) => Some(v),

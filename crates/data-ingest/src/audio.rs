@@ -332,7 +332,7 @@ fn assemble(clips: Vec<Clip>, format: &AudioFormat, on_bad: OnBadRecord, root: &
     let parts = if parts.iter().all(Option::is_some) { Some(parts.into_iter().flatten().collect()) } else { None };
     Ok(AssembledClips {
         audio: AudioSet { sample_rate: format.sample_rate, samples, align: format.align, values, durations },
-        target: Column { name: "label".into(), kind: FeatureKind::Categorical, values: Values::Strings(labels) },
+        target: Column { name: "label".into(), kind: FeatureKind::Categorical, values: Values::from_strings(labels) },
         parts,
         ids,
         report,

@@ -223,8 +223,8 @@ pub fn load(config: &ColumnarConfig, container: Container) -> Result<Ingested> {
         let (kind, values) = match build {
             Building::Numbers(v, kind) => match forced {
                 Some(FeatureKind::Categorical | FeatureKind::Text) => {
-                    let text = v.iter().map(|x| (!x.is_nan()).then(|| format_number(*x))).collect();
-                    (forced.unwrap_or(kind), Values::Strings(text))
+                    let text = v.iter().map(|x| (!x.is_nan()).then(|| format_number(*x)));
+                    (forced.unwrap_or(kind), Values::from_strings(text))
                 }
                 _ => (forced.unwrap_or(kind), Values::Numbers(v)),
             },
@@ -246,7 +246,7 @@ pub fn load(config: &ColumnarConfig, container: Container) -> Result<Ingested> {
                             ),
                         )
                     }
-                    _ => (kind, Values::Strings(s)),
+                    _ => (kind, Values::from_strings(s)),
                 }
             }
         };

@@ -14,10 +14,12 @@
 //! digits by the exact fast path (an integer mantissa divided by an exact power of ten is
 //! correctly rounded), everything else by `fast-float2`.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc;
 
 use pipeline_core::FeatureKind;
+use pipeline_core::raw::Str;
 use rayon::prelude::*;
 
 use crate::source::Source;
@@ -147,13 +149,45 @@ pub(crate) fn text(b: &[u8]) -> &str {
 pub(crate) struct Builder {
     pub kind: FeatureKind,
     pub numbers: Vec<f64>,
-    pub strings: Vec<Option<String>>,
+    pub strings: Vec<Option<Str>>,
     pub unparsable: usize,
+    /// A categorical column's distinct values so far, so that a repeated value shares one string.
+    interned: Interner,
+}
+
+/// The distinct values of a categorical column: looked up by a scan while there are few, by hash
+/// beyond; a column with more than [`Interner::MAX`] distinct values stops adding to it (its
+/// later new values get a string each, as text does).
+#[derive(Debug, Default)]
+struct Interner {
+    few: Vec<Str>,
+    many: HashMap<Box<[u8]>, Str>,
+}
+
+impl Interner {
+    const FEW: usize = 16;
+    const MAX: usize = 65_536;
+
+    fn get(&mut self, b: &[u8]) -> Str {
+        if let Some(s) = self.few.iter().find(|s| s.as_bytes() == b) {
+            return s.clone();
+        }
+        if let Some(s) = self.many.get(b) {
+            return s.clone();
+        }
+        let s: Str = text(b).into();
+        if self.few.len() < Self::FEW {
+            self.few.push(s.clone());
+        } else if self.many.len() < Self::MAX {
+            self.many.insert(b.into(), s.clone());
+        }
+        s
+    }
 }
 
 impl Builder {
     pub fn new(kind: FeatureKind) -> Self {
-        Self { kind, numbers: Vec::new(), strings: Vec::new(), unparsable: 0 }
+        Self { kind, numbers: Vec::new(), strings: Vec::new(), unparsable: 0, interned: Interner::default() }
     }
 
     fn numeric(&self) -> bool {
@@ -181,7 +215,11 @@ impl Builder {
                 });
                 self.numbers.push(v.unwrap_or(f64::NAN));
             }
-            FeatureKind::Categorical | FeatureKind::Text => self.strings.push(value.map(|b| text(b).to_string())),
+            FeatureKind::Categorical => {
+                let v = value.map(|b| self.interned.get(b));
+                self.strings.push(v);
+            }
+            FeatureKind::Text => self.strings.push(value.map(|b| text(b).into())),
         }
     }
 
@@ -768,6 +806,30 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
+    #[test]
+    fn a_categorical_column_shares_one_string_per_value_and_text_does_not() {
+        let missing = Missing::new(&["NA".to_string()]);
+        let mut cat = Builder::new(FeatureKind::Categorical);
+        let mut txt = Builder::new(FeatureKind::Text);
+        // More distinct values than the scanned few, so the hashed ones are exercised too.
+        let values: Vec<String> = (0..1000).map(|i| format!("v{}", i % 40)).chain(["NA".into()]).collect();
+        for v in &values {
+            cat.push_field(v.as_bytes(), &missing);
+            txt.push_field(v.as_bytes(), &missing);
+        }
+        assert_eq!(cat.strings.len(), 1001);
+        assert_eq!(cat.strings[1000], None);
+        for (i, v) in values[..1000].iter().enumerate() {
+            assert_eq!(cat.strings[i].as_deref(), Some(v.as_str()));
+            assert_eq!(txt.strings[i].as_deref(), Some(v.as_str()));
+        }
+        let same = |b: &Builder, i: usize, j: usize| {
+            std::sync::Arc::ptr_eq(b.strings[i].as_ref().unwrap(), b.strings[j].as_ref().unwrap())
+        };
+        assert!(same(&cat, 3, 43) && same(&cat, 39, 999), "a repeated category is one string");
+        assert!(!same(&txt, 3, 43), "text values are not interned");
+    }
+
     /// Every record of `text` as `read_sized` gives it with tiny blocks and pieces (every field
     /// read as text, or as numbers), with its line; bad records as `Err(line)`.
     /// With `stream`, the values are collected from the chunks a streamed read hands over.
@@ -811,7 +873,7 @@ mod tests {
                 .iter()
                 .map(|b| match numbers {
                     true => format!("{:?}", b.numbers[r]),
-                    false => b.strings[r].clone().unwrap(),
+                    false => b.strings[r].as_deref().unwrap().to_string(),
                 })
                 .collect();
             rows.push((0, row));

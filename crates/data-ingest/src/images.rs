@@ -166,7 +166,7 @@ pub fn read_folder(
     report.records = labels.len();
     Ok(ImagesRead {
         images: ImageSet { channels, height, width, pixels },
-        target: Column { name: "label".into(), kind: FeatureKind::Categorical, values: Values::Strings(labels) },
+        target: Column { name: "label".into(), kind: FeatureKind::Categorical, values: Values::from_strings(labels) },
         input: folder_identity(root, role, &ids),
         report,
     })

@@ -384,7 +384,7 @@ fn column(name: String, cells: Vec<Cell>, kind: Option<FeatureKind>, url: &str) 
                 })
                 .collect(),
         ),
-        FeatureKind::Categorical | FeatureKind::Text => Values::Strings(cells.iter().map(text).collect()),
+        FeatureKind::Categorical | FeatureKind::Text => Values::from_strings(cells.iter().map(text)),
     };
     if name.is_empty() {
         return Err(source_err(url, "a result column has no name: alias it (AS …)"));

@@ -253,12 +253,12 @@ fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
     (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
 }
 
-fn correlation_ratio(x: &[f64], classes: &[Option<String>]) -> Option<f64> {
+fn correlation_ratio<S: AsRef<str>>(x: &[f64], classes: &[Option<S>]) -> Option<f64> {
     let mut groups: HashMap<&str, (f64, usize)> = HashMap::new();
     let mut all = Vec::new();
     for (v, c) in x.iter().zip(classes) {
         if let (false, Some(c)) = (v.is_nan(), c) {
-            let g = groups.entry(c.as_str()).or_default();
+            let g = groups.entry(c.as_ref()).or_default();
             g.0 += v;
             g.1 += 1;
             all.push(*v);
@@ -432,7 +432,7 @@ mod tests {
         let y = Column {
             name: "y".into(),
             kind: FeatureKind::Categorical,
-            values: Values::Strings(["lo", "lo", "hi", "hi", "lo"].iter().map(|s| Some(s.to_string())).collect()),
+            values: Values::from_strings(["lo", "lo", "hi", "hi", "lo"].iter().map(|s| Some(s.to_string()))),
         };
         let data = RawDataset {
             inputs: RawInputs::Table(Table { columns: vec![x, noise, cat] }),

@@ -33,9 +33,9 @@ fn columns(
 ) -> (Table, Column) {
     (
         Table {
-            columns: vec![Column { name: text_name.into(), kind: FeatureKind::Text, values: Values::Strings(texts) }],
+            columns: vec![Column { name: text_name.into(), kind: FeatureKind::Text, values: Values::from_strings(texts) }],
         },
-        Column { name: label_name.into(), kind: FeatureKind::Categorical, values: Values::Strings(labels) },
+        Column { name: label_name.into(), kind: FeatureKind::Categorical, values: Values::from_strings(labels) },
     )
 }
 

@@ -6,9 +6,16 @@
 //! raw training data and turns raw data into a dense [`Dataset`](crate::Dataset). A model bundle
 //! records the [`RawSchema`] it expects, so that serving can read new records the same way.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Feature, FeatureKind};
+
+/// One string value of a categorical or text column: shared, so that a column of a few categories
+/// holds one string per category and a 16-byte pointer per value (readers intern repeated values),
+/// and a copied column copies pointers, not text.
+pub type Str = Arc<str>;
 
 /// The values of one column. Missing numbers are `NaN`; missing strings are `None`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,10 +24,15 @@ pub enum Values {
     /// Numeric and boolean columns (booleans as 0 / 1).
     Numbers(Vec<f64>),
     /// Categorical and text columns.
-    Strings(Vec<Option<String>>),
+    Strings(Vec<Option<Str>>),
 }
 
 impl Values {
+    /// A string column from owned or borrowed strings (`None`: missing).
+    pub fn from_strings<S: Into<Str>>(values: impl IntoIterator<Item = Option<S>>) -> Values {
+        Values::Strings(values.into_iter().map(|v| v.map(Into::into)).collect())
+    }
+
     /// The number of values.
     pub fn len(&self) -> usize {
         match self {
@@ -73,7 +85,7 @@ impl Values {
     pub fn text(&self, i: usize) -> Option<String> {
         match self {
             Values::Numbers(v) => (!v[i].is_nan()).then(|| v[i].to_string()),
-            Values::Strings(v) => v[i].clone(),
+            Values::Strings(v) => v[i].as_deref().map(str::to_string),
         }
     }
 }

@@ -527,7 +527,7 @@ fn recast(col: &pipeline_core::raw::Column, kind: FeatureKind) -> Result<pipelin
                 })
                 .collect::<Result<_>>()?,
         ),
-        Values::Numbers(v) => Values::Strings(v.iter().map(|x| (!x.is_nan()).then(|| x.to_string())).collect()),
+        Values::Numbers(v) => Values::from_strings(v.iter().map(|x| (!x.is_nan()).then(|| x.to_string()))),
     };
     Ok(pipeline_core::raw::Column { name: col.name.clone(), kind, values })
 }
@@ -569,7 +569,7 @@ mod tests {
         let strs = |name: &str, kind, v: &[Option<&str>]| Column {
             name: name.into(),
             kind,
-            values: Values::Strings(v.iter().map(|s| s.map(String::from)).collect()),
+            values: Values::from_strings(v.iter().map(|s| s.map(String::from))),
         };
         RawDataset {
             inputs: RawInputs::Table(Table {

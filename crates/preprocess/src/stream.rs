@@ -372,7 +372,7 @@ mod tests {
                     col("x", FeatureKind::Numeric, Values::Numbers(x)),
                     col("k", FeatureKind::Categorical, Values::Numbers(k)),
                     col("b", FeatureKind::Boolean, Values::Numbers(b)),
-                    col("c", FeatureKind::Categorical, Values::Strings(c)),
+                    col("c", FeatureKind::Categorical, Values::from_strings(c)),
                 ],
             }),
             target: Some(col("y", FeatureKind::Numeric, Values::Numbers(y))),

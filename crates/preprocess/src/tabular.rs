@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pipeline_core::raw::{Column, Values};
+use pipeline_core::raw::{Column, Str, Values};
 use pipeline_core::{Feature, FeatureKind};
 use serde::{Deserialize, Serialize};
 
@@ -84,10 +84,10 @@ fn most_frequent_number(v: &[f64]) -> Option<f64> {
     Some(f64::from_bits(bits))
 }
 
-fn most_frequent_string(v: &[Option<String>]) -> Option<String> {
+fn most_frequent_string(v: &[Option<Str>]) -> Option<String> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for s in v.iter().flatten() {
-        *counts.entry(s.as_str()).or_default() += 1;
+        *counts.entry(&**s).or_default() += 1;
     }
     let best = counts.values().max()?;
     counts.iter().find(|(_, c)| *c == best).map(|(k, _)| k.to_string())
@@ -146,7 +146,7 @@ impl ColumnTransform {
     /// come from [`numeric_fill_and_bounds`] (computed before outlier rows were dropped).
     pub(crate) fn fit(col: &Column, config: &PreprocessConfig, fill_bounds: Option<NumericFit>) -> Result<Self> {
         let name = col.name.clone();
-        let cat_fill = |v: &[Option<String>]| match config.missing.categorical {
+        let cat_fill = |v: &[Option<Str>]| match config.missing.categorical {
             CategoricalImpute::Drop => None,
             CategoricalImpute::Constant => Some(config.missing.fill_category.clone()),
             CategoricalImpute::MostFrequent => Some(most_frequent_string(v).unwrap_or_default()),
@@ -191,7 +191,7 @@ impl ColumnTransform {
             }
             (FeatureKind::Categorical, Values::Strings(v)) => {
                 let fill = cat_fill(v);
-                let mut categories: BTreeSet<String> = v.iter().flatten().cloned().collect();
+                let mut categories: BTreeSet<String> = v.iter().flatten().map(|s| s.to_string()).collect();
                 if v.iter().any(Option::is_none)
                     && let Some(f) = &fill
                 {
@@ -208,7 +208,7 @@ impl ColumnTransform {
             (FeatureKind::Categorical, Values::Numbers(v)) => {
                 // Numeric codes declared categorical: categories are their printed values.
                 let strings: Vec<Option<String>> = v.iter().map(|x| (!x.is_nan()).then(|| x.to_string())).collect();
-                let as_strings = Column { name: name.clone(), kind: col.kind, values: Values::Strings(strings) };
+                let as_strings = Column { name: name.clone(), kind: col.kind, values: Values::from_strings(strings) };
                 Self::fit(&as_strings, config, None)
             }
             (FeatureKind::Text, Values::Strings(v)) => {
@@ -319,7 +319,7 @@ impl ColumnTransform {
                     .iter()
                     .enumerate()
                     .map(|(i, t)| match (t, fill) {
-                        (Some(t), _) => Ok(t.as_str()),
+                        (Some(t), _) => Ok(&**t),
                         (None, Some(f)) => Ok(f.as_str()),
                         (None, None) => Err(missing(i)),
                     })
@@ -345,7 +345,7 @@ mod tests {
         Column {
             name: "color".into(),
             kind: FeatureKind::Categorical,
-            values: Values::Strings(v.iter().map(|s| s.map(String::from)).collect()),
+            values: Values::from_strings(v.iter().map(|s| s.map(String::from))),
         }
     }
 

@@ -61,7 +61,7 @@ impl TargetEncoder {
         }
         match &column.values {
             Values::Strings(v) => {
-                let seen: BTreeSet<&str> = v.iter().flatten().map(String::as_str).collect();
+                let seen: BTreeSet<&str> = v.iter().flatten().map(|s| &**s).collect();
                 let labels = match &spec.label_names {
                     Some(names) => {
                         if let Some(missing) = seen.iter().find(|s| !names.iter().any(|n| n == *s)) {
@@ -182,7 +182,7 @@ mod tests {
         Column {
             name: "y".into(),
             kind: FeatureKind::Categorical,
-            values: Values::Strings(v.iter().map(|s| Some(s.to_string())).collect()),
+            values: Values::from_strings(v.iter().map(|s| Some(s.to_string()))),
         }
     }
 

@@ -170,7 +170,7 @@ pub fn read_inputs(bundle: &Bundle, input: &Path, format: InputFormat) -> Result
             let (bytes, _) = data_ingest::source::read_file(input, "input")?;
             let text = String::from_utf8(bytes)
                 .map_err(|e| shape_err(format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
-            let texts = text.lines().filter(|l| !l.trim().is_empty()).map(|l| Some(l.to_string())).collect();
+            let texts = text.lines().filter(|l| !l.trim().is_empty()).map(|l| Some(l.into())).collect();
             Ok(RawInputs::Table(Table {
                 columns: vec![Column {
                     name: columns[0].name.clone(),

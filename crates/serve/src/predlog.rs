@@ -204,7 +204,7 @@ fn lines(obs: &Observation<'_>, id: &str) -> Vec<String> {
                     for c in &t.columns {
                         let v = match &c.values {
                             Values::Numbers(v) => number(v[i]),
-                            Values::Strings(v) => v[i].clone().map_or(Value::Null, Value::String),
+                            Values::Strings(v) => v[i].as_deref().map_or(Value::Null, |s| Value::String(s.into())),
                         };
                         m.insert(c.name.clone(), v);
                     }

@@ -600,7 +600,7 @@ pub fn infer_inputs(req: &InferRequest, raw: &RawSchema) -> Result<RawInputs> {
                                 .map(|(j, v)| match v {
                                     Value::Null => Ok(None),
                                     Value::String(s) if is_missing_marker(s) => Ok(None),
-                                    Value::String(s) => Ok(Some(s.clone())),
+                                    Value::String(s) => Ok(Some(s.as_str().into())),
                                     other => Err(RequestError::bad(format!(
                                         "{key}.data[{j}]: {other} is not a string (datatype BYTES)"
                                     ))),
@@ -867,7 +867,7 @@ pub fn predict_inputs(req: &PredictRequest, raw: &RawSchema) -> Result<RawInputs
                     Value::Object(o) => o,
                     Value::String(s) if single_text => {
                         if let Values::Strings(v) = &mut cols[0].values {
-                            v.push(Some(s.clone()));
+                            v.push(Some(s.as_str().into()));
                         }
                         continue;
                     }
@@ -897,7 +897,7 @@ pub fn predict_inputs(req: &PredictRequest, raw: &RawSchema) -> Result<RawInputs
                     let at = format!("{at}.{}", col.name);
                     match &mut col.values {
                         Values::Numbers(out) => out.push(field_number(v, col.kind, &at)?),
-                        Values::Strings(out) => out.push(field_string(v, &at)?),
+                        Values::Strings(out) => out.push(field_string(v, &at)?.map(Into::into)),
                     }
                 }
             }

@@ -307,7 +307,7 @@ impl Chunks for CsvChunks {
                     .map(|(c, (num, st))| Column {
                         name: c.name.clone(),
                         kind: c.kind,
-                        values: if RawSchema::numeric(c.kind) { Values::Numbers(num) } else { Values::Strings(st) },
+                        values: if RawSchema::numeric(c.kind) { Values::Numbers(num) } else { Values::from_strings(st) },
                     })
                     .collect(),
             }),
@@ -354,7 +354,7 @@ impl Chunks for TextChunks {
         if texts.is_empty() {
             return Ok(None);
         }
-        let col = Column { name: self.column.clone(), kind: FeatureKind::Text, values: Values::Strings(texts) };
+        let col = Column { name: self.column.clone(), kind: FeatureKind::Text, values: Values::from_strings(texts) };
         Ok(Some((RawInputs::Table(Table { columns: vec![col] }), names)))
     }
 

@@ -75,7 +75,7 @@ fn inputs(t: &[f64], p: &[f64], s: &[String]) -> RawInputs {
             Column {
                 name: "site".into(),
                 kind: FeatureKind::Categorical,
-                values: Values::Strings(s.iter().map(|x| Some(x.clone())).collect()),
+                values: Values::from_strings(s.iter().map(|x| Some(x.clone()))),
             },
         ],
     })
@@ -207,7 +207,7 @@ fn texts(n: usize, seed: u64, words: &[&str], length: (usize, usize)) -> RawInpu
         .map(|_| {
             let len = length.0 + (r.next() * (length.1 - length.0) as f64) as usize;
             let t: Vec<&str> = (0..len).map(|_| words[(r.next() * words.len() as f64) as usize]).collect();
-            Some(t.join(" "))
+            Some(t.join(" ").into())
         })
         .collect();
     RawInputs::Table(Table {

@@ -30,7 +30,7 @@ fn image_pre(c: usize, scale: Scale) -> Preprocessor {
     let target = Column {
         name: "y".into(),
         kind: FeatureKind::Categorical,
-        values: Values::Strings(["a", "b", "c", "a", "b", "c"].iter().map(|s| Some(s.to_string())).collect()),
+        values: Values::from_strings(["a", "b", "c", "a", "b", "c"].iter().map(|s| Some(s.to_string()))),
     };
     let data = RawDataset { inputs: RawInputs::Images(images(c, 6)), target: Some(target.clone()), parts: None };
     let enc = TargetEncoder::fit(&target, &TargetSpec::default()).unwrap();
@@ -54,7 +54,7 @@ fn audio_pre() -> Preprocessor {
     let target = Column {
         name: "y".into(),
         kind: FeatureKind::Categorical,
-        values: Values::Strings(["a", "b", "a", "b", "a", "b"].iter().map(|s| Some(s.to_string())).collect()),
+        values: Values::from_strings(["a", "b", "a", "b", "a", "b"].iter().map(|s| Some(s.to_string()))),
     };
     let data = RawDataset { inputs: RawInputs::Audio(clips(6)), target: Some(target.clone()), parts: None };
     let enc = TargetEncoder::fit(&target, &TargetSpec::default()).unwrap();
@@ -81,7 +81,7 @@ fn table_pre(regression: bool) -> Preprocessor {
         Column {
             name: "y".into(),
             kind: FeatureKind::Categorical,
-            values: Values::Strings((0..10).map(|i| Some(if i % 2 == 0 { "no" } else { "yes" }.to_string())).collect()),
+            values: Values::from_strings((0..10).map(|i| Some(if i % 2 == 0 { "no" } else { "yes" }.to_string()))),
         }
     };
     let spec = TargetSpec { task: if regression { TaskHint::Regression } else { TaskHint::Auto }, label_names: None };

@@ -813,7 +813,7 @@ fn drift_is_explained_when_unavailable_and_predictions_are_logged_with_rotation(
             pipeline_core::raw::Column {
                 name: "color".into(),
                 kind: pipeline_core::FeatureKind::Categorical,
-                values: pipeline_core::raw::Values::Strings(colors.iter().map(|s| Some(s.to_string())).collect()),
+                values: pipeline_core::raw::Values::from_strings(colors.iter().map(|s| Some(s.to_string()))),
             },
             pipeline_core::raw::Column {
                 name: "ok".into(),

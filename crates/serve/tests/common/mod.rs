@@ -92,7 +92,7 @@ pub fn image_bundle(dir: &Path, seed: u64) {
     let target = Column {
         name: "label".into(),
         kind: FeatureKind::Categorical,
-        values: Values::Strings(labels().into_iter().map(Some).collect()),
+        values: Values::from_strings(labels().into_iter().map(Some)),
     };
     let data = RawDataset { inputs: RawInputs::Images(images), target: Some(target.clone()), parts: None };
     let encoder = TargetEncoder::fit(&target, &TargetSpec::default()).unwrap();
@@ -108,7 +108,7 @@ fn yes_no() -> Column {
     Column {
         name: "y".into(),
         kind: FeatureKind::Categorical,
-        values: Values::Strings(labels.iter().map(|x| Some(x.to_string())).collect()),
+        values: Values::from_strings(labels.iter().map(|x| Some(x.to_string()))),
     }
 }
 
@@ -116,7 +116,7 @@ fn yes_no() -> Column {
 /// classes `no` / `yes`, preprocessing fitted on eight records.
 pub fn table_bundle(dir: &Path, seed: u64) {
     let n = |v: &[f64]| Values::Numbers(v.to_vec());
-    let s = |v: &[&str]| Values::Strings(v.iter().map(|x| Some(x.to_string())).collect());
+    let s = |v: &[&str]| Values::from_strings(v.iter().map(|x| Some(x.to_string())));
     let table = pipeline_core::raw::Table {
         columns: vec![
             Column { name: "x".into(), kind: FeatureKind::Numeric, values: n(&[1., 2., 3., 4., 5., 6., 7., 8.]) },
