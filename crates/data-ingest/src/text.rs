@@ -33,7 +33,11 @@ fn columns(
 ) -> (Table, Column) {
     (
         Table {
-            columns: vec![Column { name: text_name.into(), kind: FeatureKind::Text, values: Values::from_strings(texts) }],
+            columns: vec![Column {
+                name: text_name.into(),
+                kind: FeatureKind::Text,
+                values: Values::from_strings(texts),
+            }],
         },
         Column { name: label_name.into(), kind: FeatureKind::Categorical, values: Values::from_strings(labels) },
     )

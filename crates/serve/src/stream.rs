@@ -307,7 +307,11 @@ impl Chunks for CsvChunks {
                     .map(|(c, (num, st))| Column {
                         name: c.name.clone(),
                         kind: c.kind,
-                        values: if RawSchema::numeric(c.kind) { Values::Numbers(num) } else { Values::from_strings(st) },
+                        values: if RawSchema::numeric(c.kind) {
+                            Values::Numbers(num)
+                        } else {
+                            Values::from_strings(st)
+                        },
                     })
                     .collect(),
             }),
